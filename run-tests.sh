@@ -1,0 +1,109 @@
+#!/bin/bash
+# The whole test suite in one command, on a fresh Debian 12 machine:
+#   sudo ./run-tests.sh
+# Installs the missing Debian packages (when run as root), builds out of tree
+# in _build/ with warnings as errors, and runs every tier: "make check" (the
+# Check unit suites and the loopback integration tests against real Dovecot
+# processes), the unit suites again under ASan+UBSan, and each libFuzzer
+# target for FUZZ_SECONDS (default 10; set it higher for a long run).
+# The last line is the total: "tests: N passed, N failed, N skipped".
+set -euo pipefail
+cd "$(dirname "$0")"
+src=$(pwd)
+build=${BUILD_DIR:-$src/_build}
+
+packages=(dovecot-core dovecot-dev dovecot-imapd dovecot-pop3d dovecot-lmtpd
+	  check libssl-dev autoconf automake libtool pkg-config g++ make
+	  python3 python3-pytest clang libclang-rt-14-dev)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+		exit 1
+	fi
+	echo "installing: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	# policy-rc.d keeps the system dovecot from starting; tests run their own.
+	policy=/usr/sbin/policy-rc.d
+	made_policy=no
+	if [ ! -e $policy ]; then
+		printf '#!/bin/sh\nexit 101\n' > $policy
+		chmod +x $policy
+		made_policy=yes
+	fi
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+	[ $made_policy = yes ] && rm -f $policy
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+[ -x "$src/configure" ] || ./autogen.sh
+mkdir -p "$build"
+cd "$build"
+if [ ! -f Makefile ]; then
+	"$src/configure" --enable-werror
+fi
+make -j"$jobs"
+
+status=0
+make -j"$jobs" check || status=$?
+
+# The sanitizer and fuzz tiers build outside the source tree (their scripts
+# insist on it).
+asan_dir=${SANITIZE_BUILD_DIR:-${TMPDIR:-/tmp}/dovecot-director-asan}
+fuzz_dir=${FUZZ_BUILD_DIR:-${TMPDIR:-/tmp}/dovecot-director-fuzz}
+SANITIZE_BUILD_DIR=$asan_dir "$src/tests/sanitize.sh" || status=$?
+FUZZ_BUILD_DIR=$fuzz_dir FUZZ_SECONDS=${FUZZ_SECONDS:-10} "$src/tests/fuzz/run-fuzz.sh" |
+	tee "$build/fuzz.log" || status=$?
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+# Totals over every tier: Check suites report "Checks: N, Failures: F,
+# Errors: E"; pytest reports "N passed, M failed".
+passed=0 failed=0 skipped=0
+for log in tests/unit/check-*.log "$asan_dir"/tests/unit/check-*.log; do
+	[ -f "$log" ] || continue
+	line=$(grep -Eo 'Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$log" | tail -n 1)
+	if [ -z "$line" ]; then
+		failed=$((failed + 1))
+		continue
+	fi
+	# shellcheck disable=SC2046
+	set -- $(echo "$line" | grep -Eo '[0-9]+')
+	passed=$((passed + $1 - $2 - $3))
+	failed=$((failed + $2 + $3))
+done
+ilog=tests/integration/run-integration.sh.log
+if [ -f "$ilog" ]; then
+	tail -n 40 "$ilog"
+	summary=$(grep -E '^=+ .*(passed|failed|error|skipped).* in [0-9.]+s' "$ilog" | tail -n 1)
+	for kind in passed failed error skipped; do
+		n=$(echo "$summary" | grep -Eo "[0-9]+ $kind" | grep -Eo '[0-9]+' || true)
+		n=${n:-0}
+		case $kind in
+		passed) passed=$((passed + n)) ;;
+		failed | error) failed=$((failed + n)) ;;
+		skipped) skipped=$((skipped + n)) ;;
+		esac
+	done
+	if grep -q ':test-result: SKIP' tests/integration/run-integration.sh.trs 2>/dev/null; then
+		skipped=$((skipped + 1))
+	fi
+fi
+# One test per fuzz target: it passes when it ran without a crash.
+while read -r _ _ _ crashes regressions; do
+	if [ "$crashes" = "crashes=0" ] && [ "$regressions" = "regressions=ok" ]; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+	fi
+done < <(grep -E '^[a-z-]+ +execs=' "$build/fuzz.log" || true)
+if [ $status -ne 0 ]; then
+	echo "a tier failed; logs: $build/tests/*/*.log, $asan_dir, $fuzz_dir" >&2
+	[ $failed -eq 0 ] && failed=1
+fi
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+[ $failed -eq 0 ] && [ $status -eq 0 ]

@@ -1,0 +1,56 @@
+// RAII handles for Dovecot ioloop objects. A handle's destructor removes the
+// io/timeout first, so its callback can never run on a destroyed owner.
+// Callbacks are std::function and must not throw (they run inside the C
+// ioloop); wrap() catches and logs anything that escapes.
+#pragma once
+
+#include <functional>
+
+struct io;
+struct timeout;
+
+namespace director::adapter {
+
+// Runs `fn`, logging and swallowing any exception so none crosses into C.
+void run_noexcept(const char *what, const std::function<void()> &fn) noexcept;
+
+class IoHandle {
+public:
+	IoHandle() = default;
+	~IoHandle() { reset(); }
+	IoHandle(const IoHandle &) = delete;
+	IoHandle &operator=(const IoHandle &) = delete;
+
+	// Watches `fd` for input; replaces any previous watch.
+	void read(int fd, std::function<void()> callback);
+	void reset();
+	bool active() const { return io_ != nullptr; }
+
+private:
+	static void trampoline(IoHandle *self) noexcept;
+	struct io *io_ = nullptr;
+	std::function<void()> callback_;
+};
+
+class TimeoutHandle {
+public:
+	TimeoutHandle() = default;
+	~TimeoutHandle() { reset(); }
+	TimeoutHandle(const TimeoutHandle &) = delete;
+	TimeoutHandle &operator=(const TimeoutHandle &) = delete;
+
+	// Calls `callback` every `interval_msecs` until reset() (repeating), or
+	// once (after which the handle is inactive again).
+	void repeat(unsigned interval_msecs, std::function<void()> callback);
+	void once(unsigned delay_msecs, std::function<void()> callback);
+	void reset();
+	bool active() const { return to_ != nullptr; }
+
+private:
+	static void trampoline(TimeoutHandle *self) noexcept;
+	struct timeout *to_ = nullptr;
+	bool once_ = false;
+	std::function<void()> callback_;
+};
+
+} // namespace director::adapter

@@ -1,0 +1,35 @@
+// The director settings read through lib-dovecot's master-service settings,
+// copied into plain C++ values, and validated.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+struct setting_parser_info;
+
+namespace director::adapter {
+
+struct DirectorSettings {
+	std::string master_user_separator;
+	std::string director_servers;
+	std::string director_mail_servers;
+	std::string director_username_hash;
+	std::string director_flush_socket;
+	unsigned ping_idle_timeout_secs = 30;
+	unsigned ping_max_timeout_secs = 60;
+	unsigned user_expire_secs = 900;
+	unsigned user_kick_delay_secs = 2;
+	unsigned max_parallel_moves = 100;
+	unsigned max_parallel_kicks = 100;
+	uint64_t output_buffer_size = 10 * 1024 * 1024;
+	bool verbose_proctitle = false;
+};
+
+// The NULL-terminated roots to pass to master_service_settings_read_simple().
+const setting_parser_info *const *director_setting_roots();
+
+// The settings after master_service_settings_read_simple(); i_fatal()s
+// naming the setting when a value is out of range.
+DirectorSettings director_settings_get();
+
+} // namespace director::adapter

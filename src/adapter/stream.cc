@@ -1,0 +1,168 @@
+// Stream: istream/ostream over an fd with an io watch.
+#include "adapter/stream.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include "adapter/dovecot.h"
+
+namespace director::adapter {
+
+Stream::Stream(int fd, size_t max_input_bytes)
+	: fd_(fd), input_(i_stream_create_fd(fd, max_input_bytes)),
+	  output_(o_stream_create_fd(fd, SIZE_MAX))
+{
+	o_stream_set_no_error_handling(output_, TRUE);
+	net_set_nonblock(fd, TRUE);
+}
+
+Stream::~Stream()
+{
+	io_.reset();
+	if (connect_io_ != nullptr)
+		io_remove(&connect_io_);
+	i_stream_destroy(&input_);
+	o_stream_destroy(&output_);
+	if (fd_ != -1)
+		i_close_fd(&fd_);
+}
+
+void Stream::watch(std::function<void()> callback)
+{
+	callback_ = std::move(callback);
+	resume();
+}
+
+void Stream::pause()
+{
+	io_.reset();
+}
+
+void Stream::resume()
+{
+	if (!io_.active() && callback_)
+		io_.read(fd_, callback_);
+	// Lines may already sit in the buffer: handle them without waiting.
+	if (i_stream_get_data_size(input_) > 0)
+		i_stream_set_input_pending(input_, TRUE);
+}
+
+Stream::ReadResult Stream::read()
+{
+	ssize_t ret = i_stream_read(input_);
+	if (ret > 0)
+		return ReadResult::data;
+	if (ret == 0)
+		return ReadResult::nothing;
+	if (ret == -2)
+		return ReadResult::read_full;
+	return input_->stream_errno == 0 ? ReadResult::eof : ReadResult::error;
+}
+
+bool Stream::next_line(std::string_view &line_r)
+{
+	const char *line = i_stream_next_line(input_);
+	if (line == nullptr)
+		return false;
+	line_r = line;
+	return true;
+}
+
+std::string_view Stream::buffered() const
+{
+	size_t size;
+	const unsigned char *data = i_stream_get_data(input_, &size);
+	return std::string_view(reinterpret_cast<const char *>(data), size);
+}
+
+void Stream::skip(size_t n)
+{
+	i_stream_skip(input_, n);
+}
+
+void Stream::send(std::string_view data)
+{
+	o_stream_nsend(output_, data.data(), data.size());
+}
+
+void Stream::cork()
+{
+	o_stream_cork(output_);
+}
+
+void Stream::uncork()
+{
+	o_stream_uncork(output_);
+}
+
+void Stream::on_drained(size_t low_water_bytes, std::function<void()> callback)
+{
+	low_water_ = low_water_bytes;
+	drained_ = std::move(callback);
+	o_stream_set_flush_callback(output_, flush_trampoline, this);
+	o_stream_set_flush_pending(output_, TRUE);
+}
+
+int Stream::flush_trampoline(Stream *self) noexcept
+{
+	int ret = o_stream_flush(self->output_);
+	if (ret < 0)
+		return 1;
+	if (self->drained_ && o_stream_get_buffer_used_size(self->output_) <= self->low_water_) {
+		std::function<void()> cb = std::move(self->drained_);
+		self->drained_ = nullptr;
+		run_noexcept("output drained", cb);
+		return 1;
+	}
+	return ret;
+}
+
+void Stream::on_connected(std::function<void(const std::string &error)> callback)
+{
+	connected_ = std::move(callback);
+	connect_io_ = io_add(fd_, IO_WRITE, connect_trampoline, this);
+}
+
+void Stream::connect_trampoline(Stream *self) noexcept
+{
+	io_remove(&self->connect_io_);
+	int err = net_geterror(self->fd_);
+	std::string error = err == 0 ? std::string() : std::string(strerror(err));
+	std::function<void(const std::string &)> cb = std::move(self->connected_);
+	self->connected_ = nullptr;
+	run_noexcept("connect", [&]() { cb(error); });
+}
+
+bool Stream::output_failed() const
+{
+	return output_->stream_errno != 0;
+}
+
+size_t Stream::output_buffered() const
+{
+	return o_stream_get_buffer_used_size(output_);
+}
+
+void Stream::flush()
+{
+	(void)o_stream_flush(output_);
+}
+
+std::string Stream::read_error() const
+{
+	if (input_->stream_errno == 0)
+		return "EOF";
+	return i_stream_get_error(input_);
+}
+
+uint64_t Stream::bytes_read() const
+{
+	return input_->v_offset + i_stream_get_data_size(input_);
+}
+
+uint64_t Stream::bytes_sent() const
+{
+	return output_->offset;
+}
+
+} // namespace director::adapter

@@ -1,0 +1,358 @@
+// UserTable: slab of 20-byte entries, open-addressing index, intrusive expiry list and
+// per-host counters. No I/O, no clock, no logging.
+#include "user-table.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+namespace director::core {
+
+namespace {
+
+// An index slot: the slab index in the low 27 bits, 5 bits of the key hash above.
+// All ones is the empty slot; it cannot collide with a real slot because slab indexes stay
+// below 2^27 - 1 (max_users), so the low 27 bits of a real slot are never all ones.
+constexpr unsigned slot_index_bits = 27;
+constexpr uint32_t slot_index_mask = (uint32_t{1} << slot_index_bits) - 1;
+constexpr uint32_t empty_slot = UINT32_MAX;
+static_assert(UserTable::max_users == slot_index_mask, "max_users must match the slot layout");
+
+constexpr size_t index_min_capacity = 16;
+
+// Ring handshakes deliver timestamps a little older than our newest ones. Walking back this
+// far keeps the usual few-seconds skew in order; anything further is left to
+// sort_by_timestamp(), since each step is a likely cache miss on a big table.
+constexpr unsigned max_order_walk_steps = 64;
+
+// Mixes (tag, user hash) into 64 bits (murmur3's finalizer, a bijection). User hashes are
+// already well spread, but the mix keeps equal hashes of different tags apart and makes
+// hand-made or colliding hashes harmless. The top bits pick the slot, the low 5 bits are
+// the slot's fingerprint, so the two are independent.
+inline uint64_t key_hash(uint32_t user_hash, uint16_t tag)
+{
+	uint64_t x = (uint64_t{tag} << 32) | user_hash;
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+inline uint32_t fingerprint(uint64_t h)
+{
+	return static_cast<uint32_t>(h & 0x1f) << slot_index_bits;
+}
+
+} // namespace
+
+UserTable::UserTable() = default;
+UserTable::~UserTable() = default;
+
+void UserTable::invalid_index_(UserIndex u)
+{
+	std::fprintf(stderr, "Panic: UserTable: %u is not a live user index\n", u);
+	std::abort();
+}
+
+void UserTable::invariant_failed_(const char *what)
+{
+	std::fprintf(stderr, "Panic: UserTable: %s\n", what);
+	std::abort();
+}
+
+UserIndex UserTable::find(uint32_t user_hash, TagId tag) const
+{
+	if (count_ == 0)
+		return no_user;
+	uint64_t h = key_hash(user_hash, tag);
+	uint32_t fp = fingerprint(h);
+	for (size_t pos = h >> index_shift_;; pos = (pos + 1) & index_mask_) {
+		uint32_t s = index_[pos];
+		if (s == empty_slot)
+			return no_user;
+		if ((s & ~slot_index_mask) != fp)
+			continue;
+		UserIndex u = s & slot_index_mask;
+		const Entry &e = raw_entry_(u);
+		if (e.user_hash == user_hash && (e.tag_flags & tag_mask_) == tag)
+			return u;
+	}
+}
+
+UserIndex UserTable::insert(uint32_t user_hash, TagId tag, HostId host, uint32_t timestamp)
+{
+	if (host == invalid_host)
+		invariant_failed_("insert with invalid_host");
+	if (tag > max_tag_id)
+		invariant_failed_("insert with a tag above max_tag_id");
+	if (count_ >= max_users)
+		return no_user;
+	if (count_ + 1 > index_grow_at_)
+		index_grow_();
+
+	uint64_t h = key_hash(user_hash, tag);
+	uint32_t fp = fingerprint(h);
+	size_t pos = h >> index_shift_;
+	for (;; pos = (pos + 1) & index_mask_) {
+		uint32_t s = index_[pos];
+		if (s == empty_slot)
+			break;
+		if ((s & ~slot_index_mask) != fp)
+			continue;
+		const Entry &e = raw_entry_(s & slot_index_mask);
+		if (e.user_hash == user_hash && (e.tag_flags & tag_mask_) == tag)
+			invariant_failed_("insert of a user that is already in the table");
+	}
+
+	UserIndex u = alloc_entry_();
+	Entry &e = raw_entry_(u);
+	e.user_hash = user_hash;
+	e.timestamp = timestamp;
+	e.host = host;
+	e.tag_flags = static_cast<uint16_t>(tag | flag_used_);
+	index_[pos] = fp | u;
+	count_++;
+	host_add_(host);
+	link_in_order_(u);
+	return u;
+}
+
+bool UserTable::refresh(UserIndex u, uint32_t timestamp)
+{
+	Entry &e = entry_(u);
+	if (timestamp < e.timestamp)
+		return false;
+	e.timestamp = timestamp;
+	if (u != tail_) {
+		// The timestamp only grew, so the entry's place is between its old one and
+		// the newest end; link_in_order_() walks from there.
+		unlink_(u);
+		link_in_order_(u);
+	}
+	return true;
+}
+
+void UserTable::set_timestamp_in_place(UserIndex u, uint32_t timestamp)
+{
+	Entry &e = entry_(u);
+	if (timestamp > e.timestamp)
+		e.timestamp = timestamp;
+}
+
+void UserTable::set_host(UserIndex u, HostId host)
+{
+	if (host == invalid_host)
+		invariant_failed_("set_host to invalid_host");
+	Entry &e = entry_(u);
+	host_remove_(e.host);
+	host_add_(host);
+	e.host = host;
+}
+
+void UserTable::erase(UserIndex u)
+{
+	Entry &e = entry_(u);
+
+	// Backward-shift deletion (Knuth's algorithm R): pull later members of the probe
+	// run into the hole unless that would put them before their home slot, so lookups
+	// never need tombstones.
+	size_t hole = index_slot_of_(u);
+	for (size_t j = (hole + 1) & index_mask_;; j = (j + 1) & index_mask_) {
+		uint32_t s = index_[j];
+		if (s == empty_slot)
+			break;
+		const Entry &m = raw_entry_(s & slot_index_mask);
+		size_t home = key_hash(m.user_hash, m.tag_flags & tag_mask_) >> index_shift_;
+		// The member at j may fill the hole iff its home is not cyclically in (hole, j].
+		bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
+		if (movable) {
+			index_[hole] = s;
+			hole = j;
+		}
+	}
+	index_[hole] = empty_slot;
+
+	unlink_(u);
+	host_remove_(e.host);
+	e.tag_flags = 0;
+	e.prev = no_user;
+	e.next = free_head_;
+	free_head_ = u;
+	count_--;
+	if (count_ == 0)
+		sorted_ = true;
+}
+
+size_t UserTable::erase_host(HostId host)
+{
+	size_t remaining = users_on_host(host);
+	size_t erased = 0;
+	for (UserIndex u = 0; u < slab_used_ && erased < remaining; u++) {
+		const Entry &e = raw_entry_(u);
+		if ((e.tag_flags & flag_used_) != 0 && e.host == host) {
+			erase(u);
+			erased++;
+		}
+	}
+	if (users_on_host(host) != 0)
+		invariant_failed_("per-host user count disagrees with the slab");
+	return erased;
+}
+
+void UserTable::sort_by_timestamp()
+{
+	std::vector<uint64_t> keys;
+	keys.reserve(count_);
+	for (UserIndex u = head_; u != no_user; u = raw_entry_(u).next)
+		keys.push_back((uint64_t{raw_entry_(u).timestamp} << 32) | u);
+	if (keys.size() != count_)
+		invariant_failed_("expiry list length disagrees with the user count");
+	std::sort(keys.begin(), keys.end());
+
+	UserIndex prev = no_user;
+	for (uint64_t key : keys) {
+		UserIndex u = static_cast<UserIndex>(key);
+		Entry &e = raw_entry_(u);
+		e.prev = prev;
+		if (prev == no_user)
+			head_ = u;
+		else
+			raw_entry_(prev).next = u;
+		prev = u;
+	}
+	if (prev != no_user)
+		raw_entry_(prev).next = no_user;
+	tail_ = prev;
+	sorted_ = true;
+}
+
+size_t UserTable::memory_bytes() const
+{
+	size_t index_slots = index_ ? index_mask_ + 1 : 0;
+	return sizeof(*this) + chunks_.capacity() * sizeof(chunks_[0]) +
+	       chunks_.size() * size_t{chunk_entries_} * sizeof(Entry) +
+	       index_slots * sizeof(uint32_t) + host_users_.capacity() * sizeof(uint32_t);
+}
+
+void UserTable::set_flag_(UserIndex u, uint16_t flag, bool on)
+{
+	Entry &e = entry_(u);
+	if (on)
+		e.tag_flags |= flag;
+	else
+		e.tag_flags &= static_cast<uint16_t>(~flag);
+}
+
+UserIndex UserTable::alloc_entry_()
+{
+	if (free_head_ != no_user) {
+		UserIndex u = free_head_;
+		free_head_ = raw_entry_(u).next;
+		return u;
+	}
+	if (slab_used_ == chunks_.size() * size_t{chunk_entries_}) {
+		// Left uninitialized: only entries below slab_used_ are ever read, and
+		// untouched pages of a fresh chunk cost no resident memory yet.
+		chunks_.emplace_back(new Entry[chunk_entries_]);
+	}
+	return slab_used_++;
+}
+
+void UserTable::link_in_order_(UserIndex u)
+{
+	Entry &e = raw_entry_(u);
+	UserIndex after = tail_;
+	if (tail_ != no_user && sorted_ && raw_entry_(tail_).timestamp > e.timestamp) {
+		unsigned steps = 0;
+		while (after != no_user && raw_entry_(after).timestamp > e.timestamp &&
+		       steps < max_order_walk_steps) {
+			after = raw_entry_(after).prev;
+			steps++;
+		}
+		if (after != no_user && raw_entry_(after).timestamp > e.timestamp)
+			sorted_ = false;
+	}
+
+	// Insert u right after `after` (at the head when it is no_user).
+	e.prev = after;
+	e.next = after == no_user ? head_ : raw_entry_(after).next;
+	if (e.next == no_user)
+		tail_ = u;
+	else
+		raw_entry_(e.next).prev = u;
+	if (after == no_user)
+		head_ = u;
+	else
+		raw_entry_(after).next = u;
+}
+
+void UserTable::unlink_(UserIndex u)
+{
+	Entry &e = raw_entry_(u);
+	if (e.prev == no_user)
+		head_ = e.next;
+	else
+		raw_entry_(e.prev).next = e.next;
+	if (e.next == no_user)
+		tail_ = e.prev;
+	else
+		raw_entry_(e.next).prev = e.prev;
+}
+
+void UserTable::host_add_(HostId host)
+{
+	if (host >= host_users_.size())
+		host_users_.resize(size_t{host} + 1, 0);
+	host_users_[host]++;
+}
+
+void UserTable::host_remove_(HostId host)
+{
+	if (host >= host_users_.size() || host_users_[host] == 0)
+		invariant_failed_("per-host user count underflow");
+	host_users_[host]--;
+}
+
+void UserTable::index_grow_()
+{
+	size_t capacity = index_ ? (index_mask_ + 1) * 2 : index_min_capacity;
+	index_.reset(new uint32_t[capacity]);
+	std::fill_n(index_.get(), capacity, empty_slot);
+	index_mask_ = capacity - 1;
+	unsigned bits = 0;
+	while ((size_t{1} << bits) < capacity)
+		bits++;
+	index_shift_ = 64 - bits;
+	// Grow at 80 % load: linear probing stays short (about 3 probes for a hit, and the
+	// fingerprint spares the slab most of a miss's probes) at 4-10 bytes per user.
+	index_grow_at_ = capacity - capacity / 5;
+
+	// Rebuild from the slab: a sequential scan instead of chasing the old index.
+	for (UserIndex u = 0; u < slab_used_; u++) {
+		const Entry &e = raw_entry_(u);
+		if ((e.tag_flags & flag_used_) == 0)
+			continue;
+		uint64_t h = key_hash(e.user_hash, e.tag_flags & tag_mask_);
+		size_t pos = h >> index_shift_;
+		while (index_[pos] != empty_slot)
+			pos = (pos + 1) & index_mask_;
+		index_[pos] = fingerprint(h) | u;
+	}
+}
+
+size_t UserTable::index_slot_of_(UserIndex u) const
+{
+	const Entry &e = raw_entry_(u);
+	uint64_t h = key_hash(e.user_hash, e.tag_flags & tag_mask_);
+	for (size_t pos = h >> index_shift_;; pos = (pos + 1) & index_mask_) {
+		uint32_t s = index_[pos];
+		if (s == empty_slot)
+			invariant_failed_("a live user is missing from the index");
+		if ((s & slot_index_mask) == u)
+			return pos;
+	}
+}
+
+} // namespace director::core

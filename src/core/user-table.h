@@ -1,0 +1,187 @@
+// UserTable: the director's user state, (tag, user hash) -> mail host with a last-refresh
+// timestamp, weak and kill flags, kept in expiry order and counted per host. Compact: about
+// 30 bytes per user all-in. No I/O, no clock (times are unix seconds passed in) and no logging.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "ids.h"
+
+namespace director::core {
+
+// HostId and TagId come from ids.h. invalid_host is never stored in the table, and tags
+// above max_tag_id do not fit in an entry (12 bits).
+constexpr TagId max_tag_id = 0x0fff;
+
+// Names a user entry. It stays valid until that entry is erased; after erase() the same
+// number may be handed out again by a later insert(). no_user means "none".
+using UserIndex = uint32_t;
+constexpr UserIndex no_user = UINT32_MAX;
+
+// Holds every known user of every tag. Each entry is keyed by (user_hash, tag): the same user
+// hash may exist independently in several tags.
+//
+// Lookups and inserts are O(1) expected (an open-addressing index over a slab of 20-byte
+// entries). The entries also form one list ordered by timestamp, oldest first, so the caller
+// can expire users in O(expired) by looking at oldest() until it finds one that is still
+// fresh. Timestamps older than the newest entry (ring handshakes deliver them) are put in
+// order by a bounded walk back from the newest entry; when the bound is hit the list is only
+// approximately ordered until sort_by_timestamp() runs (sorted() tells which).
+//
+// Passing a UserIndex that does not name a live entry, a host of invalid_host or a tag above
+// max_tag_id is a programming error and aborts. Nothing here throws except std::bad_alloc.
+class UserTable {
+public:
+	// The most users the table can hold (its index packs the slab position into 27 bits).
+	static constexpr size_t max_users = (size_t{1} << 27) - 1;
+
+	UserTable();
+	~UserTable();
+	UserTable(const UserTable &) = delete;
+	UserTable &operator=(const UserTable &) = delete;
+
+	// Returns the entry of user_hash in tag, or no_user. O(1) expected.
+	UserIndex find(uint32_t user_hash, TagId tag) const;
+
+	// Adds a user that find() does not know (adding it twice aborts), with its flags clear,
+	// and places it in expiry order by `timestamp`. Returns its index, or no_user only when
+	// the table already holds max_users. The caller caps `timestamp` at "now".
+	UserIndex insert(uint32_t user_hash, TagId tag, HostId host, uint32_t timestamp);
+
+	// Sets u's timestamp and moves it in expiry order. The table enforces that timestamps
+	// never go backwards: an older timestamp changes nothing and returns false. Otherwise
+	// returns true; u moves to the newest end in the common case (also when the timestamp
+	// is unchanged, as a stock refresh does), O(1), and is placed in order by a bounded
+	// walk when `timestamp` is older than newest().
+	bool refresh(UserIndex u, uint32_t timestamp);
+
+	// Raises u's timestamp without moving it in expiry order: what a stock director
+	// does to a moved user, whose place in USER-LIST output is thereby kept. The
+	// list stays approximately sorted, as stock's does.
+	void set_timestamp_in_place(UserIndex u, uint32_t timestamp);
+
+	// Moves u to `host` and updates both hosts' user counts. Timestamp and flags are kept.
+	void set_host(UserIndex u, HostId host);
+
+	// Forgets u. Only u becomes invalid; every other index stays valid, so erasing while
+	// walking the expiry list is safe when newer(u) is taken before erase(u).
+	void erase(UserIndex u);
+
+	// Forgets every user on `host` (in every tag) and returns how many. O(slab size).
+	size_t erase_host(HostId host);
+
+	uint32_t user_hash(UserIndex u) const { return entry_(u).user_hash; }
+	TagId tag(UserIndex u) const { return entry_(u).tag_flags & tag_mask_; }
+	HostId host(UserIndex u) const { return entry_(u).host; }
+	uint32_t timestamp(UserIndex u) const { return entry_(u).timestamp; }
+
+	// Weak: the user's host is being renegotiated on the ring (USER-WEAK).
+	bool weak(UserIndex u) const { return (entry_(u).tag_flags & flag_weak_) != 0; }
+	void set_weak(UserIndex u, bool weak) { set_flag_(u, flag_weak_, weak); }
+	// Kill pending: a move/kick of the user is in progress; its state lives with the caller.
+	bool kill_pending(UserIndex u) const { return (entry_(u).tag_flags & flag_kill_) != 0; }
+	void set_kill_pending(UserIndex u, bool pending) { set_flag_(u, flag_kill_, pending); }
+
+	// The expiry list, oldest first: for (u = oldest(); u != no_user; u = newer(u)).
+	// refresh() during a walk moves the entry to the newest end, where the walk meets it
+	// again; take newer(u) first. Every call is O(1).
+	UserIndex oldest() const { return head_; }
+	UserIndex newest() const { return tail_; }
+	UserIndex newer(UserIndex u) const { return entry_(u).next; }
+	UserIndex older(UserIndex u) const { return entry_(u).prev; }
+
+	size_t size() const { return count_; }
+	// Users on `host` over all tags, maintained incrementally (no scan). 0 for unknown hosts.
+	size_t users_on_host(HostId host) const
+	{
+		return host < host_users_.size() ? host_users_[host] : 0;
+	}
+
+	// Orders the expiry list by timestamp (ties by index) and makes sorted() true. The caller
+	// runs it when a ring handshake ends. O(n log n); needs 8 bytes per user of temporary
+	// memory.
+	void sort_by_timestamp();
+	// False once a bounded insert could not place an entry in order, until the next sort.
+	// While false, out-of-order entries are appended at the newest end without walking:
+	// the caller is expected to sort anyway, and this keeps a handshake O(1) per user.
+	bool sorted() const { return sorted_; }
+
+	// Every byte the table has allocated (slab chunks, index, per-host counters, this object).
+	// Nothing shrinks: erased entries and index slots are reused by later inserts.
+	size_t memory_bytes() const;
+
+private:
+	// One user, 20 bytes. Free entries have flag_used_ clear and chain through `next`.
+	struct Entry {
+		uint32_t user_hash;
+		uint32_t timestamp;
+		UserIndex prev; // older neighbour in the expiry list, or free-list unused
+		UserIndex next; // newer neighbour, or the next free entry
+		HostId host;
+		uint16_t tag_flags; // tag in the low 12 bits, flags above
+	};
+	static_assert(sizeof(Entry) == 20, "UserTable::Entry must stay 20 bytes");
+
+	static constexpr uint16_t tag_mask_ = max_tag_id;
+	static constexpr uint16_t flag_used_ = 0x1000;
+	static constexpr uint16_t flag_weak_ = 0x2000;
+	static constexpr uint16_t flag_kill_ = 0x4000;
+
+	// The slab grows by fixed chunks, so it has no doubling slack and entries never move.
+	static constexpr unsigned chunk_bits_ = 15;
+	static constexpr uint32_t chunk_entries_ = uint32_t{1} << chunk_bits_;
+
+	const Entry &entry_(UserIndex u) const
+	{
+		if (u >= slab_used_)
+			invalid_index_(u);
+		const Entry &e = chunks_[u >> chunk_bits_][u & (chunk_entries_ - 1)];
+		if ((e.tag_flags & flag_used_) == 0)
+			invalid_index_(u);
+		return e;
+	}
+	Entry &entry_(UserIndex u)
+	{
+		return const_cast<Entry &>(static_cast<const UserTable *>(this)->entry_(u));
+	}
+	Entry &raw_entry_(UserIndex u) const
+	{
+		return chunks_[u >> chunk_bits_][u & (chunk_entries_ - 1)];
+	}
+
+	[[noreturn]] static void invalid_index_(UserIndex u);
+	[[noreturn]] static void invariant_failed_(const char *what);
+
+	void set_flag_(UserIndex u, uint16_t flag, bool on);
+	UserIndex alloc_entry_();
+	void link_in_order_(UserIndex u);
+	void unlink_(UserIndex u);
+	void host_add_(HostId host);
+	void host_remove_(HostId host);
+	void index_grow_();
+	size_t index_slot_of_(UserIndex u) const;
+
+	std::vector<std::unique_ptr<Entry[]>> chunks_;
+	uint32_t slab_used_ = 0; // entries [0, slab_used_) have been handed out at least once
+	UserIndex free_head_ = no_user;
+
+	// Open addressing, linear probing, backward-shift deletion. A slot holds the slab index
+	// in its low 27 bits and 5 bits of the key hash above, so most probes that would compare
+	// a different key are rejected without touching the slab.
+	std::unique_ptr<uint32_t[]> index_;
+	size_t index_mask_ = 0; // capacity - 1 (capacity is a power of two), 0 when unallocated
+	unsigned index_shift_ = 64; // 64 - log2(capacity): a key hash's top bits pick the slot
+	size_t index_grow_at_ = 0;
+
+	UserIndex head_ = no_user;
+	UserIndex tail_ = no_user;
+	size_t count_ = 0;
+	bool sorted_ = true;
+
+	std::vector<uint32_t> host_users_;
+};
+
+} // namespace director::core

@@ -1,0 +1,236 @@
+// director-admin listener: the doveadm director protocol (admin-protocol.md).
+//
+// On accept both sides send "VERSION\tdirector-doveadm\t1\t0". Then doveadm
+// sends one command at a time; each gets a reply line, or lines ended by an
+// empty line. A command that must wait (reset-users, a queued kick) stops
+// reading until its reply is sent. Bad input is logged and the connection is
+// closed without a reply, as stock does.
+#include <string>
+
+#include "adapter/dovecot.h"
+#include "adapter/stream.h"
+#include "core/admin-protocol.h"
+#include "core/tab-escape.h"
+#include "director/service.h"
+
+namespace director {
+
+namespace {
+
+// The stock director-admin input limit.
+constexpr size_t admin_max_line_bytes = 1024;
+
+class AdminConnection : public Connection, public AdminWaiter {
+public:
+	AdminConnection(DirectorService &service, int fd)
+		: Connection(service), stream_(fd, admin_max_line_bytes)
+	{
+		stream_.send(core::format_admin_handshake() + "\n");
+		stream_.watch([this]() { input(); });
+	}
+
+	~AdminConnection() override { service_.core().admin_gone(id()); }
+
+	void admin_done(const std::string &reply) override
+	{
+		stream_.send(reply + "\n");
+		stream_.resume();
+	}
+
+	void admin_resume() override
+	{
+		if (!waiting_)
+			return;
+		core::AdminCommand cmd = std::move(*waiting_);
+		waiting_.reset();
+		stream_.resume();
+		run(cmd);
+	}
+
+private:
+	void input()
+	{
+		auto r = stream_.read();
+		if (r == adapter::Stream::ReadResult::read_full) {
+			e_error(service_.event(),
+				"doveadm sent more than %zu bytes in a line, disconnecting",
+				admin_max_line_bytes);
+			close();
+			return;
+		}
+		std::string_view line;
+		while (!closed() && !stream_.paused() && stream_.next_line(line))
+			handle_line(line);
+		if (!closed() && (r == adapter::Stream::ReadResult::eof ||
+				  r == adapter::Stream::ReadResult::error))
+			close();
+	}
+
+	void handle_line(std::string_view line)
+	{
+		if (!handshaked_) {
+			core::Status st = core::parse_admin_handshake(line);
+			if (!st.ok()) {
+				e_error(service_.event(), "%s", st.error().c_str());
+				close();
+				return;
+			}
+			handshaked_ = true;
+			return;
+		}
+		auto cmd = core::parse_admin_command(line);
+		if (!cmd.ok()) {
+			e_error(service_.event(), "%s", cmd.error().c_str());
+			close();
+			return;
+		}
+		run(*cmd);
+	}
+
+	void reply(core::AdminReply r)
+	{
+		if (r.later)
+			stream_.pause();
+		else
+			stream_.send(r.line + "\n");
+	}
+
+	uint32_t hash_of(const core::AdminCommand &cmd) const
+	{
+		return cmd.user_hash ? *cmd.user_hash : service_.core().user_hash(cmd.user);
+	}
+
+	void run(const core::AdminCommand &cmd)
+	{
+		core::Director &d = service_.core();
+		if (core::admin_command_waits_for_sync(cmd.kind) && !d.admin_may_run(id())) {
+			// Stock runs these only on a synced ring.
+			waiting_ = cmd;
+			stream_.pause();
+			return;
+		}
+		int64_t now = service_.now();
+		core::Effects fx;
+		std::string out;
+		switch (cmd.kind) {
+		case core::AdminCommandKind::host_list:
+			for (const auto &h : d.host_list()) {
+				out += core::format_host_list_line(h.ip, h.vhost_count,
+								   uint32_t(h.user_count), h.tag,
+								   h.down, h.last_updown_change);
+				out += '\n';
+			}
+			stream_.send(out + "\n");
+			break;
+		case core::AdminCommandKind::host_list_removed:
+			for (const auto &ip : d.hosts_removed_from_config())
+				out += ip.to_string() + "\n";
+			stream_.send(out + "\n");
+			break;
+		case core::AdminCommandKind::director_list:
+			for (const core::DirectorListEntry &e : d.director_list(now)) {
+				if (!e.has_connection) {
+					core::DirectorListHost host{*e.ip, e.port, e.type, e.last_failed};
+					out += core::format_director_list_entry_line(
+						host,
+						e.type == "self" ? std::optional<std::string_view>(e.status)
+								 : std::nullopt,
+						e.last_ping_msecs);
+				} else {
+					core::DirectorListConnection c;
+					c.status = e.status;
+					c.last_ping_msecs = e.last_ping_msecs;
+					c.last_input = e.last_input;
+					c.last_output = e.last_output;
+					if (RingTransport *t = service_.ring_transport(e.conn)) {
+						c.bytes_read = t->bytes_read();
+						c.bytes_sent = t->bytes_sent();
+						c.bytes_buffered = t->bytes_buffered();
+						c.peak_bytes_buffered = t->peak_buffered();
+					}
+					std::optional<core::DirectorListHost> host;
+					if (e.ip)
+						host = core::DirectorListHost{*e.ip, e.port, e.type,
+									      e.last_failed};
+					out += core::format_director_list_connection_line(host, c);
+				}
+				out += '\n';
+			}
+			stream_.send(out + "\n");
+			break;
+		case core::AdminCommandKind::director_add:
+			reply(d.director_add(*cmd.ip, cmd.port, now, fx));
+			break;
+		case core::AdminCommandKind::director_remove:
+			reply(d.director_remove(id(), *cmd.ip, cmd.port, now, fx));
+			break;
+		case core::AdminCommandKind::host_set:
+		case core::AdminCommandKind::host_update:
+			if (core::vhost_count_too_large(cmd)) {
+				reply(core::AdminReply::now(
+					std::string(core::admin_reply_vhost_count_too_large)));
+				break;
+			}
+			reply(d.host_set(id(), *cmd.ip, cmd.tag,
+					 cmd.vhost_count ? std::optional<unsigned>(*cmd.vhost_count)
+							 : std::nullopt,
+					 cmd.kind == core::AdminCommandKind::host_update, now, fx));
+			break;
+		case core::AdminCommandKind::host_up:
+		case core::AdminCommandKind::host_down:
+			reply(d.host_set_down(id(), *cmd.ip,
+					      cmd.kind == core::AdminCommandKind::host_down, now, fx));
+			break;
+		case core::AdminCommandKind::host_remove:
+			reply(d.host_remove(id(), *cmd.ip, now, fx));
+			break;
+		case core::AdminCommandKind::host_flush:
+			reply(d.host_flush(id(), cmd.ip, now, fx));
+			break;
+		case core::AdminCommandKind::host_reset_users:
+			reply(d.host_reset_users(id(), cmd.ip,
+						 cmd.max_parallel.value_or(
+							 service_.settings().max_parallel_moves),
+						 now, fx));
+			break;
+		case core::AdminCommandKind::user_lookup: {
+			core::UserLookup l = d.user_lookup(hash_of(cmd), cmd.tag, now);
+			stream_.send(core::format_user_lookup_line(l.current, uint32_t(l.expire_time),
+								   l.hashed, l.initial_config) +
+				     "\n");
+			break;
+		}
+		case core::AdminCommandKind::user_list:
+			for (const auto &u : d.user_list(cmd.ip)) {
+				out += core::format_user_list_line(u.user_hash, uint32_t(u.expire_time),
+								   u.host);
+				out += '\n';
+			}
+			stream_.send(out + "\n");
+			break;
+		case core::AdminCommandKind::user_move:
+			reply(d.user_move(hash_of(cmd), *cmd.ip, now, fx));
+			break;
+		case core::AdminCommandKind::user_kick:
+			reply(d.user_kick(id(), "", cmd.user, cmd.nowait, fx));
+			break;
+		case core::AdminCommandKind::user_kick_alt:
+			reply(d.user_kick(id(), cmd.field, cmd.value, cmd.nowait, fx));
+			break;
+		}
+		service_.run_effects(fx);
+	}
+
+	adapter::Stream stream_;
+	bool handshaked_ = false;
+	std::optional<core::AdminCommand> waiting_; // until the ring syncs
+};
+
+} // namespace
+
+std::unique_ptr<Connection> make_admin_connection(DirectorService &service, int fd)
+{
+	return std::make_unique<AdminConnection>(service, fd);
+}
+
+} // namespace director

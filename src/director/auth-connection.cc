@@ -1,0 +1,212 @@
+// login/director, director-userdb and *-authreply listeners.
+//
+// The exchange: a login process (auth-client protocol) or LMTP/doveadm
+// (auth-master protocol) connects to us; we connect to the auth service's
+// auth-login or auth-userdb socket and copy everything the client sends to
+// auth untouched. Lines from auth come back one at a time and are forwarded
+// unchanged, except successful replies (auth-client "OK", auth-master "PASS")
+// that ask for a proxy without naming a host: for those we look up the user's
+// mail host and append proxy_refresh= and host= (login-and-userdb.md §2-3).
+// An authreply listener has no auth side: the client sends the OK lines.
+#include <optional>
+#include <string>
+
+#include "adapter/dovecot.h"
+#include "adapter/stream.h"
+#include "core/tab-escape.h"
+#include "director/service.h"
+
+namespace director {
+
+namespace {
+
+// Auth's own line limit in 2.3 (AUTH_CLIENT_MAX_LINE_LENGTH).
+constexpr size_t auth_max_line_bytes = 16384;
+// Client -> auth bytes are copied, not parsed: any buffer size works.
+constexpr size_t client_read_bytes = 8192;
+constexpr unsigned auth_connect_retry_msecs = 1000;
+
+class AuthConnection : public Connection, public LookupOwner {
+public:
+	AuthConnection(DirectorService &service, int client_fd, int auth_fd, ListenerType type)
+		: Connection(service), type_(type),
+		  socket_(type == ListenerType::userdb ? core::AuthReplySocket::userdb
+						       : core::AuthReplySocket::login),
+		  client_(client_fd, type == ListenerType::authreply ? auth_max_line_bytes
+								     : client_read_bytes)
+	{
+		event_ = event_create(service.event());
+		event_add_str(event_, "listener",
+			      type == ListenerType::userdb      ? "userdb"
+			      : type == ListenerType::authreply ? "authreply"
+								: "login");
+		if (auth_fd != -1) {
+			auth_.emplace(auth_fd, auth_max_line_bytes);
+			auth_->watch([this]() { auth_input(); });
+		} else {
+			client_.send(core::format_authreply_handshake() + "\n");
+		}
+		client_.watch([this]() { client_input(); });
+	}
+
+	~AuthConnection() override
+	{
+		for (const auto &entry : pending_)
+			service_.core().cancel_lookup(entry.first);
+		event_unref(&event_);
+	}
+
+	void lookup_done(core::RequestId id, const core::Effects::LookupDone &result) override
+	{
+		auto it = pending_.find(id);
+		if (it == pending_.end())
+			return;
+		Pending p = std::move(it->second);
+		pending_.erase(it);
+		std::string out;
+		if (result.host) {
+			uint32_t refresh = service_.settings().user_expire_secs / 2;
+			out = core::format_auth_reply_with_host(p.reply, p.line, refresh,
+								result.host->ip,
+								result.host->hostname);
+		} else {
+			e_error(event_, "director: User %s host lookup failed: %s",
+				core::quote_for_log(p.name).c_str(), result.error.c_str());
+			out = core::format_auth_reply_fail(p.line);
+		}
+		out += '\n';
+		client_.send(out);
+	}
+
+private:
+	struct Pending {
+		std::string line;
+		core::AuthReply reply;
+		std::string name;
+	};
+
+	void client_input()
+	{
+		auto r = client_.read();
+		if (r == adapter::Stream::ReadResult::nothing)
+			return;
+		if (type_ == ListenerType::authreply) {
+			authreply_input(r);
+			return;
+		}
+		std::string_view data = client_.buffered();
+		if (!data.empty()) {
+			auth_->send(data);
+			client_.skip(data.size());
+		}
+		if (r == adapter::Stream::ReadResult::eof || r == adapter::Stream::ReadResult::error)
+			disconnect(nullptr);
+	}
+
+	void authreply_input(adapter::Stream::ReadResult r)
+	{
+		if (r == adapter::Stream::ReadResult::read_full) {
+			e_error(event_, "authreply client sent more than %zu bytes, disconnecting",
+				auth_max_line_bytes);
+			disconnect(nullptr);
+			return;
+		}
+		std::string_view line;
+		core::Effects fx;
+		while (!closed() && client_.next_line(line)) {
+			if (!handshaked_) {
+				core::Status st = core::parse_authreply_handshake(line);
+				if (!st.ok()) {
+					e_error(event_, "%s", st.error().c_str());
+					disconnect(nullptr);
+					return;
+				}
+				handshaked_ = true;
+				continue;
+			}
+			reply_line(line, client_, fx);
+		}
+		service_.run_effects(fx);
+		if (r == adapter::Stream::ReadResult::eof || r == adapter::Stream::ReadResult::error)
+			disconnect(nullptr);
+	}
+
+	void auth_input()
+	{
+		auto r = auth_->read();
+		if (r == adapter::Stream::ReadResult::read_full) {
+			e_error(service_.event(), "BUG: Auth server sent us more than %zu bytes",
+				auth_max_line_bytes);
+			disconnect("auth line too long");
+			return;
+		}
+		// One write for all the replies of a read, not one per line.
+		client_.cork();
+		std::string_view line;
+		core::Effects fx;
+		while (!closed() && auth_->next_line(line))
+			reply_line(line, client_, fx);
+		service_.run_effects(fx);
+		client_.uncork();
+		if (r == adapter::Stream::ReadResult::eof || r == adapter::Stream::ReadResult::error) {
+			e_error(service_.event(), "Auth server disconnected unexpectedly");
+			disconnect("auth disconnected");
+		}
+	}
+
+	// One line towards the client: forwarded, or held for a host lookup.
+	void reply_line(std::string_view line, adapter::Stream &to, core::Effects &fx)
+	{
+		core::AuthReply reply = core::inspect_auth_reply(line, socket_);
+		if (!core::auth_reply_needs_host(reply)) {
+			std::string out(line);
+			out += '\n';
+			to.send(out);
+			return;
+		}
+		for (const std::string &w : reply.warnings)
+			e_error(event_, "%s", w.c_str());
+		std::string name = core::auth_reply_hash_name(
+			reply, service_.settings().master_user_separator);
+		std::string tag = reply.tag;
+		core::RequestId id = service_.new_request_id();
+		pending_.emplace(id, Pending{std::string(line), std::move(reply), name});
+		service_.start_lookup(this->id(), id, name, tag, fx);
+	}
+
+	void disconnect(const char *reason)
+	{
+		if (reason != nullptr && !pending_.empty())
+			e_debug(event_, "Disconnecting with %zu lookups pending: %s",
+				pending_.size(), reason);
+		client_.flush();
+		close();
+	}
+
+	ListenerType type_;
+	core::AuthReplySocket socket_;
+	struct event *event_;
+	adapter::Stream client_;
+	std::optional<adapter::Stream> auth_;
+	bool handshaked_ = false;
+	std::map<core::RequestId, Pending> pending_;
+};
+
+} // namespace
+
+std::unique_ptr<Connection> make_auth_connection(DirectorService &service, int fd,
+						 ListenerType type)
+{
+	int auth_fd = -1;
+	if (type != ListenerType::authreply) {
+		const char *path = type == ListenerType::userdb ? "auth-userdb" : "auth-login";
+		auth_fd = net_connect_unix_with_retries(path, auth_connect_retry_msecs);
+		if (auth_fd == -1) {
+			e_error(service.event(), "net_connect_unix(%s) failed: %m", path);
+			return nullptr;
+		}
+	}
+	return std::make_unique<AuthConnection>(service, fd, auth_fd, type);
+}
+
+} // namespace director

@@ -1,0 +1,279 @@
+// The director service binary: a drop-in for Dovecot's
+// "service director { executable = ... }". Reads the director_* settings,
+// finds itself in director_servers, resolves director_mail_servers, drops
+// privileges and serves every listener until the master stops it.
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "adapter/dovecot.h"
+#include "adapter/event-log.h"
+#include "adapter/settings.h"
+#include "core/config-values.h"
+#include "director/service.h"
+
+extern "C" {
+#include "master-interface.h"
+#include "master-service.h"
+#include "master-service-settings.h"
+#include "restrict-access.h"
+}
+
+using namespace director;
+
+namespace {
+
+std::unique_ptr<DirectorService> service;
+std::vector<ListenerType> listener_types; // indexed by listen fd
+
+// The role a listener has by its socket name: the part after the last '-'
+// of the file name (login-and-userdb.md §1). nullopt = unknown.
+std::optional<ListenerType> listener_type_from_name(const char *path)
+{
+	const char *name = std::strrchr(path, '/');
+	name = name == nullptr ? path : name + 1;
+	const char *suffix = std::strrchr(name, '-');
+	suffix = suffix == nullptr ? name : suffix + 1;
+	std::string_view s(suffix);
+	if (s == "auth")
+		return ListenerType::auth;
+	if (s == "userdb")
+		return ListenerType::userdb;
+	if (s == "authreply")
+		return ListenerType::authreply;
+	if (s == "ring")
+		return ListenerType::ring;
+	if (s == "admin" || s == "doveadm")
+		return ListenerType::admin;
+	if (s == "notify")
+		return ListenerType::notify;
+	return std::nullopt;
+}
+
+// Finds every listener's role; returns the ring listener's address, if any.
+void init_listeners(struct ip_addr *ring_ip_r, in_port_t *ring_port_r)
+{
+	*ring_port_r = 0;
+	unsigned count = master_service_get_socket_count(master_service);
+	listener_types.assign(MASTER_LISTEN_FD_FIRST + count, ListenerType::auth);
+	for (unsigned i = 0; i < count; i++) {
+		int fd = MASTER_LISTEN_FD_FIRST + int(i);
+		const char *name = master_service_get_socket_name(master_service, fd);
+		struct ip_addr ip;
+		in_port_t port = 0;
+		bool tcp = net_getsockname(fd, &ip, &port) == 0 && port != 0;
+		// Unknown names: TCP means ring, anything else auth, as stock.
+		ListenerType type = listener_type_from_name(name).value_or(
+			tcp ? ListenerType::ring : ListenerType::auth);
+		if (type == ListenerType::ring && *ring_port_r == 0 && tcp) {
+			*ring_ip_r = ip;
+			*ring_port_r = port;
+		}
+		listener_types[fd] = type;
+	}
+}
+
+std::optional<core::IpAddr> to_core_ip(const struct ip_addr &ip)
+{
+	return core::IpAddr::parse(net_ip2addr(&ip));
+}
+
+// director_servers, with names resolved (before the chroot), and which of
+// them is us.
+struct RingSetup {
+	std::vector<core::RingDirectorConfig> directors;
+	core::IpAddr self_ip;
+	uint16_t self_port = 0;
+};
+
+RingSetup init_directors(const adapter::DirectorSettings &set, const struct ip_addr &ring_ip,
+			 in_port_t ring_port)
+{
+	auto parsed = core::parse_director_servers(set.director_servers, ring_port);
+	if (!parsed.ok()) {
+		i_fatal("Invalid setting director_servers=%s: %s", set.director_servers.c_str(),
+			parsed.error().c_str());
+	}
+	RingSetup out;
+	for (const auto &entry : *parsed) {
+		if (entry.ip) {
+			out.directors.push_back({*entry.ip, entry.port});
+			continue;
+		}
+		struct ip_addr *ips;
+		unsigned int ips_count;
+		int ret = net_gethostbyname(entry.host.c_str(), &ips, &ips_count);
+		if (ret != 0) {
+			i_fatal("Invalid setting director_servers: Unknown host %s: %s",
+				entry.host.c_str(), net_gethosterror(ret));
+		}
+		for (unsigned i = 0; i < ips_count; i++) {
+			if (auto ip = to_core_ip(ips[i]))
+				out.directors.push_back({*ip, entry.port});
+		}
+	}
+	if (out.directors.empty())
+		return out; // standalone director: no ring
+
+	std::optional<core::IpAddr> self_ip;
+	if (ring_ip.family != 0 && !net_ip_compare(&ring_ip, &net_ip4_any) &&
+	    !net_ip_compare(&ring_ip, &net_ip6_any)) {
+		self_ip = to_core_ip(ring_ip);
+	} else {
+		// A wildcard listener: we are the first listed address we can bind.
+		for (const auto &d : out.directors) {
+			struct ip_addr ip;
+			if (net_addr2ip(d.ip.to_string().c_str(), &ip) == 0 && net_try_bind(&ip) == 0) {
+				self_ip = d.ip;
+				break;
+			}
+		}
+		if (!self_ip)
+			i_fatal("director_servers doesn't list ourself");
+	}
+	bool found = false;
+	for (const auto &d : out.directors)
+		found = found || (d.ip == *self_ip && d.port == ring_port);
+	if (!found) {
+		i_fatal("director_servers doesn't list ourself (%s:%u)",
+			self_ip->to_string().c_str(), ring_port);
+	}
+	out.self_ip = *self_ip;
+	out.self_port = ring_port;
+	return out;
+}
+
+core::DirectorConfig make_config(const adapter::DirectorSettings &set)
+{
+	core::DirectorConfig cfg;
+	cfg.user_expire_secs = set.user_expire_secs;
+	cfg.user_kick_delay_secs = set.user_kick_delay_secs;
+	cfg.max_parallel_moves = set.max_parallel_moves;
+	cfg.max_parallel_kicks = set.max_parallel_kicks;
+	cfg.ping_idle_timeout_secs = set.ping_idle_timeout_secs;
+	cfg.ping_max_timeout_secs = set.ping_max_timeout_secs;
+	cfg.flush_program_set = !set.director_flush_socket.empty();
+	auto hash = core::UsernameHash::parse(set.director_username_hash);
+	if (!hash.ok()) {
+		i_fatal("Invalid setting director_username_hash=%s: %s",
+			set.director_username_hash.c_str(), hash.error().c_str());
+	}
+	cfg.username_hash = std::move(hash).value();
+	return cfg;
+}
+
+// director_mail_servers -> the initial hosts (names resolved here, before
+// the chroot takes /etc away).
+void add_mail_servers(core::Director &dir, const adapter::DirectorSettings &set)
+{
+	auto parsed = core::parse_mail_servers(set.director_mail_servers);
+	if (!parsed.ok()) {
+		i_fatal("Invalid value for director_mail_servers setting: %s",
+			parsed.error().c_str());
+	}
+	for (const auto &entry : *parsed) {
+		if (!entry.needs_dns) {
+			dir.add_config_host(entry.ip, "", entry.tag);
+			continue;
+		}
+		struct ip_addr *ips;
+		unsigned int ips_count;
+		int ret = net_gethostbyname(entry.hostname.c_str(), &ips, &ips_count);
+		if (ret != 0) {
+			i_fatal("Invalid value for director_mail_servers setting: "
+				"Unknown host %s: %s",
+				entry.hostname.c_str(), net_gethosterror(ret));
+		}
+		for (unsigned i = 0; i < ips_count; i++) {
+			if (auto ip = to_core_ip(ips[i]))
+				dir.add_config_host(*ip, entry.hostname, entry.tag);
+		}
+	}
+}
+
+extern "C" void client_connected(struct master_service_connection *conn)
+{
+	adapter::run_noexcept("accepting a connection", [conn]() {
+		ListenerType type = conn->fifo ? ListenerType::notify
+					       : listener_types.at(size_t(conn->listen_fd));
+		service->client_connected(conn, type);
+	});
+}
+
+void main_preinit()
+{
+	// Die with the master even with shutdown_clients=no: two directors
+	// serving the same base_dir would break everything.
+	master_service_set_die_with_master(master_service, TRUE);
+
+	struct ip_addr ring_ip;
+	i_zero(&ring_ip);
+	in_port_t ring_port;
+	init_listeners(&ring_ip, &ring_port);
+
+	adapter::DirectorSettings set = adapter::director_settings_get();
+	if (ring_port == 0 && !set.director_servers.empty()) {
+		i_fatal("No inet_listeners defined for director service "
+			"(for standalone keep director_servers empty)");
+	}
+	RingSetup ring = init_directors(set, ring_ip, ring_port);
+	core::DirectorConfig cfg = make_config(set);
+	service = std::make_unique<DirectorService>(set, std::move(cfg));
+	add_mail_servers(service->core(), set);
+	if (ring.directors.empty()) {
+		service->core().start_alone(ioloop_time, ring_port);
+	} else {
+		service->set_self(ring.self_ip);
+		core::Effects fx;
+		service->core().ring_start(ring.directors, ring.self_ip, ring.self_port,
+					   ioloop_time, fx);
+		service->run_effects(fx);
+	}
+
+	restrict_access_by_env(RESTRICT_ACCESS_FLAG_ALLOW_ROOT, nullptr);
+	restrict_access_allow_coredumps(TRUE);
+}
+
+} // namespace
+
+int main(int argc, char *argv[])
+{
+	const enum master_service_flags flags = MASTER_SERVICE_FLAG_NO_IDLE_DIE;
+	master_service = master_service_init("director", flags, &argc, &argv, "Dt:");
+	bool debug = false;
+	int c;
+	while ((c = master_getopt(master_service)) > 0) {
+		switch (c) {
+		case 'D':
+			debug = true;
+			break;
+		case 't':
+			// Stock's test harness option; we accept and ignore it.
+			break;
+		default:
+			return FATAL_DEFAULT;
+		}
+	}
+	const char *error;
+	if (master_service_settings_read_simple(
+		    master_service,
+		    const_cast<const struct setting_parser_info **>(adapter::director_setting_roots()),
+		    &error) < 0)
+		i_fatal("Error reading configuration: %s", error);
+	master_service_init_log(master_service);
+
+	main_preinit();
+	event_set_forced_debug(adapter::director_root_event(), debug);
+	master_service_init_finish(master_service);
+	master_service_run(master_service, client_connected);
+
+	// Tell ring peers why we go, as stock does, before closing everything.
+	core::Effects fx;
+	service->core().ring_shutdown(ioloop_time, fx);
+	service->run_effects(fx);
+	service.reset();
+	adapter::director_root_event_free();
+	master_service_deinit(&master_service);
+	return 0;
+}

@@ -1,0 +1,153 @@
+// The ring listener and outgoing ring connections: TCP transport for the
+// core's ring state machine (core/director-ring.cc). Each line read goes to
+// Director::ring_line(); what the core wants sent comes back as Effects.
+#include <string>
+
+#include "adapter/dovecot.h"
+#include "adapter/stream.h"
+#include "core/ring-protocol.h"
+#include "director/service.h"
+
+namespace director {
+
+namespace {
+
+// The stock ring input limit: a longer line is a protocol error.
+constexpr size_t ring_max_line_bytes = 1024;
+// Handshake users are sent in batches; the next batch waits until the
+// output buffer is below this.
+constexpr size_t ring_output_low_water_bytes = 128 * 1024;
+
+class RingConnection : public Connection, public RingTransport {
+public:
+	RingConnection(DirectorService &service, int fd, core::RingConnId ring_id, bool outgoing)
+		: Connection(service), ring_id_(ring_id), stream_(fd, ring_max_line_bytes)
+	{
+		counted_as_client_ = !outgoing;
+		if (outgoing) {
+			stream_.on_connected([this](const std::string &error) { connected(error); });
+		} else {
+			stream_.watch([this]() { input(); });
+		}
+	}
+
+	core::RingConnId ring_id() const override { return ring_id_; }
+
+	void ring_send(std::string_view data) override
+	{
+		if (closed())
+			return;
+		stream_.send(data);
+		last_output_ = service_.now();
+		if (stream_.output_buffered() > service_.settings().output_buffer_size) {
+			e_error(service_.event(),
+				"director(%s): Output buffer full (%zu bytes), disconnecting",
+				name().c_str(), stream_.output_buffered());
+			lost("Output buffer full");
+		}
+	}
+
+	void ring_close() override
+	{
+		stream_.flush();
+		close();
+	}
+
+	void ring_wait_drain() override
+	{
+		stream_.on_drained(ring_output_low_water_bytes, [this]() {
+			core::Effects fx;
+			service_.core().ring_drained(ring_id_, service_.now(), fx);
+			service_.run_effects(fx);
+		});
+	}
+
+	void cork() override { stream_.cork(); }
+	void uncork() override
+	{
+		peak_buffered_ = std::max(peak_buffered_, stream_.output_buffered());
+		stream_.uncork();
+	}
+
+	uint64_t bytes_read() const override { return stream_.bytes_read(); }
+	uint64_t bytes_sent() const override { return stream_.bytes_sent(); }
+	size_t bytes_buffered() const override { return stream_.output_buffered(); }
+	size_t peak_buffered() const override { return peak_buffered_; }
+
+private:
+	std::string name() const { return "ring connection " + std::to_string(ring_id_); }
+
+	void connected(const std::string &error)
+	{
+		if (!error.empty()) {
+			lost("connect() failed: " + error);
+			return;
+		}
+		stream_.watch([this]() { input(); });
+		core::Effects fx;
+		service_.core().ring_connected(ring_id_, service_.now(), fx);
+		service_.run_effects(fx);
+	}
+
+	void input()
+	{
+		auto r = stream_.read();
+		if (r == adapter::Stream::ReadResult::read_full) {
+			e_error(service_.event(), "director(%s): Director sent us more than %zu bytes",
+				name().c_str(), ring_max_line_bytes);
+			lost("Too long input line");
+			return;
+		}
+		std::string_view line;
+		core::Effects fx;
+		int64_t now = service_.now();
+		// Lines of one read are handled as one batch, with the output of
+		// every connection collected into as few writes as possible.
+		service_.cork_ring();
+		while (!closed() && stream_.next_line(line))
+			service_.core().ring_line(ring_id_, line, now, fx);
+		service_.run_effects(fx);
+		service_.uncork_ring();
+		if (closed())
+			return;
+		if (r == adapter::Stream::ReadResult::eof)
+			lost("EOF");
+		else if (r == adapter::Stream::ReadResult::error)
+			lost(stream_.read_error());
+	}
+
+	// The connection died under us: tell the core, then close.
+	void lost(const std::string &reason)
+	{
+		if (closed())
+			return;
+		close();
+		core::Effects fx;
+		service_.core().ring_closed(ring_id_, reason, service_.now(), fx);
+		service_.run_effects(fx);
+	}
+
+	core::RingConnId ring_id_;
+	adapter::Stream stream_;
+	int64_t last_output_ = 0;
+	size_t peak_buffered_ = 0;
+};
+
+} // namespace
+
+std::unique_ptr<Connection> make_ring_connection(DirectorService &service, int fd,
+						 core::RingConnId ring_id, bool outgoing)
+{
+	return std::make_unique<RingConnection>(service, fd, ring_id, outgoing);
+}
+
+int connect_ring(const core::IpAddr &ip, uint16_t port, const core::IpAddr &source)
+{
+	struct ip_addr dest, src;
+	if (net_addr2ip(ip.to_string().c_str(), &dest) < 0 ||
+	    net_addr2ip(source.to_string().c_str(), &src) < 0)
+		return -1;
+	return net_connect_ip(&dest, port, &src);
+}
+
+} // namespace director

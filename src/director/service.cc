@@ -1,0 +1,404 @@
+// DirectorService: connection ownership, the 1 s core tick, and carrying out
+// Effects through lib-dovecot (ipc client, program client).
+#include "director/service.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "adapter/dovecot.h"
+
+extern "C" {
+#include "ipc-client.h"
+#include "master-service.h"
+#include "process-title.h"
+#include "program-client.h"
+#include "restrict-access.h"
+}
+
+namespace director {
+
+namespace {
+// The ipc service's client socket, relative to base_dir (we are chrooted there).
+constexpr const char *ipc_socket_path = "ipc";
+constexpr unsigned flush_connect_timeout_msecs = 10 * 1000;
+} // namespace
+
+struct DirectorService::AsyncJob {
+	DirectorService *service;
+	core::JobId id;
+	bool flush;
+	struct program_client *pclient = nullptr;
+	std::string target;
+};
+
+Connection::Connection(DirectorService &service)
+	: service_(service), id_(service.register_connection(this))
+{
+}
+
+Connection::~Connection()
+{
+	if (counted_as_client_)
+		master_service_client_connection_destroyed(master_service);
+}
+
+void Connection::close()
+{
+	if (closed_)
+		return;
+	closed_ = true;
+	service_.connection_closed(this);
+}
+
+DirectorService::DirectorService(adapter::DirectorSettings settings, core::DirectorConfig config)
+	: settings_(std::move(settings)), event_(adapter::director_root_event()), log_(event_),
+	  core_(std::move(config), log_)
+{
+	ipc_ = ipc_client_init(ipc_socket_path);
+	tick_timer_.repeat(1000, [this]() { tick(); });
+}
+
+DirectorService::~DirectorService()
+{
+	tick_timer_.reset();
+	graveyard_timer_.reset();
+	connections_.clear();
+	reap();
+	for (auto &job : jobs_) {
+		if (job->pclient != nullptr)
+			program_client_destroy(&job->pclient);
+	}
+	jobs_.clear();
+	ipc_client_deinit(&ipc_);
+}
+
+int64_t DirectorService::now() const
+{
+	return ioloop_time;
+}
+
+uint64_t DirectorService::register_connection(Connection *)
+{
+	return next_conn_id_++;
+}
+
+void DirectorService::connection_closed(Connection *conn)
+{
+	auto it = connections_.find(conn->id());
+	if (it == connections_.end())
+		return;
+	graveyard_.push_back(std::move(it->second));
+	connections_.erase(it);
+	schedule_reap();
+}
+
+void DirectorService::schedule_reap()
+{
+	if (!graveyard_timer_.active())
+		graveyard_timer_.once(0, [this]() { reap(); });
+}
+
+void DirectorService::reap()
+{
+	graveyard_.clear();
+	for (struct program_client *pc : dead_pclients_)
+		program_client_destroy(&pc);
+	dead_pclients_.clear();
+}
+
+void DirectorService::client_connected(master_service_connection *conn, ListenerType type)
+{
+	std::unique_ptr<Connection> c;
+	switch (type) {
+	case ListenerType::auth:
+	case ListenerType::userdb:
+	case ListenerType::authreply:
+		c = make_auth_connection(*this, conn->fd, type);
+		break;
+	case ListenerType::admin:
+		c = make_admin_connection(*this, conn->fd);
+		break;
+	case ListenerType::notify:
+		c = make_notify_connection(*this, conn->fd, conn->fifo);
+		break;
+	case ListenerType::ring: {
+		auto ip = core::IpAddr::parse(net_ip2addr(&conn->remote_ip));
+		core::Effects fx;
+		core::RingConnId id = ip ? core_.ring_accept(*ip, now(), fx) : 0;
+		if (id == 0)
+			return; // refused and logged by the core
+		c = make_ring_connection(*this, conn->fd, id, false);
+		ring_conns_[id] = c->id();
+		master_service_client_connection_accept(conn);
+		uint64_t cid = c->id();
+		connections_.emplace(cid, std::move(c));
+		run_effects(fx);
+		return;
+	}
+	}
+	if (!c)
+		return; // not accepted: the master service closes the fd
+	master_service_client_connection_accept(conn);
+	uint64_t id = c->id();
+	connections_.emplace(id, std::move(c));
+}
+
+void DirectorService::start_lookup(uint64_t owner, core::RequestId id, const std::string &name,
+				   const std::string &tag, core::Effects &fx)
+{
+	lookup_owners_[id] = owner;
+	core_.lookup(id, name, tag, now(), fx);
+}
+
+void DirectorService::run_effects(core::Effects &fx)
+{
+	// Carrying out an effect can produce more (an ipc reply may arrive
+	// synchronously on error), so loop until the core is quiet.
+	for (unsigned round = 0; !fx.empty() && round < 1000; round++) {
+		core::Effects todo;
+		std::swap(todo, fx);
+		for (auto &done : todo.lookups) {
+			auto it = lookup_owners_.find(done.id);
+			if (it == lookup_owners_.end())
+				continue;
+			uint64_t owner = it->second;
+			lookup_owners_.erase(it);
+			auto conn = connections_.find(owner);
+			if (conn == connections_.end())
+				continue;
+			if (auto *lo = dynamic_cast<LookupOwner *>(conn->second.get()))
+				lo->lookup_done(done.id, done);
+		}
+		for (auto &cmd : todo.ipc)
+			start_ipc(cmd);
+		for (auto &flush : todo.flushes)
+			start_flush(flush);
+		for (auto &admin : todo.admin) {
+			auto conn = connections_.find(admin.id);
+			if (conn == connections_.end())
+				continue;
+			if (auto *w = dynamic_cast<AdminWaiter *>(conn->second.get()))
+				w->admin_done(admin.reply);
+		}
+		for (core::JobId job : todo.admin_resume) {
+			auto conn = connections_.find(job);
+			if (conn == connections_.end())
+				continue;
+			if (auto *w = dynamic_cast<AdminWaiter *>(conn->second.get()))
+				w->admin_resume();
+		}
+		for (auto &rc : todo.ring_connects)
+			start_ring_connect(rc);
+		for (auto &send : todo.ring_sends) {
+			if (RingTransport *t = ring_transport(send.id)) {
+				t->ring_send(send.data);
+				if (core_.ring_wants_drain(send.id))
+					t->ring_wait_drain();
+			}
+		}
+		for (auto &close : todo.ring_closes) {
+			if (RingTransport *t = ring_transport(close.id))
+				t->ring_close();
+			ring_conns_.erase(close.id);
+		}
+	}
+}
+
+RingTransport *DirectorService::ring_transport(core::RingConnId id)
+{
+	auto it = ring_conns_.find(id);
+	if (it == ring_conns_.end())
+		return nullptr;
+	auto conn = connections_.find(it->second);
+	if (conn == connections_.end())
+		return nullptr;
+	return dynamic_cast<RingTransport *>(conn->second.get());
+}
+
+void DirectorService::cork_ring()
+{
+	for (auto &[rid, cid] : ring_conns_) {
+		if (RingTransport *t = ring_transport(rid))
+			t->cork();
+	}
+}
+
+void DirectorService::uncork_ring()
+{
+	for (auto &[rid, cid] : ring_conns_) {
+		if (RingTransport *t = ring_transport(rid))
+			t->uncork();
+	}
+}
+
+void DirectorService::start_ring_connect(const core::Effects::RingConnect &rc)
+{
+	int fd = connect_ring(rc.ip, rc.port, self_ip_);
+	if (fd == -1) {
+		e_error(event_, "connect(%s:%u) failed: %m", rc.ip.to_string().c_str(), rc.port);
+		core::Effects fx;
+		core_.ring_closed(rc.id, std::string("connect() failed: ") + strerror(errno), now(),
+				  fx);
+		run_effects(fx);
+		return;
+	}
+	std::unique_ptr<Connection> c = make_ring_connection(*this, fd, rc.id, true);
+	ring_conns_[rc.id] = c->id();
+	uint64_t cid = c->id();
+	connections_.emplace(cid, std::move(c));
+}
+
+void DirectorService::start_ipc(const core::Effects::IpcCommand &cmd)
+{
+	auto job = std::make_unique<AsyncJob>();
+	job->service = this;
+	job->id = cmd.id;
+	job->flush = false;
+	AsyncJob *raw = job.get();
+	jobs_.push_back(std::move(job));
+	e_debug(event_, "ipc: %s", cmd.line.c_str());
+	(void)ipc_client_cmd(ipc_, cmd.line.c_str(),
+			     reinterpret_cast<ipc_client_callback_t *>(ipc_callback), raw);
+}
+
+void DirectorService::ipc_callback(int state, const char *data, void *context) noexcept
+{
+	auto *job = static_cast<AsyncJob *>(context);
+	DirectorService *self = job->service;
+	adapter::run_noexcept("ipc reply", [&]() {
+		if (state == IPC_CLIENT_CMD_STATE_REPLY) {
+			e_error(self->event_, "login process sent unexpected reply to kick: %s", data);
+			return;
+		}
+		bool ok = state == IPC_CLIENT_CMD_STATE_OK;
+		core::JobId id = job->id;
+		auto it = std::find_if(self->jobs_.begin(), self->jobs_.end(),
+				       [job](const std::unique_ptr<AsyncJob> &j) { return j.get() == job; });
+		if (it != self->jobs_.end())
+			self->jobs_.erase(it);
+		core::Effects fx;
+		self->core_.ipc_done(id, ok, data == nullptr ? "" : data, self->now(), fx);
+		self->run_effects(fx);
+	});
+}
+
+// director_flush_socket with %i / %h (and %{ip} / %{host}) expanded.
+static std::string expand_flush_target(const std::string &tmpl, const std::string &ip,
+				       const std::string &host)
+{
+	std::string out;
+	for (size_t i = 0; i < tmpl.size(); i++) {
+		if (tmpl[i] != '%' || i + 1 == tmpl.size()) {
+			out += tmpl[i];
+			continue;
+		}
+		std::string_view rest(tmpl.c_str() + i + 1);
+		if (rest[0] == 'i') {
+			out += ip;
+			i += 1;
+		} else if (rest[0] == 'h') {
+			out += host;
+			i += 1;
+		} else if (rest.substr(0, 4) == "{ip}") {
+			out += ip;
+			i += 4;
+		} else if (rest.substr(0, 6) == "{host}") {
+			out += host;
+			i += 6;
+		} else if (rest[0] == '%') {
+			out += '%';
+			i += 1;
+		} else {
+			out += '%';
+		}
+	}
+	return out;
+}
+
+void DirectorService::start_flush(const core::Effects::FlushProgram &flush)
+{
+	auto job = std::make_unique<AsyncJob>();
+	job->service = this;
+	job->id = flush.id;
+	job->flush = true;
+	job->target = expand_flush_target(settings_.director_flush_socket,
+					  flush.new_host_ip.to_string(), flush.new_host_name);
+	std::vector<const char *> args;
+	for (const auto &a : flush.args)
+		args.push_back(a.c_str());
+	args.push_back(nullptr);
+
+	struct program_client_settings set;
+	i_zero(&set);
+	set.client_connect_timeout_msecs = flush_connect_timeout_msecs;
+	restrict_access_init(&set.restrict_set);
+	set.event = event_;
+	const char *error;
+	if (program_client_create(job->target.c_str(), args.data(), &set, FALSE, &job->pclient,
+				  &error) != 0) {
+		e_error(event_, "%s: Failed to flush user hash %s: %s", job->target.c_str(),
+			flush.args[1].c_str(), error);
+		core::Effects fx;
+		core_.flush_done(flush.id, false, now(), fx);
+		run_effects(fx);
+		return;
+	}
+	AsyncJob *raw = job.get();
+	jobs_.push_back(std::move(job));
+	(program_client_run_async)(raw->pclient,
+				   reinterpret_cast<program_client_callback_t *>(flush_callback), raw);
+}
+
+void DirectorService::flush_callback(int status, void *context) noexcept
+{
+	auto *job = static_cast<AsyncJob *>(context);
+	DirectorService *self = job->service;
+	adapter::run_noexcept("flush result", [&]() {
+		bool ok = status == PROGRAM_CLIENT_EXIT_STATUS_SUCCESS;
+		if (!ok) {
+			e_error(self->event_, "%s: Failed to flush user (exit status %d)",
+				job->target.c_str(), status);
+		}
+		core::JobId id = job->id;
+		// The program client must not be destroyed inside its own
+		// callback: hand it to the graveyard timer's next run.
+		struct program_client *pc = job->pclient;
+		job->pclient = nullptr;
+		auto it = std::find_if(self->jobs_.begin(), self->jobs_.end(),
+				       [job](const std::unique_ptr<AsyncJob> &j) { return j.get() == job; });
+		if (it != self->jobs_.end())
+			self->jobs_.erase(it);
+		core::Effects fx;
+		self->core_.flush_done(id, ok, self->now(), fx);
+		self->run_effects(fx);
+		self->dead_pclients_.push_back(pc);
+		self->schedule_reap();
+	});
+}
+
+void DirectorService::tick()
+{
+	core::Effects fx;
+	core_.tick(now(), fx);
+	run_effects(fx);
+	if (settings_.verbose_proctitle)
+		refresh_proctitle();
+}
+
+void DirectorService::refresh_proctitle()
+{
+	std::string title = "[" + std::to_string(core_.user_count()) + " users";
+	if (core_.delayed_lookups() > 0)
+		title += ", " + std::to_string(core_.delayed_lookups()) + " delayed";
+	if (core_.users_moving() > 0)
+		title += ", " + std::to_string(core_.users_moving()) + " moving";
+	if (core_.users_kicking() > 0)
+		title += ", " + std::to_string(core_.users_kicking()) + " kicking";
+	uint64_t requests = next_request_id_ - 1;
+	title += ", " + std::to_string(requests - prev_requests_) + "+0 req/s, 0+0 kB/s]";
+	prev_requests_ = requests;
+	process_title_set(title.c_str());
+}
+
+} // namespace director

@@ -1,0 +1,163 @@
+// The director process: the core state machine, the connections of every
+// listener, and the carrying out of the core's Effects (answers to lookups,
+// ipc kicks, flush programs, deferred admin replies). Single-threaded; all
+// callbacks come from the Dovecot ioloop.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "adapter/event-log.h"
+#include "adapter/handles.h"
+#include "adapter/settings.h"
+#include "core/auth-reply.h"
+#include "core/director.h"
+
+struct master_service_connection;
+struct ipc_client;
+struct program_client;
+
+namespace director {
+
+class DirectorService;
+
+// Base of every connection the service owns. The service deletes a closed
+// connection only after the callback that closed it has returned.
+class Connection {
+public:
+	explicit Connection(DirectorService &service);
+	virtual ~Connection();
+	uint64_t id() const { return id_; }
+
+protected:
+	// Asks the service to delete this connection once the ioloop is idle.
+	void close();
+	bool closed() const { return closed_; }
+	DirectorService &service_;
+	// A FIFO reader is not a client the master counts (it stays open for
+	// good), so its end must not be reported as one.
+	bool counted_as_client_ = true;
+
+private:
+	uint64_t id_;
+	bool closed_ = false;
+};
+
+// What the listener's socket name says it is (login-and-userdb.md §1).
+enum class ListenerType { auth, userdb, authreply, ring, admin, notify };
+
+class DirectorService {
+public:
+	DirectorService(adapter::DirectorSettings settings, core::DirectorConfig config);
+	~DirectorService();
+
+	// A new client on one of our listeners (master_service callback).
+	void client_connected(master_service_connection *conn, ListenerType type);
+
+	core::Director &core() { return core_; }
+	const adapter::DirectorSettings &settings() const { return settings_; }
+	struct event *event() const { return event_; }
+	int64_t now() const;
+
+	// Starts a core lookup whose answer goes to connection `owner`. The
+	// caller runs `fx` (once per batch of lines, not per lookup).
+	void start_lookup(uint64_t owner, core::RequestId id, const std::string &name,
+			  const std::string &tag, core::Effects &fx);
+	core::RequestId new_request_id() { return next_request_id_++; }
+	// Carries out what the core asked for.
+	void run_effects(core::Effects &fx);
+
+	// The ring: our own address (the source of outgoing connections) and
+	// the transport of a core ring connection, if it still exists.
+	void set_self(const core::IpAddr &ip) { self_ip_ = ip; }
+	class RingTransport *ring_transport(core::RingConnId id);
+	// Output of all ring connections is collected while a batch of ring
+	// input is handled.
+	void cork_ring();
+	void uncork_ring();
+
+	void connection_closed(Connection *conn);
+	uint64_t register_connection(Connection *conn);
+
+private:
+	void tick();
+	void start_ring_connect(const core::Effects::RingConnect &rc);
+	void schedule_reap();
+	// Deletes closed connections and finished program clients.
+	void reap();
+	void refresh_proctitle();
+	void start_ipc(const core::Effects::IpcCommand &cmd);
+	void start_flush(const core::Effects::FlushProgram &flush);
+	static void ipc_callback(int state, const char *data, void *context) noexcept;
+	static void flush_callback(int status, void *context) noexcept;
+
+	adapter::DirectorSettings settings_;
+	struct event *event_;
+	adapter::EventLog log_;
+	core::Director core_;
+	core::IpAddr self_ip_;
+	std::unordered_map<core::RingConnId, uint64_t> ring_conns_; // ring id -> connection id
+
+	uint64_t next_conn_id_ = 1;
+	core::RequestId next_request_id_ = 1;
+	std::map<uint64_t, std::unique_ptr<Connection>> connections_;
+	std::vector<std::unique_ptr<Connection>> graveyard_;
+	adapter::TimeoutHandle graveyard_timer_;
+	adapter::TimeoutHandle tick_timer_;
+	std::unordered_map<core::RequestId, uint64_t> lookup_owners_;
+
+	struct ipc_client *ipc_ = nullptr;
+	struct AsyncJob; // an ipc command or flush program in flight
+	std::vector<std::unique_ptr<AsyncJob>> jobs_;
+	std::vector<struct program_client *> dead_pclients_;
+
+	uint64_t prev_requests_ = 0;
+};
+
+// Listener connection types; each lives in its own *-connection.cc.
+std::unique_ptr<Connection> make_auth_connection(DirectorService &service, int fd,
+						 ListenerType type);
+std::unique_ptr<Connection> make_admin_connection(DirectorService &service, int fd);
+std::unique_ptr<Connection> make_notify_connection(DirectorService &service, int fd, bool fifo);
+std::unique_ptr<Connection> make_ring_connection(DirectorService &service, int fd,
+						 core::RingConnId ring_id, bool outgoing);
+// Starts a non-blocking TCP connect from `source`; -1 on failure.
+int connect_ring(const core::IpAddr &ip, uint16_t port, const core::IpAddr &source);
+
+// What the service needs of a ring connection.
+class RingTransport {
+public:
+	virtual ~RingTransport() = default;
+	virtual core::RingConnId ring_id() const = 0;
+	virtual void ring_send(std::string_view data) = 0;
+	// Flushes and closes without telling the core (it asked for it).
+	virtual void ring_close() = 0;
+	// Calls Director::ring_drained() once the output buffer is low.
+	virtual void ring_wait_drain() = 0;
+	virtual void cork() = 0;
+	virtual void uncork() = 0;
+	virtual uint64_t bytes_read() const = 0;
+	virtual uint64_t bytes_sent() const = 0;
+	virtual size_t bytes_buffered() const = 0;
+	virtual size_t peak_buffered() const = 0;
+};
+
+// Hooks the service calls on connections of a known kind.
+class LookupOwner {
+public:
+	virtual ~LookupOwner() = default;
+	virtual void lookup_done(core::RequestId id, const core::Effects::LookupDone &result) = 0;
+};
+class AdminWaiter {
+public:
+	virtual ~AdminWaiter() = default;
+	virtual void admin_done(const std::string &reply) = 0;
+	// The ring synced: a command that waited for it may run now.
+	virtual void admin_resume() = 0;
+};
+
+} // namespace director

@@ -1,0 +1,397 @@
+// Check suite for the ring side of core/director: several Director cores
+// joined by an in-memory network (no sockets, explicit time), checking ring
+// forming, SYNC, and the propagation of users, hosts, moves and kicks.
+#include <cstdlib>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <check.h>
+
+#include "check-main.h"
+
+#include "director.h"
+
+using namespace director::core;
+
+namespace {
+
+struct QuietLog : LogSink {
+	std::vector<std::string> lines;
+	void log(LogLevel, const std::string &m) override { lines.push_back(m); }
+};
+
+IpAddr ip(const char *s)
+{
+	return *IpAddr::parse(s);
+}
+
+const int64_t t0 = 1700000000;
+
+// N directors on 127.0.0.1..N:9090. Lines are delivered whole, in order,
+// one director at a time, until the network is quiet.
+class Net {
+public:
+	explicit Net(size_t n, DirectorConfig cfg = DirectorConfig())
+	{
+		std::vector<RingDirectorConfig> list;
+		for (size_t i = 0; i < n; i++)
+			list.push_back({addr(i), 9090});
+		for (size_t i = 0; i < n; i++) {
+			logs.push_back(std::make_unique<QuietLog>());
+			dirs.push_back(std::make_unique<Director>(cfg, *logs.back()));
+			dirs[i]->add_config_host(ip("10.0.0.1"), "", "");
+			dirs[i]->add_config_host(ip("10.0.0.2"), "", "");
+			dirs[i]->add_config_host(ip("10.0.0.3"), "", "");
+			fxs.emplace_back();
+			up.push_back(true);
+		}
+		for (size_t i = 0; i < n; i++) {
+			dirs[i]->ring_start(list, addr(i), 9090, now, fxs[i]);
+			settle();
+		}
+	}
+
+	static IpAddr addr(size_t i) { return IpAddr::v4(127, 0, 0, uint8_t(i + 1)); }
+
+	// Runs every pending effect until nothing moves (bounded).
+	void settle()
+	{
+		for (int round = 0; round < 10000; round++) {
+			bool moved = false;
+			for (size_t i = 0; i < dirs.size(); i++) {
+				if (fxs[i].ring_connects.empty() && fxs[i].ring_sends.empty() &&
+				    fxs[i].ring_closes.empty())
+					continue;
+				moved = true;
+				Effects fx;
+				std::swap(fx, fxs[i]);
+				carry_out(i, fx);
+				keep(fxs[i], fx);
+			}
+			if (!moved)
+				return;
+		}
+		ck_abort_msg("ring did not settle");
+	}
+
+	void tick(int64_t secs)
+	{
+		for (int64_t s = 0; s < secs; s++) {
+			now++;
+			for (size_t i = 0; i < dirs.size(); i++) {
+				if (up[i])
+					dirs[i]->tick(now, fxs[i]);
+			}
+			settle();
+		}
+	}
+
+	// The director stops answering (SIGSTOP): its input is dropped.
+	void freeze(size_t i) { up[i] = false; }
+
+	bool all_synced() const
+	{
+		for (size_t i = 0; i < dirs.size(); i++) {
+			if (!dirs[i]->ring_synced())
+				return false;
+		}
+		return true;
+	}
+
+	std::string current(size_t i, const char *user)
+	{
+		UserLookup l = dirs[i]->user_lookup(dirs[i]->user_hash(user), "", now);
+		return l.current ? l.current->to_string() : "";
+	}
+
+	std::vector<std::unique_ptr<QuietLog>> logs;
+	std::vector<std::unique_ptr<Director>> dirs;
+	std::vector<Effects> fxs;
+	std::vector<bool> up;
+	int64_t now = t0;
+
+private:
+	struct End {
+		size_t dir;
+		RingConnId conn;
+	};
+	std::map<std::pair<size_t, RingConnId>, End> links_;
+
+	// The effects that are not the network's stay for the test to read.
+	static void keep(Effects &into, Effects &from)
+	{
+		for (auto &x : from.lookups)
+			into.lookups.push_back(std::move(x));
+		for (auto &x : from.ipc)
+			into.ipc.push_back(std::move(x));
+		for (auto &x : from.flushes)
+			into.flushes.push_back(std::move(x));
+		for (auto &x : from.admin)
+			into.admin.push_back(std::move(x));
+		for (auto &x : from.admin_resume)
+			into.admin_resume.push_back(x);
+	}
+
+	void carry_out(size_t i, Effects &fx)
+	{
+		for (auto &c : fx.ring_connects) {
+			size_t peer = c.ip.bytes()[3] - 1;
+			if (!up[peer]) {
+				// A stopped process's kernel still accepts the
+				// connection; nothing ever answers on it.
+				links_[{i, c.id}] = {peer, 0};
+				dirs[i]->ring_connected(c.id, now, fxs[i]);
+				continue;
+			}
+			RingConnId theirs = dirs[peer]->ring_accept(addr(i), now, fxs[peer]);
+			if (theirs == 0) {
+				dirs[i]->ring_closed(c.id, "connect() failed", now, fxs[i]);
+				continue;
+			}
+			links_[{i, c.id}] = {peer, theirs};
+			links_[{peer, theirs}] = {i, c.id};
+			dirs[i]->ring_connected(c.id, now, fxs[i]);
+		}
+		for (auto &s : fx.ring_sends) {
+			auto it = links_.find({i, s.id});
+			if (it == links_.end())
+				continue;
+			End to = it->second;
+			if (!up[to.dir])
+				continue;
+			size_t start = 0;
+			while (start < s.data.size()) {
+				size_t lf = s.data.find('\n', start);
+				dirs[to.dir]->ring_line(to.conn, std::string_view(s.data).substr(start, lf - start),
+							now, fxs[to.dir]);
+				start = lf + 1;
+			}
+			if (dirs[i]->ring_wants_drain(s.id))
+				dirs[i]->ring_drained(s.id, now, fxs[i]);
+		}
+		for (auto &c : fx.ring_closes) {
+			auto it = links_.find({i, c.id});
+			if (it == links_.end())
+				continue;
+			End to = it->second;
+			links_.erase(it);
+			links_.erase({to.dir, to.conn});
+			if (to.conn != 0 && up[to.dir])
+				dirs[to.dir]->ring_closed(to.conn, "EOF", now, fxs[to.dir]);
+		}
+	}
+};
+
+std::string host_of(Effects &fx, RequestId id)
+{
+	for (auto &l : fx.lookups) {
+		if (l.id == id && l.host)
+			return l.host->ip.to_string();
+	}
+	return "";
+}
+
+} // namespace
+
+START_TEST(test_ring_of_three_forms_and_syncs)
+{
+	Net net(3);
+	net.tick(2);
+	ck_assert(net.all_synced());
+	for (auto &d : net.dirs) {
+		int left = 0, right = 0;
+		for (const auto &e : d->director_list(net.now)) {
+			left += e.type == "left";
+			right += e.type == "right";
+		}
+		ck_assert_int_eq(left, 1);
+		ck_assert_int_eq(right, 1);
+	}
+}
+END_TEST
+
+START_TEST(test_ring_user_assignment_is_seen_by_every_director)
+{
+	Net net(3);
+	net.tick(2);
+	net.dirs[0]->lookup(1, "alice", "", net.now, net.fxs[0]);
+	std::string h = host_of(net.fxs[0], 1);
+	if (h.empty()) {
+		for (size_t i = 0; i < 3; i++)
+			for (auto &l : net.logs[i]->lines)
+				fprintf(stderr, "d%zu: %s\n", i, l.c_str());
+	}
+	ck_assert(!h.empty());
+	net.settle();
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_msg(net.current(i, "alice") == h, "director %zu: '%s'", i,
+			      net.current(i, "alice").c_str());
+	// A login through another director gets the same host.
+	net.dirs[2]->lookup(2, "alice", "", net.now, net.fxs[2]);
+	ck_assert(host_of(net.fxs[2], 2) == h);
+}
+END_TEST
+
+START_TEST(test_ring_host_change_reaches_everyone_and_reply_waits_for_sync)
+{
+	Net net(3);
+	net.tick(2);
+	AdminReply r = net.dirs[1]->host_set(7, ip("10.0.0.9"), "", 50, false, net.now, net.fxs[1]);
+	ck_assert(r.later);
+	net.settle();
+	bool ok = false;
+	for (auto &a : net.fxs[1].admin)
+		ok = ok || (a.id == 7 && a.reply == "OK");
+	ck_assert_msg(ok, "HOST-SET not answered after the ring synced");
+	for (auto &d : net.dirs) {
+		bool seen = false;
+		for (const auto &h : d->host_list())
+			seen = seen || (h.ip == ip("10.0.0.9") && h.vhost_count == 50);
+		ck_assert(seen);
+		ck_assert_uint_eq(d->hosts().hosts_hash(), net.dirs[0]->hosts().hosts_hash());
+	}
+	ck_assert(net.all_synced());
+}
+END_TEST
+
+START_TEST(test_ring_move_kicks_on_every_director_and_blocks_until_done)
+{
+	Net net(3);
+	net.tick(2);
+	net.dirs[0]->lookup(1, "bob", "", net.now, net.fxs[0]);
+	std::string old_host = host_of(net.fxs[0], 1);
+	net.settle();
+	std::string target = old_host == "10.0.0.1" ? "10.0.0.2" : "10.0.0.1";
+	uint32_t hash = net.dirs[0]->user_hash("bob");
+	for (auto &fx : net.fxs)
+		fx.ipc.clear();
+	ck_assert(net.dirs[1]->user_move(hash, ip(target.c_str()), net.now, net.fxs[1]).line == "OK");
+	net.settle();
+	// Every director kicks the user's sessions locally, then reports.
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert_uint_eq(net.fxs[i].ipc.size(), 1);
+		ck_assert(net.fxs[i].ipc[0].line == "proxy\t*\tKICK-DIRECTOR-HASH\t" + std::to_string(hash));
+		ck_assert(net.current(i, "bob") == target);
+	}
+	net.dirs[2]->lookup(5, "bob", "", net.now, net.fxs[2]);
+	ck_assert(host_of(net.fxs[2], 5).empty()); // waits for the kill round
+	for (size_t i = 0; i < 3; i++) {
+		JobId job = net.fxs[i].ipc[0].id;
+		net.fxs[i].ipc.clear();
+		net.dirs[i]->ipc_done(job, true, "", net.now, net.fxs[i]);
+		net.settle();
+	}
+	for (auto &d : net.dirs)
+		ck_assert_uint_eq(d->users_moving(), 1); // in the kick delay now
+	net.tick(3);
+	for (auto &d : net.dirs)
+		ck_assert_uint_eq(d->users_moving(), 0);
+	ck_assert(host_of(net.fxs[2], 5) == target);
+}
+END_TEST
+
+START_TEST(test_ring_conflicting_assignment_resolves_to_lower_ip)
+{
+	Net net(2);
+	net.tick(2);
+	uint32_t hash = net.dirs[0]->user_hash("carol");
+	// Both directors know carol on 10.0.0.2 ...
+	net.dirs[0]->user_move(hash, ip("10.0.0.2"), net.now, net.fxs[0]);
+	net.settle();
+	for (size_t i = 0; i < 2; i++) {
+		for (auto &j : net.fxs[i].ipc)
+			net.dirs[i]->ipc_done(j.id, true, "", net.now, net.fxs[i]);
+		net.fxs[i].ipc.clear();
+	}
+	net.tick(3);
+	ck_assert(net.current(1, "carol") == "10.0.0.2");
+	// ... when director 0's connection delivers a contradicting USER.
+	RingConnId from0 = 0;
+	for (const auto &e : net.dirs[1]->director_list(net.now)) {
+		if (e.has_connection && e.ip && *e.ip == Net::addr(0))
+			from0 = e.conn;
+	}
+	ck_assert(from0 != 0);
+	net.dirs[1]->ring_line(from0,
+			       "USER\t" + std::to_string(hash) + "\t10.0.0.1\t" + std::to_string(net.now),
+			       net.now, net.fxs[1]);
+	net.settle();
+	// The lower IP wins everywhere, and sessions elsewhere are kicked.
+	ck_assert(net.current(1, "carol") == "10.0.0.1");
+	ck_assert(net.current(0, "carol") == "10.0.0.1");
+	bool kicked = false;
+	for (auto &j : net.fxs[1].ipc)
+		kicked = kicked || j.line == "proxy\t*\tKICK-DIRECTOR-HASH\t" + std::to_string(hash) +
+						 "\t10.0.0.1";
+	ck_assert(kicked);
+}
+END_TEST
+
+START_TEST(test_ring_frozen_director_is_dropped_within_seconds)
+{
+	Net net(3);
+	net.tick(2);
+	ck_assert(net.all_synced());
+	net.freeze(2);
+	int secs = 0;
+	while (secs < 20) {
+		net.tick(1);
+		secs++;
+		bool dropped = true;
+		for (const auto &e : net.dirs[0]->director_list(net.now)) {
+			if (e.ip && *e.ip == Net::addr(2) && e.has_connection)
+				dropped = false;
+		}
+		if (dropped && net.dirs[0]->ring_synced() && net.dirs[1]->ring_synced())
+			break;
+	}
+	ck_assert_msg(secs < 10, "took %d secs", secs);
+	// The two left form a ring and serve new users.
+	net.dirs[1]->lookup(9, "dave", "", net.now, net.fxs[1]);
+	ck_assert(!host_of(net.fxs[1], 9).empty());
+	// Closed connections do not pile up: only the live ones remain listed.
+	net.tick(2);
+	size_t conns = 0;
+	for (const auto &e : net.dirs[0]->director_list(net.now))
+		conns += e.has_connection;
+	ck_assert_uint_le(conns, 2);
+	ck_assert_uint_le(net.dirs[0]->ring_connection_count(), 2);
+}
+END_TEST
+
+// Found by the chaos test: shutting down closed the right side, which
+// reconnected inside the same loop, forever.
+START_TEST(test_ring_shutdown_quits_every_peer_and_connects_nowhere)
+{
+	Net net(3);
+	net.tick(2);
+	Effects fx;
+	net.dirs[0]->ring_shutdown(net.now, fx);
+	ck_assert(fx.ring_connects.empty());
+	ck_assert_uint_eq(fx.ring_closes.size(), 2);
+	size_t quits = 0;
+	for (auto &s : fx.ring_sends)
+		quits += s.data.rfind("QUIT\tShutting down", 0) == 0;
+	ck_assert_uint_eq(quits, 2);
+}
+END_TEST
+
+int main()
+{
+	Suite *s = suite_create("director-ring");
+	TCase *tc = tcase_create("forming");
+	tcase_add_test(tc, test_ring_of_three_forms_and_syncs);
+	tcase_add_test(tc, test_ring_frozen_director_is_dropped_within_seconds);
+	tcase_add_test(tc, test_ring_shutdown_quits_every_peer_and_connects_nowhere);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("propagation");
+	tcase_add_test(tc, test_ring_user_assignment_is_seen_by_every_director);
+	tcase_add_test(tc, test_ring_host_change_reaches_everyone_and_reply_waits_for_sync);
+	tcase_add_test(tc, test_ring_move_kicks_on_every_director_and_blocks_until_done);
+	tcase_add_test(tc, test_ring_conflicting_assignment_resolves_to_lower_ip);
+	suite_add_tcase(s, tc);
+	return run_suite(s);
+}

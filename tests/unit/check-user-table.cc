@@ -1,0 +1,570 @@
+// Check suite for core::UserTable: lookups, index collisions and growth, deletion against a
+// model, expiry order, per-host counts and the memory budget.
+#include "user-table.h"
+
+#include <check.h>
+
+#include "check-main.h"
+
+#include <csignal>
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <utility>
+#include <vector>
+
+using namespace director::core;
+
+namespace {
+
+// Walks the expiry list both ways and checks that it holds exactly size() entries with
+// consistent links, oldest first when the table claims to be sorted.
+void verify_list(const UserTable &t)
+{
+	size_t n = 0;
+	UserIndex prev = no_user;
+	for (UserIndex u = t.oldest(); u != no_user; u = t.newer(u)) {
+		ck_assert_uint_eq(t.older(u), prev);
+		if (prev != no_user && t.sorted())
+			ck_assert_uint_le(t.timestamp(prev), t.timestamp(u));
+		prev = u;
+		ck_assert_uint_le(++n, t.size());
+	}
+	ck_assert_uint_eq(n, t.size());
+	ck_assert_uint_eq(t.newest(), prev);
+}
+
+// The table's slot mix (murmur3's finalizer over tag:hash), copied here so tests can build
+// keys that share a home slot and fingerprint. If the table's mix changes, these tests still
+// pass; they just lose their adversarial edge.
+uint64_t test_key_hash(uint32_t user_hash, TagId tag)
+{
+	uint64_t x = (uint64_t{tag} << 32) | user_hash;
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+} // namespace
+
+// ---- lookup ----
+
+START_TEST(test_user_table_insert_then_find_returns_its_fields)
+{
+	UserTable t;
+	ck_assert_uint_eq(t.find(42, 0), no_user);
+	UserIndex u = t.insert(42, 3, 7, 1000);
+	ck_assert_uint_ne(u, no_user);
+	ck_assert_uint_eq(t.find(42, 3), u);
+	ck_assert_uint_eq(t.user_hash(u), 42);
+	ck_assert_uint_eq(t.tag(u), 3);
+	ck_assert_uint_eq(t.host(u), 7);
+	ck_assert_uint_eq(t.timestamp(u), 1000);
+	ck_assert(!t.weak(u));
+	ck_assert(!t.kill_pending(u));
+	ck_assert_uint_eq(t.size(), 1);
+	ck_assert_uint_eq(t.find(42, 0), no_user);
+	ck_assert_uint_eq(t.find(43, 3), no_user);
+}
+END_TEST
+
+START_TEST(test_user_table_same_hash_in_two_tags_is_independent)
+{
+	UserTable t;
+	UserIndex a = t.insert(0xdeadbeef, 0, 1, 100);
+	UserIndex b = t.insert(0xdeadbeef, max_tag_id, 2, 200);
+	ck_assert_uint_ne(a, b);
+	ck_assert_uint_eq(t.find(0xdeadbeef, 0), a);
+	ck_assert_uint_eq(t.find(0xdeadbeef, max_tag_id), b);
+	ck_assert_uint_eq(t.host(a), 1);
+	ck_assert_uint_eq(t.host(b), 2);
+
+	t.erase(a);
+	ck_assert_uint_eq(t.find(0xdeadbeef, 0), no_user);
+	ck_assert_uint_eq(t.find(0xdeadbeef, max_tag_id), b);
+	ck_assert_uint_eq(t.tag(b), max_tag_id);
+	ck_assert_uint_eq(t.size(), 1);
+}
+END_TEST
+
+START_TEST(test_user_table_erase_forgets_only_that_user_and_reuses_its_index)
+{
+	UserTable t;
+	UserIndex a = t.insert(1, 0, 1, 10);
+	UserIndex b = t.insert(2, 0, 1, 11);
+	UserIndex c = t.insert(3, 0, 1, 12);
+	t.erase(b);
+	ck_assert_uint_eq(t.find(2, 0), no_user);
+	ck_assert_uint_eq(t.find(1, 0), a);
+	ck_assert_uint_eq(t.find(3, 0), c);
+	ck_assert_uint_eq(t.size(), 2);
+	verify_list(t);
+
+	UserIndex d = t.insert(4, 0, 1, 13);
+	ck_assert_uint_eq(d, b);
+	ck_assert_uint_eq(t.user_hash(d), 4);
+	ck_assert_uint_eq(t.find(4, 0), d);
+	verify_list(t);
+}
+END_TEST
+
+START_TEST(test_user_table_erasing_everything_leaves_an_empty_usable_table)
+{
+	UserTable t;
+	for (uint32_t i = 0; i < 1000; i++)
+		t.insert(i, 0, 0, i);
+	for (uint32_t i = 0; i < 1000; i++)
+		t.erase(t.find(i, 0));
+	ck_assert_uint_eq(t.size(), 0);
+	ck_assert_uint_eq(t.oldest(), no_user);
+	ck_assert_uint_eq(t.newest(), no_user);
+	ck_assert(t.sorted());
+	ck_assert_uint_eq(t.find(5, 0), no_user);
+	UserIndex u = t.insert(5, 0, 0, 1);
+	ck_assert_uint_eq(t.find(5, 0), u);
+	verify_list(t);
+}
+END_TEST
+
+// ---- index ----
+
+START_TEST(test_user_table_keys_sharing_a_slot_and_fingerprint_are_all_found)
+{
+	// With 16..64 users the index has 64 slots at most; collect keys whose top 6 bits
+	// (home slot at 64 slots) and fingerprint are equal, so every lookup must compare
+	// real keys along one long probe run, which also wraps around the end.
+	std::vector<std::pair<uint32_t, TagId>> keys;
+	for (uint32_t h = 0; keys.size() < 40; h++) {
+		for (TagId tag : {TagId{0}, TagId{9}}) {
+			uint64_t x = test_key_hash(h, tag);
+			if ((x >> 58) == 63 && (x & 0x1f) == 5 && keys.size() < 40)
+				keys.emplace_back(h, tag);
+		}
+	}
+	UserTable t;
+	std::vector<UserIndex> idx;
+	for (auto [h, tag] : keys)
+		idx.push_back(t.insert(h, tag, 1, 1));
+	for (size_t i = 0; i < keys.size(); i++)
+		ck_assert_uint_eq(t.find(keys[i].first, keys[i].second), idx[i]);
+	ck_assert_uint_eq(t.find(keys[0].first, 1), no_user);
+
+	// Erasing from the front, the middle and the end of the run must keep the rest
+	// reachable (backward shift across the wrap-around).
+	for (size_t i : {size_t{0}, size_t{20}, size_t{39}, size_t{1}, size_t{10}}) {
+		t.erase(idx[i]);
+		idx[i] = no_user;
+		for (size_t k = 0; k < keys.size(); k++)
+			ck_assert_uint_eq(t.find(keys[k].first, keys[k].second), idx[k]);
+	}
+}
+END_TEST
+
+START_TEST(test_user_table_grows_across_many_rehashes)
+{
+	UserTable t;
+	const uint32_t n = 300000;
+	for (uint32_t i = 0; i < n; i++) {
+		// Spread of patterns: sequential, and values differing only in high bits.
+		uint32_t h = (i % 2 == 0) ? i : (i << 12) ^ 0x80000000u;
+		ck_assert_uint_ne(t.insert(h, static_cast<TagId>(i % 3), 1, i), no_user);
+	}
+	ck_assert_uint_eq(t.size(), n);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t h = (i % 2 == 0) ? i : (i << 12) ^ 0x80000000u;
+		UserIndex u = t.find(h, static_cast<TagId>(i % 3));
+		ck_assert_uint_ne(u, no_user);
+		ck_assert_uint_eq(t.timestamp(u), i);
+	}
+	ck_assert_uint_eq(t.find(1, 0), no_user); // inserted in tag 1 only
+	ck_assert_uint_eq(t.users_on_host(1), n);
+	verify_list(t);
+}
+END_TEST
+
+START_TEST(test_user_table_random_operations_match_a_map_model)
+{
+	// Small key space so that inserts, erases and collisions hit the same keys often.
+	std::mt19937 rng(20231019);
+	std::map<std::pair<uint32_t, TagId>, std::pair<HostId, uint32_t>> model;
+	UserTable t;
+	uint32_t now = 1000;
+	for (unsigned op = 0; op < 200000; op++) {
+		uint32_t h = rng() % 5000;
+		if (rng() % 4 == 0)
+			h ^= 0xabc00000u;
+		TagId tag = static_cast<TagId>(rng() % 3);
+		auto key = std::make_pair(h, tag);
+		auto it = model.find(key);
+		UserIndex u = t.find(h, tag);
+		ck_assert_uint_eq(u != no_user, it != model.end());
+		if (it != model.end()) {
+			ck_assert_uint_eq(t.host(u), it->second.first);
+			ck_assert_uint_eq(t.timestamp(u), it->second.second);
+		}
+		now += rng() % 2;
+		switch (rng() % 4) {
+		case 0:
+		case 1:
+			if (u == no_user) {
+				HostId host = static_cast<HostId>(rng() % 8);
+				t.insert(h, tag, host, now);
+				model[key] = {host, now};
+			} else {
+				t.erase(u);
+				model.erase(it);
+			}
+			break;
+		case 2:
+			if (u != no_user) {
+				t.refresh(u, now);
+				it->second.second = now;
+			}
+			break;
+		case 3:
+			if (u != no_user) {
+				HostId host = static_cast<HostId>(rng() % 8);
+				t.set_host(u, host);
+				it->second.first = host;
+			}
+			break;
+		}
+		if (op % 20000 == 0) {
+			ck_assert_uint_eq(t.size(), model.size());
+			for (auto &[k, v] : model) {
+				UserIndex m = t.find(k.first, k.second);
+				ck_assert_uint_ne(m, no_user);
+				ck_assert_uint_eq(t.host(m), v.first);
+			}
+			verify_list(t);
+		}
+	}
+	ck_assert_uint_eq(t.size(), model.size());
+	size_t per_host[8] = {};
+	for (auto &[k, v] : model)
+		per_host[v.first]++;
+	for (HostId host = 0; host < 8; host++)
+		ck_assert_uint_eq(t.users_on_host(host), per_host[host]);
+	verify_list(t);
+}
+END_TEST
+
+// ---- expiry order ----
+
+START_TEST(test_user_table_refresh_moves_user_to_the_newest_end)
+{
+	UserTable t;
+	UserIndex a = t.insert(1, 0, 0, 100);
+	UserIndex b = t.insert(2, 0, 0, 101);
+	UserIndex c = t.insert(3, 0, 0, 102);
+	ck_assert_uint_eq(t.oldest(), a);
+	ck_assert_uint_eq(t.newest(), c);
+
+	ck_assert(t.refresh(a, 110));
+	ck_assert_uint_eq(t.oldest(), b);
+	ck_assert_uint_eq(t.newer(b), c);
+	ck_assert_uint_eq(t.newer(c), a);
+	ck_assert_uint_eq(t.newest(), a);
+	ck_assert_uint_eq(t.timestamp(a), 110);
+
+	ck_assert(t.refresh(a, 111)); // already newest: stays
+	ck_assert_uint_eq(t.newest(), a);
+	ck_assert(t.sorted());
+	verify_list(t);
+}
+END_TEST
+
+START_TEST(test_user_table_refresh_never_moves_a_timestamp_backwards)
+{
+	UserTable t;
+	UserIndex a = t.insert(1, 0, 0, 100);
+	UserIndex b = t.insert(2, 0, 0, 200);
+	ck_assert(!t.refresh(b, 150));
+	ck_assert_uint_eq(t.timestamp(b), 200);
+	ck_assert_uint_eq(t.newest(), b);
+	ck_assert_uint_eq(t.oldest(), a);
+}
+END_TEST
+
+// Two refreshes in one second reorder like stock: the later one is newest.
+START_TEST(test_user_table_refresh_at_same_time_moves_to_newest_end)
+{
+	UserTable t;
+	UserIndex a = t.insert(1, 0, 0, 200);
+	UserIndex b = t.insert(2, 0, 0, 200);
+	ck_assert(t.refresh(a, 200));
+	ck_assert_uint_eq(t.newest(), a);
+	ck_assert_uint_eq(t.oldest(), b);
+}
+END_TEST
+
+START_TEST(test_user_table_timestamp_in_place_keeps_list_position)
+{
+	UserTable t;
+	UserIndex a = t.insert(1, 0, 0, 100);
+	UserIndex b = t.insert(2, 0, 0, 200);
+	t.set_timestamp_in_place(a, 300);
+	ck_assert_uint_eq(t.timestamp(a), 300);
+	ck_assert_uint_eq(t.oldest(), a);
+	ck_assert_uint_eq(t.newest(), b);
+	t.set_timestamp_in_place(a, 250);
+	ck_assert_uint_eq(t.timestamp(a), 300);
+}
+END_TEST
+
+START_TEST(test_user_table_older_timestamp_is_placed_in_order)
+{
+	UserTable t;
+	for (uint32_t i = 0; i < 20; i++)
+		t.insert(i, 0, 0, 1000 + i * 10);
+	// A ring USER refreshing an old entry to a time a bit behind our newest.
+	UserIndex u = t.find(0, 0);
+	ck_assert(t.refresh(u, 1095));
+	UserIndex v = t.insert(100, 0, 0, 1001);
+	UserIndex w = t.insert(101, 0, 0, 1);
+	ck_assert(t.sorted());
+	verify_list(t);
+	ck_assert_uint_eq(t.oldest(), w);
+	ck_assert_uint_eq(t.older(v), w);
+	// 1001 is older than every original entry but 1010 (user 1) is next.
+	ck_assert_uint_eq(t.newer(v), t.find(1, 0));
+	ck_assert_uint_eq(t.timestamp(t.older(u)), 1090);
+	ck_assert_uint_eq(t.timestamp(t.newer(u)), 1100);
+}
+END_TEST
+
+START_TEST(test_user_table_far_out_of_order_timestamps_are_fixed_by_sort)
+{
+	UserTable t;
+	for (uint32_t i = 0; i < 500; i++)
+		t.insert(i, 0, 0, 10000 + i);
+	ck_assert(t.sorted());
+	// A handshake delivering a much older timestamp: the bounded walk gives up.
+	t.insert(1000, 0, 0, 5);
+	ck_assert(!t.sorted());
+	verify_list(t);
+	// While unsorted, more old timestamps are appended without walking.
+	std::mt19937 rng(7);
+	for (uint32_t i = 0; i < 2000; i++)
+		t.insert(2000 + i, static_cast<TagId>(i % 2), 1, 100 + rng() % 20000);
+	for (uint32_t i = 0; i < 200; i++)
+		t.refresh(t.find(i, 0), 10000 + rng() % 1000);
+	ck_assert(!t.sorted());
+	verify_list(t);
+
+	t.sort_by_timestamp();
+	ck_assert(t.sorted());
+	verify_list(t); // now checks ordering too
+	ck_assert_uint_eq(t.timestamp(t.oldest()), 5);
+	ck_assert_uint_eq(t.size(), 2501);
+
+	// Sorted again: the bounded walk is back in use.
+	UserIndex u = t.insert(99999, 0, 0, t.timestamp(t.newest()) - 1);
+	ck_assert(t.sorted());
+	ck_assert_uint_eq(t.newer(u), t.newest());
+}
+END_TEST
+
+START_TEST(test_user_table_expiring_from_the_oldest_end_while_walking)
+{
+	UserTable t;
+	for (uint32_t i = 0; i < 100; i++)
+		t.insert(i, 0, 0, 1000 + i);
+	t.set_kill_pending(t.find(10, 0), true); // kept by the caller's policy below
+	// The caller's expiry loop: erase what is older than 1050, skipping users being
+	// killed; take newer() before erase().
+	size_t erased = 0;
+	for (UserIndex u = t.oldest(), next; u != no_user && t.timestamp(u) < 1050; u = next) {
+		next = t.newer(u);
+		if (t.kill_pending(u))
+			continue;
+		t.erase(u);
+		erased++;
+	}
+	ck_assert_uint_eq(erased, 49);
+	ck_assert_uint_eq(t.size(), 51);
+	ck_assert_uint_eq(t.user_hash(t.oldest()), 10);
+	ck_assert_uint_eq(t.timestamp(t.newer(t.oldest())), 1050);
+	verify_list(t);
+}
+END_TEST
+
+// ---- hosts and flags ----
+
+START_TEST(test_user_table_counts_users_per_host_incrementally)
+{
+	UserTable t;
+	ck_assert_uint_eq(t.users_on_host(3), 0);
+	ck_assert_uint_eq(t.users_on_host(invalid_host), 0);
+	UserIndex a = t.insert(1, 0, 3, 1);
+	UserIndex b = t.insert(2, 1, 3, 1);
+	t.insert(3, 0, 5, 1);
+	ck_assert_uint_eq(t.users_on_host(3), 2);
+	ck_assert_uint_eq(t.users_on_host(5), 1);
+	t.set_host(a, 5);
+	ck_assert_uint_eq(t.users_on_host(3), 1);
+	ck_assert_uint_eq(t.users_on_host(5), 2);
+	t.erase(b);
+	ck_assert_uint_eq(t.users_on_host(3), 0);
+	t.set_host(a, 5); // same host: counts unchanged
+	ck_assert_uint_eq(t.users_on_host(5), 2);
+}
+END_TEST
+
+START_TEST(test_user_table_erase_host_forgets_only_its_users)
+{
+	UserTable t;
+	for (uint32_t i = 0; i < 3000; i++)
+		t.insert(i, static_cast<TagId>(i % 4), static_cast<HostId>(i % 3), i);
+	ck_assert_uint_eq(t.erase_host(1), 1000);
+	ck_assert_uint_eq(t.users_on_host(1), 0);
+	ck_assert_uint_eq(t.users_on_host(0), 1000);
+	ck_assert_uint_eq(t.size(), 2000);
+	for (uint32_t i = 0; i < 3000; i++) {
+		UserIndex u = t.find(i, static_cast<TagId>(i % 4));
+		ck_assert_uint_eq(u == no_user, i % 3 == 1);
+	}
+	ck_assert_uint_eq(t.erase_host(1), 0);
+	ck_assert_uint_eq(t.erase_host(77), 0);
+	verify_list(t);
+}
+END_TEST
+
+START_TEST(test_user_table_flags_are_independent_and_survive_updates)
+{
+	UserTable t;
+	UserIndex u = t.insert(9, max_tag_id, 4, 1);
+	t.set_weak(u, true);
+	ck_assert(t.weak(u));
+	ck_assert(!t.kill_pending(u));
+	t.set_kill_pending(u, true);
+	t.refresh(u, 2);
+	t.set_host(u, 6);
+	ck_assert(t.weak(u));
+	ck_assert(t.kill_pending(u));
+	ck_assert_uint_eq(t.tag(u), max_tag_id);
+	ck_assert_uint_eq(t.find(9, max_tag_id), u);
+	t.set_weak(u, false);
+	ck_assert(!t.weak(u));
+	ck_assert(t.kill_pending(u));
+	t.set_kill_pending(u, false);
+	ck_assert(!t.kill_pending(u));
+
+	// A reused index starts with clear flags.
+	t.set_weak(u, true);
+	t.erase(u);
+	UserIndex v = t.insert(10, 0, 4, 3);
+	ck_assert_uint_eq(v, u);
+	ck_assert(!t.weak(v));
+}
+END_TEST
+
+// ---- memory ----
+
+START_TEST(test_user_table_100k_users_fit_in_48_bytes_each)
+{
+	UserTable t;
+	std::mt19937 rng(1);
+	const size_t n = 100000;
+	while (t.size() < n) {
+		uint32_t h = rng();
+		TagId tag = static_cast<TagId>(rng() % 4);
+		if (t.find(h, tag) == no_user)
+			t.insert(h, tag, static_cast<HostId>(rng() % 100), 1);
+	}
+	double per_user = static_cast<double>(t.memory_bytes()) / n;
+	ck_assert_msg(per_user <= 48.0, "%.1f bytes per user", per_user);
+	ck_assert_uint_ge(t.memory_bytes(), n * 20); // the entries alone are 20 bytes
+}
+END_TEST
+
+// ---- misuse (programming errors abort) ----
+
+START_TEST(test_user_table_inserting_an_existing_user_aborts)
+{
+	UserTable t;
+	t.insert(1, 2, 0, 1);
+	t.insert(1, 2, 0, 1);
+}
+END_TEST
+
+START_TEST(test_user_table_using_an_erased_index_aborts)
+{
+	UserTable t;
+	UserIndex u = t.insert(1, 0, 0, 1);
+	t.erase(u);
+	(void)t.host(u);
+}
+END_TEST
+
+START_TEST(test_user_table_using_an_index_never_handed_out_aborts)
+{
+	UserTable t;
+	t.insert(1, 0, 0, 1);
+	t.refresh(5, 10);
+}
+END_TEST
+
+START_TEST(test_user_table_inserting_with_invalid_host_aborts)
+{
+	UserTable t;
+	t.insert(1, 0, invalid_host, 1);
+}
+END_TEST
+
+static Suite *user_table_suite()
+{
+	Suite *s = suite_create("user-table");
+
+	TCase *tc = tcase_create("lookup");
+	tcase_add_test(tc, test_user_table_insert_then_find_returns_its_fields);
+	tcase_add_test(tc, test_user_table_same_hash_in_two_tags_is_independent);
+	tcase_add_test(tc, test_user_table_erase_forgets_only_that_user_and_reuses_its_index);
+	tcase_add_test(tc, test_user_table_erasing_everything_leaves_an_empty_usable_table);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("index");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_user_table_keys_sharing_a_slot_and_fingerprint_are_all_found);
+	tcase_add_test(tc, test_user_table_grows_across_many_rehashes);
+	tcase_add_test(tc, test_user_table_random_operations_match_a_map_model);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("expiry-order");
+	tcase_add_test(tc, test_user_table_refresh_moves_user_to_the_newest_end);
+	tcase_add_test(tc, test_user_table_refresh_never_moves_a_timestamp_backwards);
+	tcase_add_test(tc, test_user_table_refresh_at_same_time_moves_to_newest_end);
+	tcase_add_test(tc, test_user_table_timestamp_in_place_keeps_list_position);
+	tcase_add_test(tc, test_user_table_older_timestamp_is_placed_in_order);
+	tcase_add_test(tc, test_user_table_far_out_of_order_timestamps_are_fixed_by_sort);
+	tcase_add_test(tc, test_user_table_expiring_from_the_oldest_end_while_walking);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("hosts-and-flags");
+	tcase_add_test(tc, test_user_table_counts_users_per_host_incrementally);
+	tcase_add_test(tc, test_user_table_erase_host_forgets_only_its_users);
+	tcase_add_test(tc, test_user_table_flags_are_independent_and_survive_updates);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("memory");
+	tcase_add_test(tc, test_user_table_100k_users_fit_in_48_bytes_each);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("misuse");
+	tcase_add_test_raise_signal(tc, test_user_table_inserting_an_existing_user_aborts, SIGABRT);
+	tcase_add_test_raise_signal(tc, test_user_table_using_an_erased_index_aborts, SIGABRT);
+	tcase_add_test_raise_signal(tc, test_user_table_using_an_index_never_handed_out_aborts,
+				    SIGABRT);
+	tcase_add_test_raise_signal(tc, test_user_table_inserting_with_invalid_host_aborts,
+				    SIGABRT);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main()
+{
+	return run_suite(user_table_suite());
+}
