@@ -3,8 +3,10 @@
 // On accept both sides send "VERSION\tdirector-doveadm\t1\t0". Then doveadm
 // sends one command at a time; each gets a reply line, or lines ended by an
 // empty line. A command that must wait (reset-users, a queued kick) stops
-// reading until its reply is sent. Bad input is logged and the connection is
-// closed without a reply, as stock does.
+// reading until its reply is sent, and so does a client that does not read
+// its replies (once more than admin_output_high_water bytes are queued), so
+// its memory stays bounded. Bad input is logged and the connection is closed
+// without a reply, as stock does.
 #include <string>
 
 #include "adapter/dovecot.h"
@@ -19,6 +21,11 @@ namespace {
 
 // The stock director-admin input limit.
 constexpr size_t admin_max_line_bytes = 1024;
+// Queued reply bytes above which no further command is read, and below
+// which reading starts again. One reply may exceed it (USER-LIST of a big
+// table); what is bounded is the backlog of replies nobody reads.
+constexpr size_t admin_output_high_water = 1024 * 1024;
+constexpr size_t admin_output_low_water = 64 * 1024;
 
 class AdminConnection : public Connection, public AdminWaiter {
 public:
@@ -33,8 +40,10 @@ public:
 
 	void admin_done(const std::string &reply) override
 	{
+		awaiting_reply_ = false;
 		stream_.send(reply + "\n");
-		stream_.resume();
+		throttle_if_unread();
+		update_reading();
 	}
 
 	void admin_resume() override
@@ -43,7 +52,7 @@ public:
 			return;
 		core::AdminCommand cmd = std::move(*waiting_);
 		waiting_.reset();
-		stream_.resume();
+		update_reading();
 		run(cmd);
 	}
 
@@ -89,10 +98,34 @@ private:
 
 	void reply(core::AdminReply r)
 	{
-		if (r.later)
+		if (r.later) {
+			awaiting_reply_ = true;
+			update_reading();
+		} else {
+			stream_.send(r.line + "\n");
+		}
+	}
+
+	// Reads commands only while none is pending and the client keeps up
+	// with the replies.
+	void update_reading()
+	{
+		if (awaiting_reply_ || waiting_ || output_throttled_)
 			stream_.pause();
 		else
-			stream_.send(r.line + "\n");
+			stream_.resume();
+	}
+
+	void throttle_if_unread()
+	{
+		if (output_throttled_ || stream_.output_buffered() <= admin_output_high_water)
+			return;
+		output_throttled_ = true;
+		update_reading();
+		stream_.on_drained(admin_output_low_water, [this]() {
+			output_throttled_ = false;
+			update_reading();
+		});
 	}
 
 	uint32_t hash_of(const core::AdminCommand &cmd) const
@@ -106,7 +139,7 @@ private:
 		if (core::admin_command_waits_for_sync(cmd.kind) && !d.admin_may_run(id())) {
 			// Stock runs these only on a synced ring.
 			waiting_ = cmd;
-			stream_.pause();
+			update_reading();
 			return;
 		}
 		int64_t now = service_.now();
@@ -219,11 +252,14 @@ private:
 			break;
 		}
 		service_.run_effects(fx);
+		throttle_if_unread();
 	}
 
 	adapter::Stream stream_;
 	bool handshaked_ = false;
 	std::optional<core::AdminCommand> waiting_; // until the ring syncs
+	bool awaiting_reply_ = false;		    // a command answers later
+	bool output_throttled_ = false;		    // replies are not being read
 };
 
 } // namespace
