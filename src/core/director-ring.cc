@@ -709,6 +709,7 @@ void Director::handshake_done(RingConn &c, int64_t now, Effects &fx)
 			dc.ip = c.host->ip;
 			dc.port = c.host->port;
 			update_send(c.host, dc, fx);
+			c.host->director_sent_at = now;
 		}
 		assign_left(c, now, fx);
 	} else {
@@ -800,8 +801,21 @@ void Director::promote_left(int64_t now, Effects &fx)
 		if (best == nullptr || cmp_to_self(c.host, best->host) < 0)
 			best = &c;
 	}
-	if (best != nullptr)
-		assign_left(*best, now, fx);
+	if (best == nullptr)
+		return;
+	assign_left(*best, now, fx);
+	RingConn *left = conn(left_);
+	if (left == nullptr)
+		return;
+	// The others were waiting for the old left to go; now that the best
+	// one is our left they get CONNECT to it. Otherwise a director that
+	// still takes us for its right never learns that a newcomer sits
+	// between us (two directors joining at once left the ring unclosed).
+	for (auto &[id, c] : conns_) {
+		if (c.incoming && !c.closing && c.handshaked && c.host != nullptr &&
+		    c.host != left->host && !c.connect_sent)
+			assign_left(c, now, fx);
+	}
 }
 
 // ---------------------------------------------------------------- sync
@@ -1163,7 +1177,10 @@ void Director::handle_ring_command(RingConn &c, const RingCommand &cmd, int64_t 
 		RingConn *right = conn(right_);
 		if (right != nullptr && right->host != nullptr && cmp_to_self(h, right->host) > 0)
 			return; // between us and our right: it will connect to us
+		if (h->director_sent_at == now)
+			return; // already passed on: every side has it
 		update_send(c.host, cmd, fx);
+		h->director_sent_at = now;
 		ring_change_counter_++;
 		return;
 	}
@@ -1450,15 +1467,15 @@ AdminReply Director::director_add(const IpAddr &ip, std::optional<uint16_t> port
 		self_->self = true;
 	}
 	if (find_director(ip, p) == nullptr) {
-		add_director(ip, p);
+		DirectorHost *h = add_director(ip, p);
 		RingCommand dc;
 		dc.kind = RingCommandKind::director;
 		dc.ip = ip;
 		dc.port = p;
 		update_send(self_, dc, fx);
+		h->director_sent_at = now;
 		ring_change_counter_++;
 		// Like stock, we wait for the new director to connect to us.
-		(void)now;
 	}
 	return AdminReply::now("OK");
 }

@@ -368,6 +368,11 @@ private:
 		int64_t last_network_failure = 0;
 		int64_t last_protocol_failure = 0;
 		std::optional<RingCommand> delayed_sync;
+		// When we last sent a DIRECTOR line for it (-1: never). Within
+		// the same second it is not forwarded again, which ends the
+		// DIRECTOR storms that extra connections (directors joining at
+		// once) would otherwise loop forever; stock forwards every time.
+		int64_t director_sent_at = -1;
 		std::string name() const { return ip.to_string() + ":" + std::to_string(port); }
 	};
 	struct RingConn {

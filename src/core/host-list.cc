@@ -58,14 +58,11 @@ void HostList::set_vhost_count(HostId id, unsigned vhost_count)
 
 void HostList::set_down(HostId id, bool down, int64_t timestamp)
 {
+	if (slots_[id]->down == down)
+		return;
 	slots_[id]->down = down;
 	slots_[id]->last_updown_change = timestamp;
 	invalidate_rings();
-}
-
-void HostList::set_last_updown_change(HostId id, int64_t timestamp)
-{
-	slots_[id]->last_updown_change = timestamp;
 }
 
 void HostList::set_tag(HostId id, std::string_view tag)

@@ -45,9 +45,10 @@ public:
 
 	// Mutators; each invalidates the hash rings where it matters.
 	void set_vhost_count(HostId id, unsigned vhost_count);
+	// Records `timestamp` as the last up/down change only when the state
+	// actually changes, as stock does: a host learned "up" from a peer
+	// keeps no change time ("-" in doveadm director status).
 	void set_down(HostId id, bool down, int64_t timestamp);
-	// Sets only the time of the last up/down change (conflict resolution).
-	void set_last_updown_change(HostId id, int64_t timestamp);
 	void set_tag(HostId id, std::string_view tag);
 	void set_hostname(HostId id, std::string_view hostname);
 	void set_desynced(HostId id, bool desynced);

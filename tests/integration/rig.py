@@ -114,16 +114,13 @@ class Instance:
         self.log = os.path.join(self.dir, "log", "dovecot.log")
         self.master_pid = None
         self.started = False
+        self.start_log_offset = 0
 
     def path(self, rel):
         return os.path.join(self.base_dir, rel)
 
     def read_log(self):
-        try:
-            with open(self.log, "r", errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return self.log_since(0)
 
     def log_size(self):
         try:
@@ -132,9 +129,13 @@ class Instance:
             return 0
 
     def log_since(self, offset):
-        with open(self.log, "r", errors="replace") as f:
-            f.seek(offset)
-            return f.read()
+        """The instance's log from byte offset `offset` on ("" before it exists)."""
+        try:
+            with open(self.log, "r", errors="replace") as f:
+                f.seek(offset)
+                return f.read()
+        except FileNotFoundError:
+            return ""
 
     def wait_log(self, regex, offset=0, deadline_secs=10.0):
         """Wait until the log (from byte offset) matches regex; returns the match."""
@@ -408,6 +409,9 @@ class Cluster:
                 os.makedirs(inst.home, exist_ok=True)
                 os.chown(inst.home, MAIL_UID, MAIL_GID)
             inst.write_config()
+            # a restarted instance appends to its old log: readiness checks
+            # look only at what this start writes
+            inst.start_log_offset = inst.log_size()
             errlog = os.path.join(inst.dir, "log", "master-stderr.log")
             with open(errlog, "ab") as err, open(os.devnull, "rb") as devnull:
                 rc = subprocess.call([DOVECOT, "-c", inst.conf], stdin=devnull,
@@ -441,7 +445,7 @@ class Cluster:
                        "%s director-admin" % inst.name)
             # the director process itself must be up and answering
             def answers():
-                m = DIRECTOR_DEAD_RE.search(inst.read_log())
+                m = DIRECTOR_DEAD_RE.search(inst.log_since(inst.start_log_offset))
                 if m:
                     self.failed = True
                     raise RuntimeError("%s: director process failed: %s (log %s)"

@@ -207,9 +207,12 @@ class Ring:
 
     # -- state comparison
     def snapshot(self, d, users_file=None):
-        """Normalized state of one director: host list (without the local
-        'state changed' formatting) and {user hash: host} (without expiry)."""
-        hosts = host_rows(d)
+        """Normalized state of one director: host list and {user hash: host}
+        (without expiry). The host list leaves out when a host last went up
+        or down: a director records that only for changes it saw happen (a
+        stock director that joins later shows "-"), so it differs by design."""
+        hosts = {ip: (tag, vhosts, state, users)
+                 for ip, (tag, vhosts, state, _changed, users) in host_rows(d).items()}
         users = {h: ip for h, (ip, _) in user_list(d).items()}
         snap = {"hosts": hosts, "users": users}
         if users_file:

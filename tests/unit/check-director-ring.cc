@@ -31,10 +31,12 @@ IpAddr ip(const char *s)
 const int64_t t0 = 1700000000;
 
 // N directors on 127.0.0.1..N:9090. Lines are delivered whole, in order,
-// one director at a time, until the network is quiet.
+// one director at a time, until the network is quiet. Directors start one
+// after the other, each once the network is quiet, except that those from
+// index `together_from` on start at the same moment.
 class Net {
 public:
-	explicit Net(size_t n, DirectorConfig cfg = DirectorConfig())
+	explicit Net(size_t n, DirectorConfig cfg = DirectorConfig(), size_t together_from = SIZE_MAX)
 	{
 		std::vector<RingDirectorConfig> list;
 		for (size_t i = 0; i < n; i++)
@@ -50,7 +52,8 @@ public:
 		}
 		for (size_t i = 0; i < n; i++) {
 			dirs[i]->ring_start(list, addr(i), 9090, now, fxs[i]);
-			settle();
+			if (i < together_from || i + 1 == n)
+				settle();
 		}
 	}
 
@@ -209,6 +212,30 @@ START_TEST(test_ring_of_three_forms_and_syncs)
 		}
 		ck_assert_int_eq(left, 1);
 		ck_assert_int_eq(right, 1);
+	}
+}
+END_TEST
+
+// Directors joining a ring at once (the last 4, 3 or 2 of 5 start at the
+// same moment, the others one by one): the ring must still close, every
+// director with one left and one right, without a DIRECTOR storm (the
+// harness aborts if the network never goes quiet).
+START_TEST(test_ring_directors_joining_at_once_close_the_ring)
+{
+	for (size_t together_from = 1; together_from <= 3; together_from++) {
+		Net net(5, DirectorConfig(), together_from);
+		net.tick(10);
+		for (size_t i = 0; i < net.dirs.size(); i++) {
+			ck_assert_msg(net.dirs[i]->ring_synced(), "together from %zu: director %zu not synced",
+				      together_from, i);
+			int left = 0, right = 0;
+			for (const auto &e : net.dirs[i]->director_list(net.now)) {
+				left += e.type == "left";
+				right += e.type == "right";
+			}
+			ck_assert_int_eq(left, 1);
+			ck_assert_int_eq(right, 1);
+		}
 	}
 }
 END_TEST
@@ -384,6 +411,7 @@ int main()
 	Suite *s = suite_create("director-ring");
 	TCase *tc = tcase_create("forming");
 	tcase_add_test(tc, test_ring_of_three_forms_and_syncs);
+	tcase_add_test(tc, test_ring_directors_joining_at_once_close_the_ring);
 	tcase_add_test(tc, test_ring_frozen_director_is_dropped_within_seconds);
 	tcase_add_test(tc, test_ring_shutdown_quits_every_peer_and_connects_nowhere);
 	suite_add_tcase(s, tc);
