@@ -6,6 +6,7 @@
 # wait is bounded; only processes started here are stopped, by master pid.
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -124,7 +125,7 @@ class Instance:
 
     def doveadm(self, *args):
         return subprocess.run(["doveadm", "-c", self.conf] + list(args), capture_output=True,
-                              text=True, timeout=30)
+                              text=True, errors="replace", timeout=30)
 
 
 BACKEND = """mail_driver = maildir
@@ -369,3 +370,82 @@ def test_move_kicks_by_user_hash(cluster):
     assert again == other
     log = cluster["director"].log()
     assert "Failed to kill" not in log and "CONNECT-DUMP" in log
+
+
+def doveadm_director(cluster, *args):
+    r = cluster["director"].doveadm("director", *args)
+    assert "Module is for different ABI version" not in r.stderr
+    return r
+
+
+def test_doveadm_director_status_add_up_down_remove(cluster):
+    b = cluster["backends"]
+    r = doveadm_director(cluster, "status")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["mail", "server", "ip", "tag", "vhosts", "state", "state",
+                                "changed", "users"]
+    assert sorted(l.split()[0] for l in lines[1:]) == sorted(x.ip for x in b)
+
+    extra = b[0].ip.rsplit(".", 1)[0] + ".12"
+    assert doveadm_director(cluster, "add", "-t", "blue", extra, "50").returncode == 0
+    assert doveadm_director(cluster, "down", extra).returncode == 0
+    row = [l.split() for l in doveadm_director(cluster, "status").stdout.splitlines()
+           if l.startswith(extra + " ")][0]
+    assert row[1:4] == ["blue", "50", "down"], row
+    assert doveadm_director(cluster, "up", extra).returncode == 0
+    assert doveadm_director(cluster, "update", extra, "7").returncode == 0
+    row = [l.split() for l in doveadm_director(cluster, "status").stdout.splitlines()
+           if l.startswith(extra + " ")][0]
+    assert row[1:4] == ["blue", "7", "up"], row
+    dump = doveadm_director(cluster, "dump").stdout
+    assert "doveadm director add %s@blue 7" % extra in dump
+    assert doveadm_director(cluster, "remove", extra).returncode == 0
+    r = doveadm_director(cluster, "remove", extra)
+    assert r.returncode == 68 and "doesn't exist" in r.stderr
+    assert extra not in doveadm_director(cluster, "status").stdout
+
+
+def test_doveadm_director_user_status_map_move_kick(cluster):
+    b = cluster["backends"]
+    s = Imap(cluster["director"].ip)
+    assert s.cmd("LOGIN carol %s" % PASSWORD)[-1].split()[1] == "OK"
+    landed = backend_of(s.cmd('LIST "" "*"'))
+    r = doveadm_director(cluster, "status", "carol")
+    assert r.returncode == 0, r.stderr
+    first = r.stdout.splitlines()[0]
+    assert re.fullmatch(r"Current: %s \(expires \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)"
+                        % re.escape(landed), first), r.stdout
+
+    users = os.path.join(ROOT, "userlist")
+    with open(users, "w") as f:
+        f.write("alice\nbob\ncarol\n")
+    r = doveadm_director(cluster, "map", "-f", users)
+    assert r.returncode == 0, r.stderr
+    rows = {l.split()[0]: l.split() for l in r.stdout.splitlines()[1:]}
+    assert rows["carol"][2] == landed, r.stdout
+    h = doveadm_director(cluster, "map", "-u", "carol").stdout.strip()
+    assert h == rows["carol"][1]
+    assert doveadm_director(cluster, "map", "-f", users, "-h", h).stdout.split() == ["carol"]
+
+    other = [x.ip for x in b if x.ip != landed][0]
+    assert doveadm_director(cluster, "move", "carol", other).returncode == 0
+    assert s.closed_within(15), "moved user's session stayed open"
+    s.close()
+    wait_until(lambda: doveadm_director(cluster, "status", "carol").stdout.startswith(
+        "Current: " + other), 15, "carol on " + other)
+
+    s = Imap(cluster["director"].ip)
+    assert s.cmd("LOGIN carol %s" % PASSWORD)[-1].split()[1] == "OK"
+    assert backend_of(s.cmd('LIST "" "*"')) == other
+    assert doveadm_director(cluster, "kick", "carol").returncode == 0
+    assert s.closed_within(10), "kicked session stayed open"
+    s.close()
+
+
+def test_doveadm_director_ring_status(cluster):
+    r = doveadm_director(cluster, "ring", "status")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("director ip")
+    assert lines[1].split()[:3] == [cluster["director"].ip, "9090", "self"], lines
