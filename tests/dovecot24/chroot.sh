@@ -4,6 +4,8 @@
 #
 #   tests/dovecot24/chroot.sh create            debootstrap + packages (idempotent)
 #   tests/dovecot24/chroot.sh run CMD [ARG...]  run CMD inside, mounts held for it
+#   tests/dovecot24/chroot.sh host CMD [ARG...] run CMD on the host, mounts held
+#                                               (it starts processes inside)
 #   tests/dovecot24/chroot.sh destroy           unmount everything and delete it
 #
 # The chroot lives in $DD_CHROOT (default /tmp/dd-trixie). proc, dev and
@@ -102,6 +104,15 @@ run)
 	chroot "$root" "$@" || status=$?
 	exit $status
 	;;
+host)
+	shift
+	[ $# -gt 0 ] || die "host needs a command"
+	[ -f "$ready_stamp" ] || die "$root is not ready; run '$0 create' first"
+	mount_all
+	status=0
+	"$@" || status=$?
+	exit $status
+	;;
 umount)
 	unmount_all
 	;;
@@ -114,7 +125,7 @@ destroy)
 	rm -rf "$root" "$root.debootstrap.log" "$root.install.log"
 	;;
 *)
-	echo "usage: $0 create|run CMD...|umount|destroy   (DD_CHROOT=${root})" >&2
+	echo "usage: $0 create|run CMD...|host CMD...|umount|destroy   (DD_CHROOT=${root})" >&2
 	exit 2
 	;;
 esac

@@ -7,7 +7,9 @@
 # into it, builds it there out of tree with warnings as errors, runs the unit
 # suites, installs the director, the settings plugin and the doveadm and login
 # plugins into the chroot's Dovecot, and runs the 2.4 integration tests
-# (test_*.py here) against real 2.4.1 processes on loopback. The chroot is
+# (test_smoke24.py) against real 2.4.1 processes on loopback. Then, on the
+# host, the mixed-version ring (test_mixed_ring.py): the host's Dovecot 2.3
+# director (stock, or MIXED_DIRECTOR_BIN) and ours on 2.4 in one ring. The chroot is
 # deleted afterwards unless DD_KEEP_CHROOT=yes; DD_CHROOT picks its place
 # (default /tmp/dd-trixie). The last line is "tests24: N passed, N failed".
 set -euo pipefail
@@ -48,8 +50,13 @@ status=0
 	make -j2 -C tests/unit check >unit.log 2>&1 || { cat tests/unit/test-suite.log; exit 1; }
 	make install >install.log 2>&1 || { tail -n 30 install.log; exit 1; }
 	cd /src/tests/dovecot24
-	timeout 600 python3 -m pytest -v -p no:cacheprovider test_*.py >/build/pytest.log 2>&1
+	timeout 600 python3 -m pytest -v -p no:cacheprovider test_smoke24.py >/build/pytest.log 2>&1
 ' || status=$?
+if [ $status -eq 0 ]; then
+	PYTHONDONTWRITEBYTECODE=1 timeout 600 "$here/chroot.sh" host /usr/bin/python3 -m pytest -v \
+		-p no:cacheprovider "$here/test_mixed_ring.py" >"$root/build/pytest-mixed.log" 2>&1 ||
+		status=$?
+fi
 
 # Totals: Check suites and pytest.
 passed=0 failed=0
@@ -65,17 +72,18 @@ for log in "$root"/build/tests/unit/check-*.log; do
 	passed=$((passed + $1 - $2 - $3))
 	failed=$((failed + $2 + $3))
 done
-if [ -f "$root/build/pytest.log" ]; then
-	grep -E '(PASSED|FAILED|ERROR)' "$root/build/pytest.log" | grep '::' || true
-	summary=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$root/build/pytest.log" | tail -n 1)
-	[ $status -eq 0 ] || tail -n 80 "$root/build/pytest.log"
+for log in "$root/build/pytest.log" "$root/build/pytest-mixed.log"; do
+	[ -f "$log" ] || continue
+	grep -E '(PASSED|FAILED|ERROR)' "$log" | grep '::' || true
+	summary=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$log" | tail -n 1)
+	[ $status -eq 0 ] || tail -n 80 "$log"
 	n=$(echo "$summary" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+' || true)
 	passed=$((passed + ${n:-0}))
 	for kind in failed error; do
 		n=$(echo "$summary" | grep -Eo "[0-9]+ $kind" | grep -Eo '[0-9]+' || true)
 		failed=$((failed + ${n:-0}))
 	done
-fi
+done
 [ $status -eq 0 ] || [ $failed -gt 0 ] || failed=1
 echo "dovecot24: $(du -smx "$root" 2>/dev/null | cut -f1) MB chroot, $((SECONDS - t0)) s"
 echo "tests24: $passed passed, $failed failed"
