@@ -2,7 +2,6 @@
 // Effects through the adapter (kick client, program client).
 #include "director/service.h"
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
