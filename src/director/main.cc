@@ -9,14 +9,13 @@
 
 #include "adapter/dovecot.h"
 #include "adapter/event-log.h"
-#include "adapter/settings.h"
+#include "adapter/director-settings.h"
 #include "core/config-values.h"
 #include "director/service.h"
 
 extern "C" {
 #include "master-interface.h"
 #include "master-service.h"
-#include "master-service-settings.h"
 #include "restrict-access.h"
 }
 
@@ -231,6 +230,7 @@ void main_preinit()
 		service->run_effects(fx);
 	}
 
+	service->connect_privileged();
 	restrict_access_by_env(RESTRICT_ACCESS_FLAG_ALLOW_ROOT, nullptr);
 	restrict_access_allow_coredumps(TRUE);
 }
@@ -255,12 +255,7 @@ int main(int argc, char *argv[])
 			return FATAL_DEFAULT;
 		}
 	}
-	const char *error;
-	if (master_service_settings_read_simple(
-		    master_service,
-		    const_cast<const struct setting_parser_info **>(adapter::director_setting_roots()),
-		    &error) < 0)
-		i_fatal("Error reading configuration: %s", error);
+	adapter::director_settings_read();
 	master_service_init_log(master_service);
 
 	main_preinit();

@@ -1,36 +1,22 @@
 // DirectorService: connection ownership, the 1 s core tick, and carrying out
-// Effects through lib-dovecot (ipc client, program client).
+// Effects through the adapter (kick client, program client).
 #include "director/service.h"
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "adapter/dovecot.h"
 
 extern "C" {
-#include "ipc-client.h"
 #include "master-service.h"
 #include "process-title.h"
-#include "program-client.h"
-#include "restrict-access.h"
 }
 
 namespace director {
 
 namespace {
-// The ipc service's client socket, relative to base_dir (we are chrooted there).
-constexpr const char *ipc_socket_path = "ipc";
 constexpr unsigned flush_connect_timeout_msecs = 10 * 1000;
 } // namespace
-
-struct DirectorService::AsyncJob {
-	DirectorService *service;
-	core::JobId id;
-	bool flush;
-	struct program_client *pclient = nullptr;
-	std::string target;
-};
 
 Connection::Connection(DirectorService &service)
 	: service_(service), id_(service.register_connection(this))
@@ -55,22 +41,24 @@ DirectorService::DirectorService(adapter::DirectorSettings settings, core::Direc
 	: settings_(std::move(settings)), event_(adapter::director_root_event()), log_(event_),
 	  core_(std::move(config), log_)
 {
-	ipc_ = ipc_client_init(ipc_socket_path);
+	kicks_ = adapter::KickClient::create(event_, core_.config().username_hash);
 	tick_timer_.repeat(1000, [this]() { tick(); });
 }
 
 DirectorService::~DirectorService()
 {
+	stopping_ = true;
+	kicks_.reset();
 	tick_timer_.reset();
 	graveyard_timer_.reset();
 	connections_.clear();
+	flushes_.clear();
 	reap();
-	for (auto &job : jobs_) {
-		if (job->pclient != nullptr)
-			program_client_destroy(&job->pclient);
-	}
-	jobs_.clear();
-	ipc_client_deinit(&ipc_);
+}
+
+void DirectorService::connect_privileged()
+{
+	kicks_->connect();
 }
 
 int64_t DirectorService::now() const
@@ -102,9 +90,7 @@ void DirectorService::schedule_reap()
 void DirectorService::reap()
 {
 	graveyard_.clear();
-	for (struct program_client *pc : dead_pclients_)
-		program_client_destroy(&pc);
-	dead_pclients_.clear();
+	dead_flushes_.clear();
 }
 
 void DirectorService::client_connected(master_service_connection *conn, ListenerType type)
@@ -153,8 +139,8 @@ void DirectorService::start_lookup(uint64_t owner, core::RequestId id, const std
 
 void DirectorService::run_effects(core::Effects &fx)
 {
-	// Carrying out an effect can produce more (an ipc reply may arrive
-	// synchronously on error), so loop until the core is quiet.
+	// Carrying out an effect can produce more (a kick may fail
+	// synchronously), so loop until the core is quiet.
 	for (unsigned round = 0; !fx.empty() && round < 1000; round++) {
 		core::Effects todo;
 		std::swap(todo, fx);
@@ -171,7 +157,7 @@ void DirectorService::run_effects(core::Effects &fx)
 				lo->lookup_done(done.id, done);
 		}
 		for (auto &cmd : todo.ipc)
-			start_ipc(cmd);
+			start_kick(cmd);
 		for (auto &flush : todo.flushes)
 			start_flush(flush);
 		for (auto &admin : todo.admin) {
@@ -249,37 +235,15 @@ void DirectorService::start_ring_connect(const core::Effects::RingConnect &rc)
 	connections_.emplace(cid, std::move(c));
 }
 
-void DirectorService::start_ipc(const core::Effects::IpcCommand &cmd)
+void DirectorService::start_kick(const core::Effects::IpcCommand &cmd)
 {
-	auto job = std::make_unique<AsyncJob>();
-	job->service = this;
-	job->id = cmd.id;
-	job->flush = false;
-	AsyncJob *raw = job.get();
-	jobs_.push_back(std::move(job));
-	e_debug(event_, "ipc: %s", cmd.line.c_str());
-	(void)ipc_client_cmd(ipc_, cmd.line.c_str(),
-			     reinterpret_cast<ipc_client_callback_t *>(ipc_callback), raw);
-}
-
-void DirectorService::ipc_callback(int state, const char *data, void *context) noexcept
-{
-	auto *job = static_cast<AsyncJob *>(context);
-	DirectorService *self = job->service;
-	adapter::run_noexcept("ipc reply", [&]() {
-		if (state == IPC_CLIENT_CMD_STATE_REPLY) {
-			e_error(self->event_, "login process sent unexpected reply to kick: %s", data);
+	core::JobId id = cmd.id;
+	kicks_->kick(cmd.line, [this, id](bool ok, const std::string &error) {
+		if (stopping_)
 			return;
-		}
-		bool ok = state == IPC_CLIENT_CMD_STATE_OK;
-		core::JobId id = job->id;
-		auto it = std::find_if(self->jobs_.begin(), self->jobs_.end(),
-				       [job](const std::unique_ptr<AsyncJob> &j) { return j.get() == job; });
-		if (it != self->jobs_.end())
-			self->jobs_.erase(it);
 		core::Effects fx;
-		self->core_.ipc_done(id, ok, data == nullptr ? "" : data, self->now(), fx);
-		self->run_effects(fx);
+		core_.ipc_done(id, ok, error, now(), fx);
+		run_effects(fx);
 	});
 }
 
@@ -318,63 +282,40 @@ static std::string expand_flush_target(const std::string &tmpl, const std::strin
 
 void DirectorService::start_flush(const core::Effects::FlushProgram &flush)
 {
-	auto job = std::make_unique<AsyncJob>();
-	job->service = this;
-	job->id = flush.id;
-	job->flush = true;
-	job->target = expand_flush_target(settings_.director_flush_socket,
-					  flush.new_host_ip.to_string(), flush.new_host_name);
-	std::vector<const char *> args;
-	for (const auto &a : flush.args)
-		args.push_back(a.c_str());
-	args.push_back(nullptr);
-
-	struct program_client_settings set;
-	i_zero(&set);
-	set.client_connect_timeout_msecs = flush_connect_timeout_msecs;
-	restrict_access_init(&set.restrict_set);
-	set.event = event_;
-	const char *error;
-	if (program_client_create(job->target.c_str(), args.data(), &set, FALSE, &job->pclient,
-				  &error) != 0) {
-		e_error(event_, "%s: Failed to flush user hash %s: %s", job->target.c_str(),
-			flush.args[1].c_str(), error);
+	core::JobId id = flush.id;
+	std::string target = expand_flush_target(settings_.director_flush_socket,
+						 flush.new_host_ip.to_string(), flush.new_host_name);
+	auto pc = std::make_unique<adapter::ProgramRunner>();
+	std::string error;
+	bool started = pc->start(
+		event_, target, flush.args, flush_connect_timeout_msecs,
+		[this, id, target](bool ok, int status) {
+			if (!ok) {
+				e_error(event_, "%s: Failed to flush user (exit status %d)",
+					target.c_str(), status);
+			}
+			// Not destroyed inside its own callback: the graveyard
+			// timer's next run does it.
+			auto it = flushes_.find(id);
+			if (it != flushes_.end()) {
+				dead_flushes_.push_back(std::move(it->second));
+				flushes_.erase(it);
+				schedule_reap();
+			}
+			core::Effects fx;
+			core_.flush_done(id, ok, now(), fx);
+			run_effects(fx);
+		},
+		error);
+	if (!started) {
+		e_error(event_, "%s: Failed to flush user hash %s: %s", target.c_str(),
+			flush.args[1].c_str(), error.c_str());
 		core::Effects fx;
-		core_.flush_done(flush.id, false, now(), fx);
+		core_.flush_done(id, false, now(), fx);
 		run_effects(fx);
 		return;
 	}
-	AsyncJob *raw = job.get();
-	jobs_.push_back(std::move(job));
-	(program_client_run_async)(raw->pclient,
-				   reinterpret_cast<program_client_callback_t *>(flush_callback), raw);
-}
-
-void DirectorService::flush_callback(int status, void *context) noexcept
-{
-	auto *job = static_cast<AsyncJob *>(context);
-	DirectorService *self = job->service;
-	adapter::run_noexcept("flush result", [&]() {
-		bool ok = status == PROGRAM_CLIENT_EXIT_STATUS_SUCCESS;
-		if (!ok) {
-			e_error(self->event_, "%s: Failed to flush user (exit status %d)",
-				job->target.c_str(), status);
-		}
-		core::JobId id = job->id;
-		// The program client must not be destroyed inside its own
-		// callback: hand it to the graveyard timer's next run.
-		struct program_client *pc = job->pclient;
-		job->pclient = nullptr;
-		auto it = std::find_if(self->jobs_.begin(), self->jobs_.end(),
-				       [job](const std::unique_ptr<AsyncJob> &j) { return j.get() == job; });
-		if (it != self->jobs_.end())
-			self->jobs_.erase(it);
-		core::Effects fx;
-		self->core_.flush_done(id, ok, self->now(), fx);
-		self->run_effects(fx);
-		self->dead_pclients_.push_back(pc);
-		self->schedule_reap();
-	});
+	flushes_.emplace(id, std::move(pc));
 }
 
 void DirectorService::tick()

@@ -1,6 +1,6 @@
 // The director process: the core state machine, the connections of every
 // listener, and the carrying out of the core's Effects (answers to lookups,
-// ipc kicks, flush programs, deferred admin replies). Single-threaded; all
+// kicks, flush programs, deferred admin replies). Single-threaded; all
 // callbacks come from the Dovecot ioloop.
 #pragma once
 
@@ -13,13 +13,13 @@
 
 #include "adapter/event-log.h"
 #include "adapter/handles.h"
-#include "adapter/settings.h"
+#include "adapter/kick-client.h"
+#include "adapter/program-runner.h"
+#include "adapter/director-settings.h"
 #include "core/auth-reply.h"
 #include "core/director.h"
 
 struct master_service_connection;
-struct ipc_client;
-struct program_client;
 
 namespace director {
 
@@ -80,6 +80,9 @@ public:
 	void cork_ring();
 	void uncork_ring();
 
+	// Before privileges are dropped: connections that need root.
+	void connect_privileged();
+
 	void connection_closed(Connection *conn);
 	uint64_t register_connection(Connection *conn);
 
@@ -90,10 +93,8 @@ private:
 	// Deletes closed connections and finished program clients.
 	void reap();
 	void refresh_proctitle();
-	void start_ipc(const core::Effects::IpcCommand &cmd);
+	void start_kick(const core::Effects::IpcCommand &cmd);
 	void start_flush(const core::Effects::FlushProgram &flush);
-	static void ipc_callback(int state, const char *data, void *context) noexcept;
-	static void flush_callback(int status, void *context) noexcept;
 
 	adapter::DirectorSettings settings_;
 	struct event *event_;
@@ -110,10 +111,11 @@ private:
 	adapter::TimeoutHandle tick_timer_;
 	std::unordered_map<core::RequestId, uint64_t> lookup_owners_;
 
-	struct ipc_client *ipc_ = nullptr;
-	struct AsyncJob; // an ipc command or flush program in flight
-	std::vector<std::unique_ptr<AsyncJob>> jobs_;
-	std::vector<struct program_client *> dead_pclients_;
+	std::unique_ptr<adapter::KickClient> kicks_;
+	bool stopping_ = false; // late kick replies are ignored
+	// Flush programs in flight, and finished ones awaiting deletion.
+	std::map<core::JobId, std::unique_ptr<adapter::ProgramRunner>> flushes_;
+	std::vector<std::unique_ptr<adapter::ProgramRunner>> dead_flushes_;
 
 	uint64_t prev_requests_ = 0;
 };

@@ -1,11 +1,9 @@
-// The director settings read through lib-dovecot's master-service settings,
+// The director settings read through lib-dovecot (2.3 or 2.4),
 // copied into plain C++ values, and validated.
 #pragma once
 
 #include <cstdint>
 #include <string>
-
-struct setting_parser_info;
 
 namespace director::adapter {
 
@@ -25,11 +23,11 @@ struct DirectorSettings {
 	bool verbose_proctitle = false;
 };
 
-// The NULL-terminated roots to pass to master_service_settings_read_simple().
-const setting_parser_info *const *director_setting_roots();
+// Reads the configuration from the config process (i_fatal() on failure).
+void director_settings_read();
 
-// The settings after master_service_settings_read_simple(); i_fatal()s
-// naming the setting when a value is out of range.
+// The settings after director_settings_read(); i_fatal()s naming the
+// setting when a value is out of range.
 DirectorSettings director_settings_get();
 
 } // namespace director::adapter

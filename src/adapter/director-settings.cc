@@ -1,0 +1,90 @@
+// Reads the director settings from lib-dovecot: 2.3 through the
+// master-service settings roots, 2.4 through settings_get().
+#include "adapter/director-settings.h"
+
+#include "adapter/dovecot.h"
+
+extern "C" {
+#include "settings-parser.h"
+#include "master-service.h"
+#include "master-service-settings.h"
+#include "settings-shim.h"
+}
+
+namespace director::adapter {
+
+namespace {
+
+DirectorSettings copy_and_check(const director_settings_shim *set)
+{
+	DirectorSettings out;
+	out.master_user_separator = set->master_user_separator;
+	out.director_servers = set->director_servers;
+	out.director_mail_servers = set->director_mail_servers;
+	out.director_username_hash = set->director_username_hash;
+	out.director_flush_socket = set->director_flush_socket;
+	out.ping_idle_timeout_secs = set->director_ping_idle_timeout;
+	out.ping_max_timeout_secs = set->director_ping_max_timeout;
+	out.user_expire_secs = set->director_user_expire;
+	out.user_kick_delay_secs = set->director_user_kick_delay;
+	out.max_parallel_moves = set->director_max_parallel_moves;
+	out.max_parallel_kicks = set->director_max_parallel_kicks;
+	out.output_buffer_size = set->director_output_buffer_size;
+
+	if (out.user_expire_secs < 10) {
+		i_fatal("Invalid setting director_user_expire=%u secs: must be at least 10 secs",
+			out.user_expire_secs);
+	}
+	if (out.max_parallel_moves == 0)
+		i_fatal("Invalid setting director_max_parallel_moves=0: must be at least 1");
+	if (out.max_parallel_kicks == 0)
+		i_fatal("Invalid setting director_max_parallel_kicks=0: must be at least 1");
+	return out;
+}
+
+} // namespace
+
+#if DIRECTOR_DOVECOT_API == 23
+
+void director_settings_read()
+{
+	static const setting_parser_info *roots[] = {&director_settings_shim_info, nullptr};
+	const char *error;
+	if (master_service_settings_read_simple(master_service, roots, &error) < 0)
+		i_fatal("Error reading configuration: %s", error);
+}
+
+DirectorSettings director_settings_get()
+{
+	const auto *set = static_cast<const director_settings_shim *>(
+		master_service_settings_get_others(master_service)[0]);
+	DirectorSettings out = copy_and_check(set);
+	out.verbose_proctitle = master_service_settings_get(master_service)->verbose_proctitle;
+	return out;
+}
+
+#else
+
+void director_settings_read()
+{
+	const char *error;
+	if (master_service_settings_read_simple(master_service, &error) < 0)
+		i_fatal("Error reading configuration: %s", error);
+}
+
+DirectorSettings director_settings_get()
+{
+	const director_settings_shim *set;
+	const char *error;
+	if (director_settings_shim_get(master_service_get_event(master_service), &set, &error) < 0)
+		i_fatal("Error reading configuration: %s", error);
+	DirectorSettings out = copy_and_check(set);
+	director_settings_shim_free(&set);
+	out.verbose_proctitle =
+		master_service_get_service_settings(master_service)->verbose_proctitle;
+	return out;
+}
+
+#endif
+
+} // namespace director::adapter

@@ -1,0 +1,34 @@
+// Kicking user connections out of login processes. The core words a kick as
+// a 2.3 ipc line ("proxy\t*\tKICK\t<user>", "...KICK-ALT\t<field>\t<value>",
+// "...KICK-DIRECTOR-HASH\t<hash>[\t<except-ip>]"). Dovecot 2.3 sends it to
+// the ipc service (kick-client-23.cc); 2.4 has no ipc service, so the same
+// kick goes through anvil (kick-client-24.cc).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/user-hash.h"
+
+struct event;
+
+namespace director::adapter {
+
+class KickClient {
+public:
+	// ok=false with a reason when the kick could not be carried out.
+	using Callback = std::function<void(bool ok, const std::string &error)>;
+
+	// `hash` is director_username_hash: 2.4 kicks by user hash with it.
+	static std::unique_ptr<KickClient> create(struct event *event, core::UsernameHash hash);
+	virtual ~KickClient() = default;
+
+	// Called once before privileges are dropped (2.4: anvil's socket is
+	// root's).
+	virtual void connect() = 0;
+	// Runs the kick; `done` is called once, possibly before kick() returns.
+	virtual void kick(const std::string &ipc_line, Callback done) = 0;
+};
+
+} // namespace director::adapter

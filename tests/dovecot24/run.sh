@@ -1,0 +1,90 @@
+#!/bin/bash
+# The Dovecot 2.4.1 tier, in one command (as root, on the Debian 12 host):
+#
+#   tests/dovecot24/run.sh
+#
+# Builds a Debian 13 chroot with Dovecot 2.4.1 (chroot.sh), copies this tree
+# into it, builds it there out of tree with warnings as errors, runs the unit
+# suites, installs the director, the settings plugin and the doveadm and login
+# plugins into the chroot's Dovecot, and runs the 2.4 integration tests
+# (test_smoke24.py) against real 2.4.1 processes on loopback. Then, on the
+# host, the mixed-version ring (test_mixed_ring.py): the host's Dovecot 2.3
+# director (stock, or MIXED_DIRECTOR_BIN) and ours on 2.4 in one ring. The chroot is
+# deleted afterwards unless DD_KEEP_CHROOT=yes; DD_CHROOT picks its place
+# (default /tmp/dd-trixie). The last line is "tests24: N passed, N failed".
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../.." && pwd)
+export DD_CHROOT=${DD_CHROOT:-/tmp/dd-trixie}
+root=$DD_CHROOT
+t0=$SECONDS
+
+cleanup() {
+	if [ "${DD_KEEP_CHROOT:-no}" = yes ]; then
+		"$here/chroot.sh" umount
+	else
+		"$here/chroot.sh" destroy
+	fi
+}
+trap cleanup EXIT
+
+"$here/chroot.sh" create
+
+# A fresh copy of the tree (without build products) at /src in the chroot.
+rm -rf "$root/src" "$root/build" "$root/tmp/dd24-smoke"
+mkdir -p "$root/src"
+if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
+	git -C "$src" ls-files -co --exclude-standard -z | (cd "$src" && tar --null -T - -cf -) |
+		tar -xf - -C "$root/src"
+else
+	tar -C "$src" --exclude=./_build -cf - . | tar -xf - -C "$root/src"
+fi
+
+status=0
+"$here/chroot.sh" run /bin/bash -c '
+	set -e
+	cd /src && ./autogen.sh >/dev/null 2>&1
+	mkdir -p /build && cd /build
+	/src/configure --enable-werror --with-moduledir=/usr/lib/dovecot/modules >configure.log
+	make -j2 >make.log 2>&1 || { tail -n 50 make.log; exit 1; }
+	make -j2 -C tests/unit check >unit.log 2>&1 || { cat tests/unit/test-suite.log; exit 1; }
+	make install >install.log 2>&1 || { tail -n 30 install.log; exit 1; }
+	cd /src/tests/dovecot24
+	timeout 600 python3 -m pytest -v -p no:cacheprovider test_smoke24.py >/build/pytest.log 2>&1
+' || status=$?
+if [ $status -eq 0 ]; then
+	PYTHONDONTWRITEBYTECODE=1 timeout 600 "$here/chroot.sh" host /usr/bin/python3 -m pytest -v \
+		-p no:cacheprovider "$here/test_mixed_ring.py" >"$root/build/pytest-mixed.log" 2>&1 ||
+		status=$?
+fi
+
+# Totals: Check suites and pytest.
+passed=0 failed=0
+for log in "$root"/build/tests/unit/check-*.log; do
+	[ -f "$log" ] || continue
+	line=$(grep -Eo 'Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$log" | tail -n 1)
+	if [ -z "$line" ]; then
+		failed=$((failed + 1))
+		continue
+	fi
+	# shellcheck disable=SC2046
+	set -- $(echo "$line" | grep -Eo '[0-9]+')
+	passed=$((passed + $1 - $2 - $3))
+	failed=$((failed + $2 + $3))
+done
+for log in "$root/build/pytest.log" "$root/build/pytest-mixed.log"; do
+	[ -f "$log" ] || continue
+	grep -E '(PASSED|FAILED|ERROR)' "$log" | grep '::' || true
+	summary=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$log" | tail -n 1)
+	[ $status -eq 0 ] || tail -n 80 "$log"
+	n=$(echo "$summary" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+' || true)
+	passed=$((passed + ${n:-0}))
+	for kind in failed error; do
+		n=$(echo "$summary" | grep -Eo "[0-9]+ $kind" | grep -Eo '[0-9]+' || true)
+		failed=$((failed + ${n:-0}))
+	done
+done
+[ $status -eq 0 ] || [ $failed -gt 0 ] || failed=1
+echo "dovecot24: $(du -smx "$root" 2>/dev/null | cut -f1) MB chroot, $((SECONDS - t0)) s"
+echo "tests24: $passed passed, $failed failed"
+[ $failed -eq 0 ]
