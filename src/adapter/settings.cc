@@ -8,13 +8,16 @@ extern "C" {
 #include "master-service.h"
 #include "master-service-settings.h"
 #include "settings-shim.h"
+#include "health-settings-shim.h"
 }
 
 namespace director::adapter {
 
 const setting_parser_info *const *director_setting_roots()
 {
-	static const setting_parser_info *const roots[] = {&director_settings_shim_info, nullptr};
+	static const setting_parser_info *const roots[] = {&director_settings_shim_info,
+							      &director_health_settings_shim_info,
+							      nullptr};
 	return roots;
 }
 
@@ -36,6 +39,22 @@ DirectorSettings director_settings_get()
 	out.max_parallel_kicks = set->director_max_parallel_kicks;
 	out.output_buffer_size = set->director_output_buffer_size;
 	out.verbose_proctitle = master_service_settings_get(master_service)->verbose_proctitle;
+
+	const auto *hs = static_cast<const director_health_settings_shim *>(
+		master_service_settings_get_others(master_service)[1]);
+	out.health_checks = hs->director_health_checks;
+	out.health_interval_msecs = hs->director_health_interval;
+	out.health_timeout_msecs = hs->director_health_timeout;
+	out.health_fail_rounds = hs->director_health_fail_rounds;
+	out.health_rapid_interval_msecs = hs->director_health_rapid_interval;
+	out.health_rapid_polls = hs->director_health_rapid_polls;
+	out.health_rapid_threshold = hs->director_health_rapid_threshold;
+	out.health_max_down = hs->director_health_max_down;
+	out.health_deciders = hs->director_health_deciders;
+	out.health_decider_timeout_secs = hs->director_health_decider_timeout;
+	out.health_login_file = hs->director_health_login_file;
+	out.health_lmtp_from = hs->director_health_lmtp_from;
+	out.health_lmtp_rcpt = hs->director_health_lmtp_rcpt;
 
 	if (out.user_expire_secs < 10) {
 		i_fatal("Invalid setting director_user_expire=%u secs: must be at least 10 secs",

@@ -2,6 +2,8 @@
 // Effects through lib-dovecot (ipc client, program client).
 #include "director/service.h"
 
+#include "director/health.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -61,6 +63,7 @@ DirectorService::DirectorService(adapter::DirectorSettings settings, core::Direc
 
 DirectorService::~DirectorService()
 {
+	health_.reset();
 	tick_timer_.reset();
 	graveyard_timer_.reset();
 	connections_.clear();
@@ -71,6 +74,13 @@ DirectorService::~DirectorService()
 	}
 	jobs_.clear();
 	ipc_client_deinit(&ipc_);
+}
+
+void DirectorService::start_health(core::HealthConfig config,
+				   std::optional<core::HealthDecider> self,
+				   std::optional<core::IpAddr> source)
+{
+	health_ = std::make_unique<HealthMonitor>(*this, std::move(config), self, source);
 }
 
 int64_t DirectorService::now() const

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "adapter/settings.h"
 #include "core/auth-reply.h"
 #include "core/director.h"
+#include "core/health.h"
 
 struct master_service_connection;
 struct ipc_client;
@@ -80,6 +82,11 @@ public:
 	void cork_ring();
 	void uncork_ring();
 
+	// Health checks (issue #7): off unless started.
+	void start_health(core::HealthConfig config, std::optional<core::HealthDecider> self,
+			  std::optional<core::IpAddr> source);
+	const class HealthMonitor *health() const { return health_.get(); }
+
 	void connection_closed(Connection *conn);
 	uint64_t register_connection(Connection *conn);
 
@@ -116,6 +123,7 @@ private:
 	std::vector<struct program_client *> dead_pclients_;
 
 	uint64_t prev_requests_ = 0;
+	std::unique_ptr<class HealthMonitor> health_;
 };
 
 // Listener connection types; each lives in its own *-connection.cc.
