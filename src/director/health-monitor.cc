@@ -58,6 +58,10 @@ HealthMonitor::HealthMonitor(DirectorService &service, core::HealthConfig config
 
 HealthMonitor::~HealthMonitor()
 {
+	if (was_decider_) {
+		e_info(service_.event(), "health: this director is no longer the health decider "
+					 "(shutting down)");
+	}
 	timer_.reset();
 	rounds_.clear();
 	finished_.clear();
