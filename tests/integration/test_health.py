@@ -32,22 +32,43 @@ DECIDER_TIMEOUT_SECS = 3
 VERDICT_DEADLINE_SECS = 25
 SETTINGS_DIR = "/usr/lib/dovecot/modules/settings"
 MODULE_NAME = "libdirector_health_settings.so"
+DOVEADM_DIR = "/usr/lib/dovecot/modules/doveadm"
+DOVEADM_PLUGIN = "lib10_doveadm_director_plugin.so"
 
 ACTION_DOWN_RE = r"health: host %s is failing .*: setting it down and flushing"
 ACTION_UP_RE = r"health: host %s is healthy again: setting it up"
 
 
-def built_module():
-    """The settings module next to the director under test (make check), or
-    HEALTH_SETTINGS_MODULE."""
-    env = os.environ.get("HEALTH_SETTINGS_MODULE")
-    if env:
-        return env
+def built_file(subdir, name, installed_dir):
+    """A module built next to the director under test (make check), else the
+    installed one."""
     d = os.path.dirname(os.path.abspath(rig.director_bin()))
-    built = os.path.join(os.path.dirname(d), "adapter", ".libs", MODULE_NAME)
+    built = os.path.join(os.path.dirname(d), subdir, ".libs", name)
     if os.path.exists(built):
         return built
-    return os.path.join(SETTINGS_DIR, MODULE_NAME)   # an installed director
+    return os.path.join(installed_dir, name)   # an installed director
+
+
+@contextlib.contextmanager
+def installed(src, dst_dir, name):
+    """src installed as dst_dir/name while the block runs (left alone if an
+    identical file is there; removed afterwards only if it was absent)."""
+    dst = os.path.join(dst_dir, name)
+    if not os.path.exists(src):
+        pytest.fail("%s is missing (build the project)" % src)
+    added = False
+    if not (os.path.exists(dst) and filecmp.cmp(src, dst, shallow=False)):
+        added = not os.path.exists(dst)
+        tmp = dst + ".tmp.%d" % os.getpid()
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, dst)
+    try:
+        yield dst
+    finally:
+        if added:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(dst)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -56,22 +77,10 @@ def settings_module():
         pytest.skip("integration tests need root")
     if os.path.realpath(rig.director_bin()) == os.path.realpath(rig.STOCK_DIRECTOR):
         pytest.skip("health checks are a feature of our director, not of stock")
-    src = built_module()
-    if not os.path.exists(src):
-        pytest.fail("settings module %s is missing (build the project)" % src)
-    dst = os.path.join(SETTINGS_DIR, MODULE_NAME)
-    installed = False
-    if not (os.path.exists(dst) and filecmp.cmp(src, dst, shallow=False)):
-        existed = os.path.exists(dst)
-        tmp = dst + ".tmp.%d" % os.getpid()
-        shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, dst)
-        installed = not existed
-    yield dst
-    if installed:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(dst)
+    src = os.environ.get("HEALTH_SETTINGS_MODULE") or built_file("adapter", MODULE_NAME,
+                                                                 SETTINGS_DIR)
+    with installed(src, SETTINGS_DIR, MODULE_NAME) as dst:
+        yield dst
 
 
 def health_conf(cluster, probe_user, deciders, max_down="1"):
@@ -91,6 +100,12 @@ director_health_deciders = %(deciders)s
 director_health_decider_timeout = %(dt)d s
 director_health_login_file = %(login)s
 director_health_lmtp_rcpt = %(user)s
+metric health_transitions {
+  filter = event=director_health_transition
+}
+metric health_actions {
+  filter = event=director_health_action AND action=down
+}
 """ % dict(interval=HEALTH_INTERVAL_MSECS, max_down=max_down, deciders=deciders,
            dt=DECIDER_TIMEOUT_SECS, login=login, user=probe_user)
 
@@ -170,6 +185,18 @@ def start_ring(make_cluster, mix, max_down="1"):
     return ring
 
 
+def stats_counts(d):
+    """`doveadm stats dump` -> {metric name: count}."""
+    rc, out, err = d.doveadm("-f", "tab", "stats", "dump")
+    assert rc == 0, err
+    counts = {}
+    for line in out.splitlines()[1:]:
+        f = line.split("\t")
+        if len(f) >= 3 and f[1] == "duration":
+            counts[f[0]] = int(f[2])
+    return counts
+
+
 def users_on(ring, d, ip):
     return sum(1 for h, (host, _) in ringrig.user_list(d).items() if host == ip)
 
@@ -228,10 +255,38 @@ def test_stopped_backend_is_downed_and_flushed_everywhere_then_up(ring3):
         {d.name: int(d is ring.decider) for d in ring.directors}, downs
     assert {k: ups[k] - ups0[k] for k in ups} == \
         {d.name: int(d is ring.decider) for d in ring.directors}, ups
-    # every director logged its own verdict as a named event's message
+    # every director logged its own verdict as a named event's message ...
     for d in ring.directors:
         assert re.search(r"health: host %s checking-down -> down" % re.escape(b.ip),
                          d.read_log()), d.name
+    # ... which metric { } counts: transitions everywhere, the down action
+    # on the decider only
+    for d in ring.directors:
+        counts = stats_counts(d)
+        assert counts.get("health_transitions", 0) >= 4, (d.name, counts)
+        assert counts.get("health_actions", 0) == int(d is ring.decider), (d.name, counts)
+
+
+def test_doveadm_director_health_shows_each_backend(ring3):
+    ring = ring3
+    d = ring.directors[1]
+    src = built_file("doveadm-director", DOVEADM_PLUGIN, DOVEADM_DIR)
+    # doveadm loads every plugin of its module dir: installed only for
+    # these two commands
+    with installed(src, DOVEADM_DIR, DOVEADM_PLUGIN):
+        rc, table, err = d.doveadm("director", "health")
+        rc2, tab, err2 = d.doveadm("-f", "tab", "director", "health")
+    assert rc == 0 and rc2 == 0, (err, err2)
+    lines = tab.splitlines()
+    assert lines[0].split("\t") == ["mail server ip", "health", "state", "down by", "guard",
+                                    "last check", "last result", "decider"], lines
+    rows = {f[0]: f for f in (line.split("\t") for line in lines[1:])}
+    assert sorted(rows) == sorted(b.ip for b in ring.c.backends), rows
+    for f in rows.values():
+        assert f[1:5] == ["up", "up", "-", "-"] and f[6] == "ok", f
+        assert f[7] == "%s:%d" % (ring.decider.ip, rig.RING_PORT), f
+    assert "mail server ip" in table and ring.c.backends[0].ip in table
+    print(table)
 
 
 def test_refused_login_downs_backend(ring3):
