@@ -526,7 +526,10 @@ HealthChecker::HealthChecker(HealthConfig config) : config_(std::move(config)) {
 void HealthChecker::observe_hosts(const std::vector<std::pair<IpAddr, bool>> &hosts)
 {
 	std::map<IpAddr, Host> next;
+	all_hosts_ = hosts.size();
+	all_down_ = 0;
 	for (const auto &[ip, down] : hosts) {
+		all_down_ += down ? 1 : 0;
 		if (config_.checks.for_host(ip).empty())
 			continue;
 		auto it = hosts_.find(ip);
@@ -644,10 +647,7 @@ void HealthChecker::probe_done(const IpAddr &ip, bool ok, const std::string &rea
 HealthActions HealthChecker::decide(int64_t now_msecs)
 {
 	HealthActions out;
-	unsigned down_hosts = 0;
-	for (const auto &[ip, h] : hosts_)
-		down_hosts += h.st.ring_down ? 1 : 0;
-	unsigned limit = config_.max_down.limit(hosts_.size());
+	unsigned limit = config_.max_down.limit(all_hosts_);
 	for (auto &[ip, h] : hosts_) {
 		bool verdict_up = health_state_verdict_up(h.st.state);
 		if (verdict_up) {
@@ -658,23 +658,23 @@ HealthActions HealthChecker::decide(int64_t now_msecs)
 				// change did not happen.
 				h.st.ring_down = false;
 				h.st.down_by_health = false;
-				down_hosts--;
+				all_down_--;
 			}
 			continue;
 		}
 		if (h.st.ring_down)
 			continue;
-		if (down_hosts < limit) {
+		if (all_down_ < limit) {
 			out.down.push_back({ip, h.st.last_reason});
 			h.st.ring_down = true;
 			h.st.down_by_health = true;
 			h.st.guard_blocked = false;
-			down_hosts++;
+			all_down_++;
 			continue;
 		}
 		if (!h.st.guard_blocked ||
 		    now_msecs - h.blocked_logged_msecs >= health_guard_relog_msecs) {
-			out.blocked.push_back({ip, h.st.last_reason, down_hosts, limit});
+			out.blocked.push_back({ip, h.st.last_reason, all_down_, limit});
 			h.blocked_logged_msecs = now_msecs;
 		}
 		h.st.guard_blocked = true;

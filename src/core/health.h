@@ -222,7 +222,7 @@ public:
 	// goes down counts as ours when we asked for it, or when our own rounds
 	// had already failed for it (the decider acted on the same evidence); an
 	// operator's down of a host we see healthy is not ours. A host that goes
-	// up is no longer ours.
+	// up is no longer ours. The guard counts all these hosts, checked or not.
 	void observe_hosts(const std::vector<std::pair<IpAddr, bool>> &hosts);
 
 	// Hosts whose round is due; they are in flight until probe_done().
@@ -252,7 +252,9 @@ private:
 	void set_state(Host &h, HealthState to, const std::string &reason,
 		       std::vector<HealthTransition> &out);
 	HealthConfig config_;
-	std::map<IpAddr, Host> hosts_;
+	std::map<IpAddr, Host> hosts_; // the checked hosts
+	size_t all_hosts_ = 0;         // every mail host, checked or not
+	unsigned all_down_ = 0;        // of those, down
 };
 
 // Repeat the guard's error while it holds a host up.

@@ -441,6 +441,20 @@ START_TEST(test_health_guard_counts_operator_downs)
 }
 END_TEST
 
+START_TEST(test_health_guard_counts_unchecked_hosts)
+{
+	HealthConfig c = test_config(); // max_down = 1
+	c.checks = *parse_health_checks("10.0.0.2=imap:143 10.0.0.3=imap:143");
+	HealthChecker hc(c);
+	hc.observe_hosts(hosts3(true, false, false)); // .1: not checked, down
+	int64_t now = 0;
+	run(hc, now, 3000, [&](const IpAddr &) { return false; });
+	HealthActions a = hc.decide(now);
+	ck_assert(a.down.empty());
+	ck_assert_uint_eq(a.blocked.size(), 2);
+}
+END_TEST
+
 START_TEST(test_health_max_down_zero_never_downs)
 {
 	HealthConfig c = test_config();
@@ -597,6 +611,7 @@ int main()
 	tcase_add_test(tc, test_health_down_by_another_decider_on_failing_host_is_ours);
 	tcase_add_test(tc, test_health_guard_holds_hosts_up_and_says_so_once);
 	tcase_add_test(tc, test_health_guard_counts_operator_downs);
+	tcase_add_test(tc, test_health_guard_counts_unchecked_hosts);
 	tcase_add_test(tc, test_health_max_down_zero_never_downs);
 	tcase_add_test(tc, test_health_refused_down_is_retried);
 	suite_add_tcase(s, tc);
