@@ -48,6 +48,20 @@ HealthMonitor::HealthMonitor(DirectorService &service, core::HealthConfig config
 	: service_(service), checker_(config),
 	  rule_(config.deciders, self, config.decider_timeout_secs), source_(source)
 {
+	auto any_tls = [](const std::vector<core::HealthProbe> &probes) {
+		return std::any_of(probes.begin(), probes.end(), [](const core::HealthProbe &p) {
+			return core::health_protocol_tls(p.protocol);
+		});
+	};
+	bool want_tls = any_tls(config.checks.defaults);
+	for (const auto &[ip, probes] : config.checks.per_host)
+		want_tls = want_tls || any_tls(probes);
+	if (want_tls) {
+		std::string error;
+		tls_ = adapter::TlsClientContext::create(error);
+		if (!tls_)
+			i_fatal("director_health_checks: %s", error.c_str());
+	}
 	if (!rule_.self_listed()) {
 		e_info(service_.event(), "health: checking backends; this director is not in "
 					 "director_health_deciders, so it never changes host states");
@@ -103,7 +117,7 @@ void HealthMonitor::step()
 	for (const core::IpAddr &ip : checker_.due(now)) {
 		auto probes = checker_.config().checks.for_host(ip);
 		rounds_[ip] = std::make_unique<HealthRound>(
-			checker_.config(), ip, probes, source_,
+			checker_.config(), tls_.get(), ip, probes, source_,
 			[this, ip](bool ok, const std::string &reason) { round_done(ip, ok, reason); });
 	}
 	act(now);
@@ -198,8 +212,9 @@ void HealthMonitor::act(int64_t now)
 	observe();
 }
 
-std::string HealthMonitor::list_reply() const
+std::string HealthMonitor::list_reply()
 {
+	observe();
 	int64_t now_secs = service_.now();
 	auto decider = rule_.current_decider(now_secs);
 	std::string out = "decider\t";

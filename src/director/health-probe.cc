@@ -14,10 +14,10 @@ namespace {
 constexpr size_t probe_max_line_bytes = 8192;
 } // namespace
 
-HealthRound::HealthRound(const core::HealthConfig &config, const core::IpAddr &ip,
-			 std::vector<core::HealthProbe> probes, std::optional<core::IpAddr> source,
-			 Done done)
-	: config_(config), ip_(ip), probes_(std::move(probes)), source_(source),
+HealthRound::HealthRound(const core::HealthConfig &config, const adapter::TlsClientContext *tls,
+			 const core::IpAddr &ip, std::vector<core::HealthProbe> probes,
+			 std::optional<core::IpAddr> source, Done done)
+	: config_(config), tls_(tls), ip_(ip), probes_(std::move(probes)), source_(source),
 	  done_(std::move(done))
 {
 	defer_.once(0, [this]() { start_probe(); });
@@ -68,9 +68,11 @@ void HealthRound::connected(const std::string &error)
 		return;
 	}
 	if (core::health_protocol_tls(probes_[next_].protocol)) {
-		// TLS ports: the TCP connect is the probe (no handshake yet).
-		end_probe(true, "");
-		return;
+		std::string tls_error;
+		if (tls_ == nullptr || !stream_->start_tls_client(*tls_, ip_.to_string(), tls_error)) {
+			end_probe(false, "TLS setup failed: " + tls_error);
+			return;
+		}
 	}
 	stream_->watch([this]() { input(); });
 }
@@ -103,7 +105,7 @@ void HealthRound::input()
 		break;
 	case adapter::Stream::ReadResult::eof:
 	case adapter::Stream::ReadResult::error:
-		end_probe(false, "connection closed by the server (" + stream_->read_error() + ")");
+		end_probe(false, "connection closed (" + stream_->read_error() + ")");
 		break;
 	}
 }

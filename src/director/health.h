@@ -17,6 +17,7 @@
 
 #include "adapter/handles.h"
 #include "adapter/stream.h"
+#include "adapter/tls.h"
 #include "core/health.h"
 #include "core/ip-addr.h"
 
@@ -30,9 +31,10 @@ class DirectorService;
 class HealthRound {
 public:
 	using Done = std::function<void(bool ok, const std::string &reason)>;
-	HealthRound(const core::HealthConfig &config, const core::IpAddr &ip,
-		    std::vector<core::HealthProbe> probes, std::optional<core::IpAddr> source,
-		    Done done);
+	// tls: the context for imaps/pop3s probes (nullptr: none configured).
+	HealthRound(const core::HealthConfig &config, const adapter::TlsClientContext *tls,
+		    const core::IpAddr &ip, std::vector<core::HealthProbe> probes,
+		    std::optional<core::IpAddr> source, Done done);
 	~HealthRound();
 	HealthRound(const HealthRound &) = delete;
 	HealthRound &operator=(const HealthRound &) = delete;
@@ -47,6 +49,7 @@ private:
 	std::string probe_name() const;
 
 	const core::HealthConfig &config_;
+	const adapter::TlsClientContext *tls_;
 	core::IpAddr ip_;
 	std::vector<core::HealthProbe> probes_;
 	size_t next_ = 0;
@@ -62,14 +65,17 @@ private:
 class HealthMonitor {
 public:
 	// self: our ring address (nullopt when standalone); source: the address
-	// probes are sent from (nullopt: the kernel's choice).
+	// probes are sent from (nullopt: the kernel's choice). Call before the
+	// chroot: a TLS context is made here when TLS probes are configured
+	// (i_fatal if that fails).
 	HealthMonitor(DirectorService &service, core::HealthConfig config,
 		      std::optional<core::HealthDecider> self, std::optional<core::IpAddr> source);
 	~HealthMonitor();
 
 	// The HEALTH-LIST reply of the director-admin socket: a decider line,
-	// one line per checked host, and the ending empty line.
-	std::string list_reply() const;
+	// one line per checked host (ring states as of now), and the ending
+	// empty line.
+	std::string list_reply();
 
 private:
 	void step();
@@ -83,6 +89,7 @@ private:
 	core::HealthChecker checker_;
 	core::HealthDeciderRule rule_;
 	std::optional<core::IpAddr> source_;
+	std::unique_ptr<adapter::TlsClientContext> tls_;
 	bool was_decider_ = false;
 	std::map<core::IpAddr, std::unique_ptr<HealthRound>> rounds_;
 	std::vector<std::unique_ptr<HealthRound>> finished_;

@@ -85,7 +85,7 @@ public:
 	// Health checks (issue #7): off unless started.
 	void start_health(core::HealthConfig config, std::optional<core::HealthDecider> self,
 			  std::optional<core::IpAddr> source);
-	const class HealthMonitor *health() const { return health_.get(); }
+	class HealthMonitor *health() { return health_.get(); }
 
 	void connection_closed(Connection *conn);
 	uint64_t register_connection(Connection *conn);

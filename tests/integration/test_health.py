@@ -18,6 +18,7 @@ import filecmp
 import os
 import re
 import shutil
+import subprocess
 import time
 
 import pytest
@@ -270,6 +271,9 @@ def test_stopped_backend_is_downed_and_flushed_everywhere_then_up(ring3):
 def test_doveadm_director_health_shows_each_backend(ring3):
     ring = ring3
     d = ring.directors[1]
+    # this director's own rounds may still be catching up with the last test
+    rig.wait_until(lambda: all(r["state"] == "up" and r["result"] == "ok"
+                               for r in health_list(d)[2].values()), 20, "all up on d1")
     src = built_file("doveadm-director", DOVEADM_PLUGIN, DOVEADM_DIR)
     # doveadm loads every plugin of its module dir: installed only for
     # these two commands
@@ -440,3 +444,48 @@ def test_mixed_ring_with_stock_follows_verdicts(make_cluster, settings_module):
     # the ring stayed whole: stock never dropped a peer for our heartbeats
     assert ring.formed_problems() == []
     assert not re.search(r"Unknown command|Invalid|protocol error", stock.read_log(), re.I)
+
+
+def make_cert(directory):
+    """A throw-away self-signed certificate for the backends' TLS ports."""
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=backend.test", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def test_tls_probes_handshake_and_log_in(make_cluster, settings_module):
+    """imaps/pop3s probes do a real TLS handshake: a host whose 'imaps' probe
+    points at its plain IMAP port fails it and goes down; the others pass
+    (banner and login over TLS) and stay up."""
+    c = make_cluster(nbackends=3, nusers=5)
+    cert, key = make_cert(c.dir)
+    for b in c.backends:
+        orig = b.write_config
+
+        def write(orig=orig, b=b):
+            orig()
+            with open(b.conf, "a") as f:
+                f.write("ssl = yes\nssl_cert = <%s\nssl_key = <%s\n" % (cert, key))
+        b.write_config = write
+    bad = c.backends[2]
+    conf = health_conf(c, c.users[-1], "").replace(
+        "director_health_checks = imap:143,pop3:110,lmtp:24",
+        "director_health_checks = imaps:993,pop3s:995 %s=imaps:143" % bad.ip)
+    d = c.add_director(extra_conf=conf)
+    c.start()
+    rig.wait_until(lambda: rig.host_table(d)[bad.ip]["state"] == "down", VERDICT_DEADLINE_SECS,
+                   "%s down (TLS against a plain port)" % bad.ip)
+    _, decides, rows = health_list(d)
+    assert decides
+    assert rows[bad.ip]["state"] == "down" and "imaps:143" in rows[bad.ip]["result"], rows
+    print("TLS probe against a plain port: %s" % rows[bad.ip]["result"])
+    for b in c.backends[:2]:
+        assert rows[b.ip]["state"] == "up" and rows[b.ip]["result"] == "ok", rows
+        assert rig.host_table(d)[b.ip]["state"] == "up"
+        # the probes logged in over TLS
+        assert re.search(r"imap-login: (?:Info: )?Login: user=<%s>.*\bTLS\b" % re.escape(c.users[-1]),
+                         b.read_log()), b.name
+        assert re.search(r"pop3-login: (?:Info: )?Login: user=<%s>.*\bTLS\b" % re.escape(c.users[-1]),
+                         b.read_log()), b.name
