@@ -17,11 +17,9 @@
 namespace director {
 
 namespace {
-// Lists health check states (doc/operator-guide.md, "Health checks").
-constexpr std::string_view health_list_command = "HEALTH-LIST";
-} // namespace
 
-namespace {
+// Our extension listing health check states (doc/operator-guide.md §9).
+constexpr std::string_view health_list_command = "HEALTH-LIST";
 
 // The stock director-admin input limit.
 constexpr size_t admin_max_line_bytes = 1024;

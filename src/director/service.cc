@@ -2,13 +2,12 @@
 // Effects through lib-dovecot (ipc client, program client).
 #include "director/service.h"
 
-#include "director/health.h"
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "adapter/dovecot.h"
+#include "director/health.h"
 
 extern "C" {
 #include "ipc-client.h"
