@@ -60,6 +60,8 @@ def installed(src, dst_dir, name):
     dst = os.path.join(dst_dir, name)
     if not os.path.exists(src):
         pytest.fail("%s is missing (build the project)" % src)
+    made_dir = not os.path.isdir(dst_dir)   # settings/ comes with pigeonhole only
+    os.makedirs(dst_dir, exist_ok=True)
     added = False
     if not (os.path.exists(dst) and filecmp.cmp(src, dst, shallow=False)):
         added = not os.path.exists(dst)
@@ -73,6 +75,9 @@ def installed(src, dst_dir, name):
         if added:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(dst)
+        if made_dir:
+            with contextlib.suppress(OSError):
+                os.rmdir(dst_dir)
 
 
 @pytest.fixture(scope="module", autouse=True)
