@@ -9,6 +9,9 @@ extern "C" {
 #include "master-service.h"
 #include "master-service-settings.h"
 #include "settings-shim.h"
+#if DIRECTOR_DOVECOT_API == 23
+#include "health-settings-shim.h"
+#endif
 }
 
 namespace director::adapter {
@@ -48,7 +51,8 @@ DirectorSettings copy_and_check(const director_settings_shim *set)
 
 void director_settings_read()
 {
-	static const setting_parser_info *roots[] = {&director_settings_shim_info, nullptr};
+	static const setting_parser_info *roots[] = {&director_settings_shim_info,
+						     &director_health_settings_shim_info, nullptr};
 	const char *error;
 	if (master_service_settings_read_simple(master_service, roots, &error) < 0)
 		i_fatal("Error reading configuration: %s", error);
@@ -56,10 +60,24 @@ void director_settings_read()
 
 DirectorSettings director_settings_get()
 {
-	const auto *set = static_cast<const director_settings_shim *>(
-		master_service_settings_get_others(master_service)[0]);
-	DirectorSettings out = copy_and_check(set);
+	void **others = master_service_settings_get_others(master_service);
+	DirectorSettings out = copy_and_check(static_cast<const director_settings_shim *>(others[0]));
 	out.verbose_proctitle = master_service_settings_get(master_service)->verbose_proctitle;
+
+	const auto *hs = static_cast<const director_health_settings_shim *>(others[1]);
+	out.health_checks = hs->director_health_checks;
+	out.health_interval_msecs = hs->director_health_interval;
+	out.health_timeout_msecs = hs->director_health_timeout;
+	out.health_fail_rounds = hs->director_health_fail_rounds;
+	out.health_rapid_interval_msecs = hs->director_health_rapid_interval;
+	out.health_rapid_polls = hs->director_health_rapid_polls;
+	out.health_rapid_threshold = hs->director_health_rapid_threshold;
+	out.health_max_down = hs->director_health_max_down;
+	out.health_deciders = hs->director_health_deciders;
+	out.health_decider_timeout_secs = hs->director_health_decider_timeout;
+	out.health_login_file = hs->director_health_login_file;
+	out.health_lmtp_from = hs->director_health_lmtp_from;
+	out.health_lmtp_rcpt = hs->director_health_lmtp_rcpt;
 	return out;
 }
 
@@ -72,6 +90,7 @@ void director_settings_read()
 		i_fatal("Error reading configuration: %s", error);
 }
 
+// Health checks are not declared for 2.4 yet: they stay off (defaults).
 DirectorSettings director_settings_get()
 {
 	const director_settings_shim *set;

@@ -21,6 +21,21 @@ struct DirectorSettings {
 	unsigned max_parallel_kicks = 100;
 	uint64_t output_buffer_size = 10 * 1024 * 1024;
 	bool verbose_proctitle = false;
+
+	// director_health_* (issue #7); checks empty = health checks off.
+	std::string health_checks;
+	unsigned health_interval_msecs = 10000;
+	unsigned health_timeout_msecs = 5000;
+	unsigned health_fail_rounds = 3;
+	unsigned health_rapid_interval_msecs = 1000;
+	unsigned health_rapid_polls = 10;
+	unsigned health_rapid_threshold = 7;
+	std::string health_max_down = "30%";
+	std::string health_deciders;
+	unsigned health_decider_timeout_secs = 30;
+	std::string health_login_file;
+	std::string health_lmtp_from;
+	std::string health_lmtp_rcpt;
 };
 
 // Reads the configuration from the config process (i_fatal() on failure).

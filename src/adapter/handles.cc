@@ -26,6 +26,13 @@ void IoHandle::read(int fd, std::function<void()> callback)
 	io_ = io_add(fd, IO_READ, trampoline, this);
 }
 
+void IoHandle::read_istream(struct istream *input, std::function<void()> callback)
+{
+	reset();
+	callback_ = std::move(callback);
+	io_ = io_add_istream(input, trampoline, this);
+}
+
 void IoHandle::reset()
 {
 	if (io_ != nullptr)

@@ -7,6 +7,7 @@
 #include <functional>
 
 struct io;
+struct istream;
 struct timeout;
 
 namespace director::adapter {
@@ -23,6 +24,8 @@ public:
 
 	// Watches `fd` for input; replaces any previous watch.
 	void read(int fd, std::function<void()> callback);
+	// Watches a stream (input it buffers counts too, as with TLS).
+	void read_istream(struct istream *input, std::function<void()> callback);
 	void reset();
 	bool active() const { return io_ != nullptr; }
 

@@ -5,6 +5,11 @@
 #include <cstring>
 
 #include "adapter/dovecot.h"
+#include "adapter/tls.h"
+
+extern "C" {
+#include "iostream-ssl.h"
+}
 
 namespace director::adapter {
 
@@ -21,6 +26,8 @@ Stream::~Stream()
 	io_.reset();
 	if (connect_io_ != nullptr)
 		io_remove(&connect_io_);
+	if (ssl_io_ != nullptr)
+		ssl_iostream_destroy(&ssl_io_);
 	i_stream_destroy(&input_);
 	o_stream_destroy(&output_);
 	if (fd_ != -1)
@@ -40,8 +47,14 @@ void Stream::pause()
 
 void Stream::resume()
 {
-	if (!io_.active() && callback_)
-		io_.read(fd_, callback_);
+	// A TLS stream may hold decrypted input the fd does not show: watch
+	// the stream itself.
+	if (!io_.active() && callback_) {
+		if (ssl_io_ != nullptr)
+			io_.read_istream(input_, callback_);
+		else
+			io_.read(fd_, callback_);
+	}
 	// Lines may already sit in the buffer: handle them without waiting.
 	if (i_stream_get_data_size(input_) > 0)
 		i_stream_set_input_pending(input_, TRUE);
@@ -131,6 +144,22 @@ void Stream::connect_trampoline(Stream *self) noexcept
 	std::function<void(const std::string &)> cb = std::move(self->connected_);
 	self->connected_ = nullptr;
 	run_noexcept("connect", [&]() { cb(error); });
+}
+
+bool Stream::start_tls_client(const TlsClientContext &ctx, const std::string &host,
+			      std::string &error_r)
+{
+	struct ssl_iostream_settings set;
+	i_zero(&set);
+	set.allow_invalid_cert = TRUE;
+	const char *error;
+	if (io_stream_create_ssl_client(ctx.get(), host.c_str(), &set, &input_, &output_, &ssl_io_,
+					&error) < 0) {
+		error_r = error;
+		return false;
+	}
+	(void)ssl_iostream_handshake(ssl_io_);
+	return true;
 }
 
 bool Stream::output_failed() const

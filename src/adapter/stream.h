@@ -11,6 +11,7 @@
 
 struct istream;
 struct ostream;
+struct ssl_iostream;
 
 namespace director::adapter {
 
@@ -50,6 +51,11 @@ public:
 	// Calls `callback` once a non-blocking connect() finished (the socket
 	// became writable); `error_r` is empty on success.
 	void on_connected(std::function<void(const std::string &error)> callback);
+	// Turns a connected client stream into TLS (handshake with the next
+	// read or write; certificates as the context says). Call before
+	// watch(). false with error_r set on failure.
+	bool start_tls_client(const class TlsClientContext &ctx, const std::string &host,
+			      std::string &error_r);
 	bool output_failed() const;
 	size_t output_buffered() const;
 	void flush();
@@ -67,6 +73,7 @@ private:
 	int fd_;
 	struct istream *input_;
 	struct ostream *output_;
+	struct ssl_iostream *ssl_io_ = nullptr;
 	IoHandle io_;
 	std::function<void()> callback_;
 	size_t low_water_ = 0;

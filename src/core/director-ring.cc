@@ -844,6 +844,21 @@ void Director::ring_sync(int64_t now, Effects &fx)
 	sync_send(*self_, sync_seq_, ring_version_minor, uint32_t(now), hosts_.hosts_hash(), now, fx);
 }
 
+bool Director::ring_heartbeat(int64_t now, Effects &fx)
+{
+	if (alone() || !ring_synced_ || !ring_handshaked_ || right_ == 0)
+		return false;
+	sync_seq_++;
+	sync_send(*self_, sync_seq_, ring_version_minor, uint32_t(now), hosts_.hosts_hash(), now, fx);
+	return true;
+}
+
+int64_t Director::director_last_sync_seen(const IpAddr &ip, uint16_t port) const
+{
+	const DirectorHost *h = find_director(ip, port);
+	return h == nullptr ? 0 : h->last_sync_seen;
+}
+
 void Director::sync_send(const DirectorHost &origin, uint32_t seq, uint32_t minor,
 			 uint32_t timestamp, uint32_t hosts_hash, int64_t now, Effects &fx)
 {
@@ -949,6 +964,7 @@ void Director::handle_sync(RingConn &c, const RingCommand &cmd, int64_t now, Eff
 		return;
 	}
 	if (origin != nullptr) {
+		origin->last_sync_seen = now;
 		if (cmd.origin.seq < origin->last_sync_seq &&
 		    ts < origin->last_sync_timestamp + ring_sync_stale_restart_secs)
 			return; // stale

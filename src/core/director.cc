@@ -686,6 +686,35 @@ AdminReply Director::host_flush(JobId job, std::optional<IpAddr> ip, int64_t now
 	return reply_after_sync(job, now);
 }
 
+bool Director::health_set_down(const IpAddr &ip, int64_t now, Effects &fx)
+{
+	HostId id = hosts_.find(ip);
+	if (id == invalid_host)
+		return false;
+	const MailHost &h = hosts_.get(id);
+	if (h.down || h.desynced)
+		return false;
+	// One step: the HOST change and the HOST-FLUSH leave in the same batch,
+	// in this order, so no peer sees the flush without the down.
+	hosts_.set_down(id, true, now);
+	host_changed(id, now, fx);
+	flush_host(id, now, fx);
+	return true;
+}
+
+bool Director::health_set_up(const IpAddr &ip, int64_t now, Effects &fx)
+{
+	HostId id = hosts_.find(ip);
+	if (id == invalid_host)
+		return false;
+	const MailHost &h = hosts_.get(id);
+	if (!h.down || h.desynced)
+		return false;
+	hosts_.set_down(id, false, now);
+	host_changed(id, now, fx);
+	return true;
+}
+
 // ---------------------------------------------------------------- ring side of users and hosts
 
 int Director::user_refresh(RingConn &c, uint32_t hash, HostId host, int64_t timestamp, bool weak,

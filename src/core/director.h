@@ -248,6 +248,12 @@ public:
 	AdminReply host_set_down(JobId job, const IpAddr &ip, bool down, int64_t now, Effects &fx);
 	AdminReply host_remove(JobId job, const IpAddr &ip, int64_t now, Effects &fx);
 	AdminReply host_flush(JobId job, std::optional<IpAddr> ip, int64_t now, Effects &fx);
+	// Health checks (issue #7): the decider's down is a down and a flush in
+	// one step; its up is a plain up. Both travel as the stock HOST and
+	// HOST-FLUSH ring changes. false: the host is unknown, already in that
+	// state, or still being synced (try again on a later tick).
+	bool health_set_down(const IpAddr &ip, int64_t now, Effects &fx);
+	bool health_set_up(const IpAddr &ip, int64_t now, Effects &fx);
 	AdminReply host_reset_users(JobId job, std::optional<IpAddr> ip, unsigned max_parallel,
 				    int64_t now, Effects &fx);
 	UserLookup user_lookup(uint32_t user_hash, std::string_view tag, int64_t now);
@@ -286,6 +292,14 @@ public:
 	// Ring connections the core still tracks (closed ones included until
 	// the next tick sweeps them).
 	size_t ring_connection_count() const { return conns_.size(); }
+
+	// A health decider's heartbeat: a stock SYNC we originate while the ring
+	// is synced. Unlike a change it does not mark the ring unsynced, so
+	// lookups are not delayed. false when not sent (alone, not synced).
+	bool ring_heartbeat(int64_t now, Effects &fx);
+	// When a SYNC originated by that director last passed us (our clock);
+	// 0 = never, or unknown director.
+	int64_t director_last_sync_seen(const IpAddr &ip, uint16_t port) const;
 
 	std::vector<DirectorListEntry> director_list(int64_t now) const;
 	AdminReply director_add(const IpAddr &ip, std::optional<uint16_t> port, int64_t now,
@@ -363,6 +377,7 @@ private:
 		uint32_t last_seq = 0;
 		uint32_t last_sync_seq = 0;
 		int64_t last_sync_timestamp = 0;
+		int64_t last_sync_seen = 0; // our clock, for health heartbeats
 		unsigned sync_duplicates = 0;
 		std::optional<uint32_t> bad_hosts_hash; // first wrong SYNC hosts_hash seen
 		int64_t last_network_failure = 0;

@@ -13,11 +13,15 @@
 #include "adapter/stream.h"
 #include "core/admin-protocol.h"
 #include "core/tab-escape.h"
+#include "director/health.h"
 #include "director/service.h"
 
 namespace director {
 
 namespace {
+
+// Our extension listing health check states (doc/operator-guide.md §9).
+constexpr std::string_view health_list_command = "HEALTH-LIST";
 
 // The stock director-admin input limit.
 constexpr size_t admin_max_line_bytes = 1024;
@@ -85,6 +89,12 @@ private:
 				return;
 			}
 			handshaked_ = true;
+			return;
+		}
+		// Our extension, only while health checks run (otherwise it is an
+		// unknown command, as on stock): not part of the stock parser.
+		if (line == health_list_command && service_.health() != nullptr) {
+			stream_.send(service_.health()->list_reply());
 			return;
 		}
 		auto cmd = core::parse_admin_command(line);

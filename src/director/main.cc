@@ -3,7 +3,11 @@
 // finds itself in director_servers, resolves director_mail_servers, drops
 // privileges and serves every listener until the master stops it.
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <memory>
 #include <vector>
 
@@ -11,6 +15,7 @@
 #include "adapter/event-log.h"
 #include "adapter/director-settings.h"
 #include "core/config-values.h"
+#include "core/health.h"
 #include "director/service.h"
 
 extern "C" {
@@ -191,6 +196,81 @@ void add_mail_servers(core::Director &dir, const adapter::DirectorSettings &set)
 	}
 }
 
+// director_health_login_file: read before privileges are dropped. It holds
+// a password, so it must be root's and unreadable by anyone else.
+core::HealthLogin read_health_login(const std::string &path)
+{
+	int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		i_fatal("director_health_login_file=%s: open() failed: %m", path.c_str());
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		i_fatal("director_health_login_file=%s: fstat() failed: %m", path.c_str());
+	if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 077) != 0) {
+		i_fatal("director_health_login_file=%s: must be a regular file owned by root "
+			"with mode 0600 or stricter (it holds a password)", path.c_str());
+	}
+	std::string data;
+	char buf[1024];
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0)
+			i_fatal("director_health_login_file=%s: read() failed: %m", path.c_str());
+		if (n == 0)
+			break;
+		data.append(buf, size_t(n));
+		if (data.size() > 64 * 1024)
+			i_fatal("director_health_login_file=%s: too large", path.c_str());
+	}
+	i_close_fd(&fd);
+	auto login = core::parse_health_login(data);
+	if (!login.ok())
+		i_fatal("director_health_login_file=%s: %s", path.c_str(), login.error().c_str());
+	return *login;
+}
+
+// The director_health_* settings; nullopt when health checks are off.
+std::optional<core::HealthConfig> make_health_config(const adapter::DirectorSettings &set,
+						     uint16_t ring_port)
+{
+	auto checks = core::parse_health_checks(set.health_checks);
+	if (!checks.ok()) {
+		i_fatal("Invalid setting director_health_checks=%s: %s", set.health_checks.c_str(),
+			checks.error().c_str());
+	}
+	if (checks->empty())
+		return std::nullopt;
+	core::HealthConfig cfg;
+	cfg.checks = *checks;
+	cfg.interval_msecs = set.health_interval_msecs;
+	cfg.timeout_msecs = set.health_timeout_msecs;
+	cfg.fail_rounds = set.health_fail_rounds;
+	cfg.rapid_interval_msecs = set.health_rapid_interval_msecs;
+	cfg.rapid_polls = set.health_rapid_polls;
+	cfg.rapid_threshold = set.health_rapid_threshold;
+	cfg.decider_timeout_secs = set.health_decider_timeout_secs;
+	cfg.lmtp_from = set.health_lmtp_from;
+	cfg.lmtp_rcpt = set.health_lmtp_rcpt;
+	auto max_down = core::parse_health_max_down(set.health_max_down);
+	if (!max_down.ok()) {
+		i_fatal("Invalid setting director_health_max_down=%s: %s",
+			set.health_max_down.c_str(), max_down.error().c_str());
+	}
+	cfg.max_down = *max_down;
+	auto deciders = core::parse_health_deciders(set.health_deciders, ring_port);
+	if (!deciders.ok()) {
+		i_fatal("Invalid setting director_health_deciders=%s: %s",
+			set.health_deciders.c_str(), deciders.error().c_str());
+	}
+	cfg.deciders = *deciders;
+	if (!set.health_login_file.empty())
+		cfg.login = read_health_login(set.health_login_file);
+	core::Status st = core::validate_health_config(cfg);
+	if (!st.ok())
+		i_fatal("Invalid health check settings: %s", st.error().c_str());
+	return cfg;
+}
+
 extern "C" void client_connected(struct master_service_connection *conn)
 {
 	adapter::run_noexcept("accepting a connection", [conn]() {
@@ -231,6 +311,22 @@ void main_preinit()
 	}
 
 	service->connect_privileged();
+
+	if (auto health = make_health_config(set, ring_port)) {
+		std::optional<core::HealthDecider> self;
+		std::optional<core::IpAddr> source;
+		if (!ring.directors.empty()) {
+			self = core::HealthDecider{ring.self_ip, ring.self_port};
+			source = ring.self_ip;
+			if (health->deciders.empty()) {
+				e_warning(adapter::director_root_event(),
+					  "health: director_health_deciders is empty: backends are "
+					  "checked but no director changes host states");
+			}
+		}
+		service->start_health(std::move(*health), self, source);
+	}
+
 	restrict_access_by_env(RESTRICT_ACCESS_FLAG_ALLOW_ROOT, nullptr);
 	restrict_access_allow_coredumps(TRUE);
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "adapter/dovecot.h"
+#include "director/health.h"
 
 extern "C" {
 #include "master-service.h"
@@ -47,6 +48,7 @@ DirectorService::DirectorService(adapter::DirectorSettings settings, core::Direc
 
 DirectorService::~DirectorService()
 {
+	health_.reset();
 	stopping_ = true;
 	kicks_.reset();
 	tick_timer_.reset();
@@ -59,6 +61,13 @@ DirectorService::~DirectorService()
 void DirectorService::connect_privileged()
 {
 	kicks_->connect();
+}
+
+void DirectorService::start_health(core::HealthConfig config,
+				   std::optional<core::HealthDecider> self,
+				   std::optional<core::IpAddr> source)
+{
+	health_ = std::make_unique<HealthMonitor>(*this, std::move(config), self, source);
 }
 
 int64_t DirectorService::now() const

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "adapter/director-settings.h"
 #include "core/auth-reply.h"
 #include "core/director.h"
+#include "core/health.h"
 
 struct master_service_connection;
 
@@ -83,6 +85,11 @@ public:
 	// Before privileges are dropped: connections that need root.
 	void connect_privileged();
 
+	// Health checks (issue #7): off unless started.
+	void start_health(core::HealthConfig config, std::optional<core::HealthDecider> self,
+			  std::optional<core::IpAddr> source);
+	class HealthMonitor *health() { return health_.get(); }
+
 	void connection_closed(Connection *conn);
 	uint64_t register_connection(Connection *conn);
 
@@ -118,6 +125,7 @@ private:
 	std::vector<std::unique_ptr<adapter::ProgramRunner>> dead_flushes_;
 
 	uint64_t prev_requests_ = 0;
+	std::unique_ptr<class HealthMonitor> health_;
 };
 
 // Listener connection types; each lives in its own *-connection.cc.

@@ -1,11 +1,14 @@
 // Entry points of the doveadm director plugin. On Dovecot 2.3 doveadm has the
 // director commands built in and talks to our director-admin socket itself, so
-// the plugin registers nothing there; on 2.4 it registers them all
-// (cmd-director.cc).
+// the plugin only adds "director health" (health checks, issue #7); on 2.4 it
+// registers them all (cmd-director.cc), without "health" (2.4 has no health
+// checks yet).
 #include "adapter/dovecot.h"
 
 #if DIRECTOR_DOVECOT_API == 24
 #include "doveadm-director/cmd-director.h"
+#else
+#include "doveadm-director/cmd-health.h"
 #endif
 
 extern "C" {
@@ -19,6 +22,8 @@ void doveadm_director_plugin_init(struct module *module ATTR_UNUSED)
 {
 #if DIRECTOR_DOVECOT_API == 24
 	director_doveadm_commands_register();
+#else
+	director::doveadm::register_health_command();
 #endif
 }
 

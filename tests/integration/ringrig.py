@@ -176,7 +176,8 @@ class Ring:
                 continue
             if selfrow[0]["status"] != "ring synced":
                 problems.append("%s: %s" % (d.name, selfrow[0]["status"]))
-            listed = sorted({r["ip"] for r in rows if r["type"] != "removed"}, key=_ip_key)
+            listed = sorted({r["ip"] for r in rows if r["type"] != "removed" and r["ip"]},
+                            key=_ip_key)
             if listed != want_ips:
                 problems.append("%s lists directors %s" % (d.name, listed))
             conns = [r for r in rows if r["type"] in ("left", "right", "in", "out")]
@@ -293,8 +294,20 @@ def ring_status(d, timeout=10):
     rows = []
     for line in out.splitlines()[1:]:
         f = line.split("\t")
+        if not _is_ip(f[0]):
+            # an incoming connection that has not said who it is yet: stock
+            # and ours print only its connection columns, shifted left
+            f = ["", "", "in", "-"] + f
         rows.append(dict(zip(RING_COLS, f + ["-"] * (len(RING_COLS) - len(f)))))
     return rows
+
+
+def _is_ip(text):
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
 
 
 def host_rows(d, timeout=10):
