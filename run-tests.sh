@@ -113,7 +113,7 @@ if [ -f "$dovecot24_log" ]; then
 	line=$(grep -E '^tests24: [0-9]+ passed, [0-9]+ failed' "$dovecot24_log" | tail -n 1)
 	if [ -n "$line" ]; then
 		# shellcheck disable=SC2046
-		set -- $(echo "$line" | grep -Eo '[0-9]+')
+		set -- $(echo "${line#tests24:}" | grep -Eo '[0-9]+')
 		passed=$((passed + $1))
 		failed=$((failed + $2))
 	else

@@ -149,12 +149,19 @@ void Stream::connect_trampoline(Stream *self) noexcept
 bool Stream::start_tls_client(const TlsClientContext &ctx, const std::string &host,
 			      std::string &error_r)
 {
+	const char *error;
+#if DIRECTOR_DOVECOT_API == 23
 	struct ssl_iostream_settings set;
 	i_zero(&set);
 	set.allow_invalid_cert = TRUE;
-	const char *error;
-	if (io_stream_create_ssl_client(ctx.get(), host.c_str(), &set, &input_, &output_, &ssl_io_,
-					&error) < 0) {
+	int ret = io_stream_create_ssl_client(ctx.get(), host.c_str(), &set, &input_, &output_,
+					      &ssl_io_, &error);
+#else
+	int ret = io_stream_create_ssl_client(ctx.get(), host.c_str(), nullptr,
+					      SSL_IOSTREAM_FLAG_ALLOW_INVALID_CERT, &input_,
+					      &output_, &ssl_io_, &error);
+#endif
+	if (ret < 0) {
 		error_r = error;
 		return false;
 	}

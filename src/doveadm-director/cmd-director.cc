@@ -22,6 +22,7 @@
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 extern "C" {
+#include "auth-master.h"
 #include "doveadm.h"
 #include "doveadm-print.h"
 #include "doveadm-settings.h"
@@ -297,6 +298,23 @@ void cmd_status(struct doveadm_cmd_context *cctx)
 	}
 }
 
+// Without -f the names come from the userdb's user list, as on 2.3; a
+// failed listing is logged and the map printed with what was read. 2.4's
+// auth lists nobody for the empty mask 2.3's doveadm used: "*" lists all.
+void userdb_names(const director::core::UsernameHash &hash,
+		  std::multimap<uint32_t, std::string> &names)
+{
+	const char *path = t_strconcat(doveadm_settings->base_dir, "/auth-userdb", nullptr);
+	struct auth_master_connection *conn = auth_master_init(path, auth_master_flags(0));
+	struct auth_master_user_list_ctx *ctx = auth_master_user_list_init(conn, "*", nullptr);
+	const char *name;
+	while ((name = auth_master_user_list_next(ctx)) != nullptr)
+		names.emplace(hash.hash(name), name);
+	if (auth_master_user_list_deinit(&ctx) < 0)
+		fail(EX_TEMPFAIL, "user listing failed");
+	auth_master_deinit(&conn);
+}
+
 void cmd_map(struct doveadm_cmd_context *cctx)
 {
 	director::core::UsernameHash hash = username_hash(cctx);
@@ -306,20 +324,20 @@ void cmd_map(struct doveadm_cmd_context *cctx)
 		doveadm_print_num(hash.hash(param_str(cctx, "user-map")));
 		return;
 	}
-	// 2.3 falls back to the userdb user list; this build needs -f.
-	if (!param_given(cctx, "users-file")) {
-		fail(EX_USAGE, "director map: give the user names with -f <file>");
-		return;
-	}
 	std::multimap<uint32_t, std::string> names;
-	std::ifstream in(param_str(cctx, "users-file"));
-	if (!in) {
-		fail(EX_NOINPUT, "open(%s) failed: %m", param_str(cctx, "users-file").c_str());
-		return;
-	}
-	for (std::string name; std::getline(in, name);) {
-		if (!name.empty())
-			names.emplace(hash.hash(name), name);
+	if (param_given(cctx, "users-file")) {
+		std::ifstream in(param_str(cctx, "users-file"));
+		if (!in) {
+			fail(EX_NOINPUT, "open(%s) failed: %m",
+			     param_str(cctx, "users-file").c_str());
+			return;
+		}
+		for (std::string name; std::getline(in, name);) {
+			if (!name.empty())
+				names.emplace(hash.hash(name), name);
+		}
+	} else {
+		userdb_names(hash, names);
 	}
 	if (param_given(cctx, "hash-map")) {
 		uint32_t h = uint32_t(strtoul(param_str(cctx, "hash-map").c_str(), nullptr, 10));

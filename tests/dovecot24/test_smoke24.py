@@ -149,6 +149,10 @@ login_socket_path = director
 passdb passwd-file {{
   passwd_file_path = {dir}/users
 }}
+# only for `doveadm director map` without -f, which lists the userdb's users
+userdb passwd-file {{
+  passwd_file_path = {dir}/users
+}}
 service director {{
   unix_listener login/director {{
     mode = 0666
@@ -427,6 +431,11 @@ def test_doveadm_director_user_status_map_move_kick(cluster):
     h = doveadm_director(cluster, "map", "-u", "carol").stdout.strip()
     assert h == rows["carol"][1]
     assert doveadm_director(cluster, "map", "-f", users, "-h", h).stdout.split() == ["carol"]
+    # without -f the names come from the userdb, as on 2.3
+    r = doveadm_director(cluster, "map")
+    assert r.returncode == 0, r.stderr
+    rows = {l.split()[0]: l.split() for l in r.stdout.splitlines()[1:]}
+    assert rows["carol"][2] == landed, r.stdout
 
     other = [x.ip for x in b if x.ip != landed][0]
     assert doveadm_director(cluster, "move", "carol", other).returncode == 0
