@@ -432,6 +432,14 @@ bool Director::handle_handshake_command(RingConn &c, const RingCommand &cmd, int
 	std::string who = c.host ? c.host->name() : c.remote_ip.to_string();
 	switch (cmd.kind) {
 	case RingCommandKind::version:
+		if (c.pctx.version_received) {
+			// Stock would send its host list and users again (or
+			// assert while still sending them); a peer never sends
+			// VERSION twice, so treat it as the protocol error it is.
+			log_.log(LogLevel::error, "director(" + who + "): Duplicate VERSION");
+			close_conn(c, "Duplicate VERSION", now, fx, true);
+			return true;
+		}
 		c.pctx.version_received = true;
 		c.pctx.peer_minor = cmd.minor_version;
 		if (cmd.minor_version < ring_minor_options) {

@@ -196,6 +196,41 @@ std::string host_of(Effects &fx, RequestId id)
 
 } // namespace
 
+// Regression (fuzz-ring-director): a peer that sends VERSION again during the
+// handshake made us send the host list and the users a second time, after our
+// DONE. It is a protocol error now: the connection is closed once, with QUIT.
+START_TEST(test_ring_duplicate_version_closes_the_connection)
+{
+	QuietLog log;
+	Director d(DirectorConfig(), log);
+	d.add_config_host(ip("10.0.0.1"), "", "");
+	Effects fx;
+	d.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}}, ip("127.0.0.1"), 9090, t0,
+		     fx);
+	ck_assert_uint_eq(fx.ring_connects.size(), 1);
+	RingConnId id = fx.ring_connects[0].id;
+	d.ring_connected(id, t0, fx);
+	d.ring_line(id, "VERSION\tdirector\t1\t9", t0, fx);
+	auto count = [&](const char *prefix) {
+		size_t n = 0;
+		for (const auto &s : fx.ring_sends) {
+			for (size_t at = s.data.find(prefix); at != std::string::npos;
+			     at = s.data.find(prefix, at + 1))
+				n += at == 0 || s.data[at - 1] == '\n';
+		}
+		return n;
+	};
+	ck_assert_uint_eq(count("HOST-HAND-START\t"), 1);
+	ck_assert_uint_eq(count("DONE\n"), 1);
+	ck_assert(fx.ring_closes.empty());
+	d.ring_line(id, "VERSION\tdirector\t1\t9", t0, fx);
+	ck_assert_uint_eq(count("HOST-HAND-START\t"), 1);
+	ck_assert_uint_eq(count("QUIT\tDuplicate VERSION\n"), 1);
+	ck_assert_uint_eq(fx.ring_closes.size(), 1);
+	ck_assert_uint_eq(fx.ring_closes[0].id, id);
+}
+END_TEST
+
 START_TEST(test_ring_of_three_forms_and_syncs)
 {
 	Net net(3);
@@ -384,6 +419,7 @@ int main()
 	Suite *s = suite_create("director-ring");
 	TCase *tc = tcase_create("forming");
 	tcase_add_test(tc, test_ring_of_three_forms_and_syncs);
+	tcase_add_test(tc, test_ring_duplicate_version_closes_the_connection);
 	tcase_add_test(tc, test_ring_frozen_director_is_dropped_within_seconds);
 	tcase_add_test(tc, test_ring_shutdown_quits_every_peer_and_connects_nowhere);
 	suite_add_tcase(s, tc);
