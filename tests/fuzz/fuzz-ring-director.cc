@@ -7,39 +7,20 @@
 // Invariants are checked after every step (see check()); at the end every peer goes
 // away and the director must drain: lookups answered, moves and kicks finished,
 // deferred admin replies sent. Any violation aborts.
-#include <cstdarg>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <deque>
 #include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
-#include "director.h"
+#include "director-harness.h"
 
-using namespace director::core;
+const char *const director::fuzz::target_name = "fuzz-ring-director";
+
+using namespace director::fuzz;
 
 namespace {
-
-// FUZZ_DIRECTOR_TRACE=1 prints every operation and every ring line.
-bool tracing()
-{
-	static const bool on = getenv("FUZZ_DIRECTOR_TRACE") != nullptr;
-	return on;
-}
-
-__attribute__((format(printf, 1, 2))) void trace(const char *fmt, ...)
-{
-	if (!tracing())
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-}
 
 std::string printable(std::string_view s)
 {
@@ -55,43 +36,6 @@ std::string printable(std::string_view s)
 	}
 	return out;
 }
-
-[[noreturn]] void fail(const char *what, size_t step)
-{
-	fprintf(stderr, "fuzz-ring-director: invariant failed at step %zu: %s\n", step, what);
-	abort();
-}
-
-struct NullLog : LogSink {
-	void log(LogLevel, const std::string &message) override
-	{
-		if (message.empty())
-			abort();
-		trace("  log: %s\n", message.c_str());
-	}
-};
-
-// Reads the input byte by byte; past the end it yields zeros.
-struct Bytes {
-	const uint8_t *p;
-	size_t n;
-	size_t i = 0;
-	bool done() const { return i >= n; }
-	uint8_t u8() { return i < n ? p[i++] : 0; }
-	size_t pick(size_t count) { return count == 0 ? 0 : u8() % count; }
-	bool bit() { return (u8() & 1) != 0; }
-	// The bytes up to the next LF (not included) or the end.
-	std::string_view line()
-	{
-		size_t start = i;
-		while (i < n && p[i] != '\n' && i - start < 4096)
-			i++;
-		std::string_view s(reinterpret_cast<const char *>(p) + start, i - start);
-		if (i < n && p[i] == '\n')
-			i++;
-		return s;
-	}
-};
 
 const uint16_t ring_port = 9090;
 const char *const self_ip = "127.0.0.2";
@@ -109,27 +53,11 @@ const char *const users[] = {"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7",
 const unsigned vhost_choices[] = {0, 1, 5, 100, 1000, 2, 3, 50};
 const unsigned minor_choices[] = {9, 9, 8, 7, 6, 5, 3, 0};
 
-struct Harness {
+struct Harness : Ledger {
 	NullLog log;
 	Director dir;
 	Effects fx;
 	int64_t now;
-	size_t step = 0;
-
-	struct Request {
-		std::string tag;
-		bool answered = false;
-		bool cancelled = false;
-	};
-	std::map<RequestId, Request> requests;
-	RequestId next_request = 1;
-	std::set<JobId> ipc_jobs, flush_jobs, seen_jobs;
-	struct AdminWait {
-		bool gone = false;
-		bool replied = false;
-	};
-	std::map<JobId, AdminWait> admin_waits;
-	JobId next_admin_job = 1;
 
 	// A ring connection as the peer sees it.
 	struct Conn {
@@ -149,25 +77,6 @@ struct Harness {
 	Harness(DirectorConfig cfg, int64_t t0) : dir(std::move(cfg), log), now(t0) {}
 
 	static IpAddr ip(const char *s) { return *IpAddr::parse(s); }
-
-	static const HostListEntry *find_host(const std::vector<HostListEntry> &list,
-					      const IpAddr &a)
-	{
-		for (const HostListEntry &h : list) {
-			if (h.ip == a)
-				return &h;
-		}
-		return nullptr;
-	}
-
-	void admin_reply(JobId job, const AdminReply &r)
-	{
-		trace("  => %s\n", r.later ? "(deferred)" : r.line.c_str());
-		if (r.later)
-			admin_waits[job] = AdminWait{};
-		else if (r.line.empty())
-			fail("admin command replied with an empty line", step);
-	}
 
 	// A line the director sent must be one a stock peer accepts.
 	void check_sent_line(Conn &c, std::string_view line)
@@ -224,54 +133,7 @@ struct Harness {
 	{
 		std::vector<HostListEntry> list = dir.host_list();
 		size_t sent_bytes = 0;
-		for (const Effects::LookupDone &l : todo.lookups) {
-			auto it = requests.find(l.id);
-			if (it == requests.end())
-				fail("answer for a lookup never made", step);
-			if (it->second.answered)
-				fail("lookup answered twice", step);
-			if (it->second.cancelled)
-				fail("cancelled lookup answered", step);
-			it->second.answered = true;
-			trace("  -> lookup id=%llu %s\n", (unsigned long long)l.id,
-			      l.host ? l.host->ip.to_string().c_str() : l.error.c_str());
-			if (l.host) {
-				const HostListEntry *h = find_host(list, l.host->ip);
-				if (h == nullptr)
-					fail("lookup answered with a host not in host_list()", step);
-				if (h->tag != it->second.tag)
-					fail("lookup answered with a host of another tag", step);
-			} else if (l.error.empty()) {
-				fail("failed lookup without an error", step);
-			}
-		}
-		for (const Effects::IpcCommand &c : todo.ipc) {
-			trace("  -> ipc id=%llu '%s'\n", (unsigned long long)c.id, c.line.c_str());
-			if (!seen_jobs.insert(c.id).second)
-				fail("ipc job id reused", step);
-			if (c.line.find('\n') != std::string::npos)
-				fail("ipc line contains LF", step);
-			ipc_jobs.insert(c.id);
-		}
-		for (const Effects::FlushProgram &f : todo.flushes) {
-			trace("  -> flush id=%llu\n", (unsigned long long)f.id);
-			if (!seen_jobs.insert(f.id).second)
-				fail("flush job id reused", step);
-			flush_jobs.insert(f.id);
-		}
-		for (const Effects::AdminDone &a : todo.admin) {
-			auto it = admin_waits.find(a.id);
-			if (it == admin_waits.end())
-				fail("deferred admin reply for a job that was not deferred", step);
-			if (it->second.replied)
-				fail("deferred admin reply sent twice", step);
-			if (it->second.gone)
-				fail("deferred admin reply after admin_gone()", step);
-			if (a.reply.empty())
-				fail("deferred admin reply is empty", step);
-			it->second.replied = true;
-			trace("  -> admin job=%llu '%s'\n", (unsigned long long)a.id, a.reply.c_str());
-		}
+		record(todo, list);
 		for (JobId job : todo.admin_resume)
 			trace("  -> admin resume job=%llu\n", (unsigned long long)job);
 		for (const Effects::RingConnect &c : todo.ring_connects) {
@@ -319,30 +181,9 @@ struct Harness {
 
 	void check()
 	{
-		std::vector<HostListEntry> list = dir.host_list();
-		size_t sum = 0;
-		for (const HostListEntry &h : list)
-			sum += h.user_count;
-		if (sum != dir.user_count())
-			fail("user_count() differs from the sum of host user counts", step);
+		Ledger::check(dir, dir.host_list(), false);
 		if (dir.user_count() > fed)
 			fail("more users than lookups, notifies and ring lines could add", step);
-		size_t pending = 0;
-		for (const auto &[id, r] : requests) {
-			if (!r.answered && !r.cancelled)
-				pending++;
-		}
-		if (pending != dir.delayed_lookups())
-			fail("delayed_lookups() differs from the unanswered lookups", step);
-		if (dir.users_kicking() > ipc_jobs.size())
-			fail("users_kicking() exceeds the ipc commands still running", step);
-		std::vector<UserListEntry> all = dir.user_list(std::nullopt);
-		if (all.size() != dir.user_count())
-			fail("user_list() size differs from user_count()", step);
-		for (const UserListEntry &u : all) {
-			if (find_host(list, u.host) == nullptr)
-				fail("user_list() names a host not in host_list()", step);
-		}
 		if (dir.ring_connection_count() > conns.size() + closed_since_tick)
 			fail("the director tracks connections that are gone", step);
 		if (dir.director_list(now).size() > 8 + fed + conns.size())
@@ -552,10 +393,9 @@ struct Harness {
 			break;
 		}
 		case 10: {
-			RequestId id = next_request++;
 			const char *user = users[in.pick(16)];
 			std::string tag = tags[in.pick(4)];
-			requests[id] = Request{tag};
+			RequestId id = new_request(tag);
 			fed++;
 			trace("t=%lld lookup id=%llu user='%s' tag='%s'\n", (long long)now,
 			      (unsigned long long)id, user, tag.c_str());
@@ -569,9 +409,7 @@ struct Harness {
 				RequestId id = 1 + in.pick(unsigned(next_request));
 				trace("cancel_lookup id=%llu\n", (unsigned long long)id);
 				dir.cancel_lookup(id);
-				auto it = requests.find(id);
-				if (it != requests.end() && !it->second.answered)
-					it->second.cancelled = true;
+				cancelled(id);
 			} else {
 				fed++;
 				trace("t=%lld notify_alive '%s'\n", (long long)now, users[b % 16]);
@@ -687,9 +525,7 @@ struct Harness {
 			JobId gone = 1 + in.pick(unsigned(next_admin_job));
 			trace("admin_gone job=%llu\n", (unsigned long long)gone);
 			dir.admin_gone(gone);
-			auto it = admin_waits.find(gone);
-			if (it != admin_waits.end())
-				it->second.gone = true;
+			Ledger::admin_gone(gone);
 			break;
 		}
 		}
@@ -726,46 +562,17 @@ struct Harness {
 				dir.ring_closed(id, "EOF", now, fx);
 				absorb();
 			}
-			while (!ipc_jobs.empty()) {
-				JobId id = *ipc_jobs.begin();
-				ipc_jobs.erase(ipc_jobs.begin());
-				dir.ipc_done(id, true, "", now, fx);
-				absorb();
-			}
-			while (!flush_jobs.empty()) {
-				JobId id = *flush_jobs.begin();
-				flush_jobs.erase(flush_jobs.begin());
-				dir.flush_done(id, true, now, fx);
-				absorb();
-			}
+			finish_jobs(dir, now, fx);
+			absorb();
 			now += 5;
 			closed_since_tick = 0;
 			trace("t=%lld drain tick\n", (long long)now);
 			dir.tick(now, fx);
 			absorb();
-			if (conns.empty() && ipc_jobs.empty() && flush_jobs.empty() &&
-			    dir.users_moving() == 0 && dir.delayed_lookups() == 0) {
-				bool waiting = false;
-				for (const auto &[job, w] : admin_waits)
-					waiting |= !w.gone && !w.replied;
-				if (!waiting)
-					break;
-			}
+			if (conns.empty() && quiet(dir))
+				break;
 		}
-		if (dir.users_moving() != 0)
-			fail("moves still running after draining", step);
-		if (dir.users_kicking() != 0)
-			fail("kicks still counted after every ipc command finished", step);
-		if (dir.delayed_lookups() != 0)
-			fail("lookups still queued after draining", step);
-		for (const auto &[id, r] : requests) {
-			if (!r.answered && !r.cancelled)
-				fail("a lookup was never answered", step);
-		}
-		for (const auto &[job, w] : admin_waits) {
-			if (!w.gone && !w.replied)
-				fail("a deferred admin command never got its reply", step);
-		}
+		check_drained(dir);
 	}
 };
 
