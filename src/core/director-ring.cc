@@ -1235,6 +1235,14 @@ void Director::handle_ring_command(RingConn &c, const RingCommand &cmd, int64_t 
 		if (h == nullptr)
 			h = add_director(cmd.ip, cmd.port);
 		RingConn *right = conn(right_);
+		if (h->self) {
+			// Stock would connect to its own listener; nobody
+			// sane asks for that.
+			log_.log(LogLevel::warning,
+				 "director(" + who + "): Ignoring CONNECT request to ourselves");
+			c.close_at = now + 1;
+			return;
+		}
 		if (h->removed ||
 		    (right != nullptr && right->host != nullptr && cmp_to_self(h, right->host) <= 0)) {
 			c.close_at = now + 1;

@@ -231,6 +231,33 @@ START_TEST(test_ring_duplicate_version_closes_the_connection)
 }
 END_TEST
 
+// Regression (fuzz-ring-director): CONNECT naming ourselves made us connect to
+// our own ring listener. It is ignored now, like a CONNECT to a removed director.
+START_TEST(test_ring_connect_to_self_is_ignored)
+{
+	QuietLog log;
+	Director d(DirectorConfig(), log);
+	d.add_config_host(ip("10.0.0.1"), "", "");
+	Effects fx;
+	d.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}, {ip("127.0.0.3"), 9090}},
+		     ip("127.0.0.2"), 9090, t0, fx);
+	RingConnId in = d.ring_accept(ip("127.0.0.1"), t0, fx);
+	ck_assert_uint_ne(in, 0);
+	d.ring_line(in, "VERSION\tdirector\t1\t9", t0, fx);
+	d.ring_line(in, "ME\t127.0.0.1\t9090\t1700000000", t0, fx);
+	fx = Effects();
+	d.ring_line(in, "CONNECT\t127.0.0.2\t9090", t0, fx);
+	for (const auto &c : fx.ring_connects)
+		ck_assert_msg(c.ip != ip("127.0.0.2"), "connecting to ourselves");
+	// A CONNECT elsewhere is still followed.
+	d.ring_line(in, "CONNECT\t127.0.0.1\t9090", t0, fx);
+	bool to_left = false;
+	for (const auto &c : fx.ring_connects)
+		to_left |= c.ip == ip("127.0.0.1");
+	ck_assert(to_left);
+}
+END_TEST
+
 START_TEST(test_ring_of_three_forms_and_syncs)
 {
 	Net net(3);
@@ -420,6 +447,7 @@ int main()
 	TCase *tc = tcase_create("forming");
 	tcase_add_test(tc, test_ring_of_three_forms_and_syncs);
 	tcase_add_test(tc, test_ring_duplicate_version_closes_the_connection);
+	tcase_add_test(tc, test_ring_connect_to_self_is_ignored);
 	tcase_add_test(tc, test_ring_frozen_director_is_dropped_within_seconds);
 	tcase_add_test(tc, test_ring_shutdown_quits_every_peer_and_connects_nowhere);
 	suite_add_tcase(s, tc);
