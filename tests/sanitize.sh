@@ -52,42 +52,44 @@ tiers=${SANITIZE_TIERS:-unit integration}
 status=0
 
 run_unit_tier() {
-# detect_leaks: LeakSanitizer runs at exit of every process, forked test children
-# included, and exits non-zero on a leak. halt_on_error/abort_on_error: the first
-# report ends the process so Check sees the failure.
-export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
-export CK_FORK=yes
-echo "sanitize: unit tier: make -C tests/unit check"
-rm -f tests/unit/*.log tests/unit/*.trs
-make -C tests/unit -j"$jobs" check > check.log 2>&1
-rc=$?
+	# detect_leaks: LeakSanitizer runs at exit of every process, forked test children
+	# included, and exits non-zero on a leak. halt_on_error/abort_on_error: the first
+	# report ends the process so Check sees the failure.
+	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+	export CK_FORK=yes
+	echo "sanitize: unit tier: make -C tests/unit check"
+	rm -f tests/unit/*.log tests/unit/*.trs
+	make -C tests/unit -j"$jobs" check > check.log 2>&1
+	rc=$?
 
-# Sanitizer reports in any test log (a child's report is printed to the same stderr).
-reports=$(grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer" \
-	tests/unit/*.log 2>/dev/null | grep -v '^tests/unit/test-suite.log$')
-echo "sanitize: unit tier summary"
-for trs in tests/unit/*.trs; do
-	[ -f "$trs" ] || continue
-	name=$(basename "$trs" .trs)
-	result=$(sed -n 's/^:test-result: //p' "$trs" | head -n 1)
-	checks=$(grep -E -o '[0-9]+%: Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' \
-		"tests/unit/$name.log" 2>/dev/null | tail -n 1)
-	printf '  %-24s %-5s %s\n' "$name" "$result" "$checks"
-done
-if [ "$rc" -ne 0 ]; then
-	echo "sanitize: make check failed (rc=$rc), see $build/check.log and $build/tests/unit/*.log"
-	status=1
-fi
-if [ -n "$reports" ]; then
-	echo "sanitize: sanitizer reports in:"
-	for f in $reports; do echo "    $build/$f"; done
-	status=1
-fi
+	# Sanitizer reports in any test log (a child's report is printed to the same stderr).
+	reports=$(grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer" \
+		tests/unit/*.log 2>/dev/null | grep -v '^tests/unit/test-suite.log$')
+	echo "sanitize: unit tier summary"
+	for trs in tests/unit/*.trs; do
+		[ -f "$trs" ] || continue
+		name=$(basename "$trs" .trs)
+		result=$(sed -n 's/^:test-result: //p' "$trs" | head -n 1)
+		checks=$(grep -E -o '[0-9]+%: Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' \
+			"tests/unit/$name.log" 2>/dev/null | tail -n 1)
+		printf '  %-24s %-5s %s\n' "$name" "$result" "$checks"
+	done
+	if [ "$rc" -ne 0 ]; then
+		echo "sanitize: make check failed (rc=$rc), see $build/check.log and $build/tests/unit/*.log"
+		status=1
+	fi
+	if [ -n "$reports" ]; then
+		echo "sanitize: sanitizer reports in:"
+		for f in $reports; do echo "    $build/$f"; done
+		status=1
+	fi
 }
 
 # The integration subset (pytest node ids; "not slow" applies): a few minutes on
 # 2 CPUs. Rings are all ours: a ring of 3 (test_ring.py) and a short chaos run.
+# Not test_bad_clients.py: its bounds are on RSS and response time, which ASan's
+# quarantine and slowdown distort (it failed once here on a loaded machine).
 INTEGRATION_TESTS=${SANITIZE_INTEGRATION_TESTS:-test_sessions.py test_bad_input.py test_hosts.py
 	test_ring.py::test_ring_forms_with_consistent_neighbours
 	test_ring.py::test_host_changes_propagate_to_every_director
@@ -95,7 +97,6 @@ INTEGRATION_TESTS=${SANITIZE_INTEGRATION_TESTS:-test_sessions.py test_bad_input.
 	test_ring.py::test_move_on_one_director_kicks_session_proxied_by_another
 	test_ring.py::test_kill9_director_rejoins_and_resyncs
 	test_ring.py::test_director_instance_restart_learns_changes_made_while_down
-	test_bad_clients.py::test_bad_clients_ours test_bad_clients.py::test_admin_slow_reader_ours
 	test_chaos.py}
 
 # Prints a report with the director's frames resolved (the reports are written
@@ -140,7 +141,6 @@ run_integration_tier() {
 		echo "sanitize: sanitizer reports from the director under Dovecot (first one shown):"
 		ls "$reports_dir"/* | sed 's/^/    /'
 		show_report "$(ls "$reports_dir"/* | head -n 1)" | sed 's/^/      /'
-
 		status=1
 	fi
 }
