@@ -1,6 +1,12 @@
 #!/usr/bin/python3
-"""Records the ring traffic a stock 2.3 director receives on loopback and turns it
-into seed inputs for fuzz-ring-director (tests/fuzz/corpus/ring-director/).
+"""Records what stock 2.3 directors read on loopback and turns it into seed inputs:
+ring traffic for fuzz-ring-director and login/proxy-notify lines for
+fuzz-proxy-notify (tests/fuzz/corpus/<target>/).
+
+proxy-notify: a standalone stock director with director_user_expire = 20 s (so
+logins refresh every few seconds); two IMAP sessions stay open for 12 s while
+strace records the director's reads on the FIFO. The seed looks each user up
+first (a 0x01 line) and then replays the recorded stream.
 
 A ring of three stock directors (tests/integration/ringrig.py) runs a scenario:
 d1's director is killed and restarted under strace (both of its handshakes), then
@@ -12,7 +18,7 @@ right, connected out), which is the fuzz target's 127.0.0.2 between 127.0.0.1 an
 127.0.0.3; the rig's addresses and the recording's clock are mapped accordingly.
 
 Needs root, strace and the Dovecot packages. Run from anywhere:
-    tests/fuzz/record-ring-seeds.py [output dir]
+    tests/fuzz/record-seeds.py [corpus dir, default tests/fuzz/corpus]
 """
 
 import os
@@ -63,6 +69,44 @@ def scenario(ring):
     for u in c.users[40:45]:
         rig.imap_login(d2, u).logout()
     time.sleep(3)
+
+
+def unhex(text):
+    return bytes.fromhex(text.replace("\\x", ""))
+
+
+def record_notify(out_dir):
+    c = rig.Cluster(nbackends=2, nusers=20)
+    d = c.add_director(bin=rig.stock_director_bin(), user_expire="20 secs")
+    trace = os.path.join(c.dir, "d.strace")
+    try:
+        c.start()
+        st = subprocess.Popen(["strace", "-f", "-p", str(d.master_pid), "-yy", "-xx",
+                               "-s", "100000", "-e", "trace=read", "-o", trace])
+        time.sleep(1)
+        pid = d.director_pid()
+        os.kill(pid, signal.SIGKILL)  # the new director process is traced
+        time.sleep(1)
+        sessions = [rig.imap_login(d, u) for u in (c.users[0], "User2@Example.COM")]
+        time.sleep(12)
+        for s in sessions:
+            s.logout()
+        st.send_signal(signal.SIGINT)
+        st.wait(timeout=10)
+        stream = b""
+        with open(trace) as f:
+            for line in f:
+                m = re.search(r'read\(\d+<((?:\\x[0-9a-f]{2})+)>, "((?:\\x[0-9a-f]{2})*)"', line)
+                if m and unhex(m.group(1)).endswith(b"/login/proxy-notify"):
+                    stream += unhex(m.group(2))
+    finally:
+        c.cleanup()
+    users = sorted(set(l for l in stream.split(b"\n") if l))
+    out = bytes([0]) + b"".join(b"\x01" + u + b"\n" for u in users) + stream
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "stock-notify"), "wb") as f:
+        f.write(out)
+    print("%d proxy-notify bytes, users %s, seed in %s" % (len(stream), users, out_dir))
 
 
 def record(out_dir):
@@ -181,4 +225,6 @@ def make_seeds(reads, base):
 if __name__ == "__main__":
     if os.geteuid() != 0:
         sys.exit("record-ring-seeds: needs root (Dovecot masters, strace)")
-    record(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "corpus", "ring-director"))
+    corpus = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "corpus")
+    record(os.path.join(corpus, "ring-director"))
+    record_notify(os.path.join(corpus, "proxy-notify"))
