@@ -3,19 +3,20 @@
 ring traffic for fuzz-ring-director and login/proxy-notify lines for
 fuzz-proxy-notify (tests/fuzz/corpus/<target>/).
 
+ring: three stock directors (tests/integration/ringrig.py) run a scenario: d1's
+director is killed and restarted under strace (both of its handshakes), then users
+are moved and log in through d0 and d2, hosts are added, changed, taken down and
+up, flushed and removed, a user is kicked, and d0's director is killed so that it
+rejoins. strace records every read() of d1's director on its ring sockets. Each
+recorded connection becomes a fuzz connection: d1 sits between d0 (its left,
+connecting in) and d2 (its right, connected out), which is the fuzz target's
+127.0.0.2 between 127.0.0.1 and 127.0.0.3; the rig's addresses and the recording's
+clock are mapped accordingly.
+
 proxy-notify: a standalone stock director with director_user_expire = 20 s (so
 logins refresh every few seconds); two IMAP sessions stay open for 12 s while
 strace records the director's reads on the FIFO. The seed looks each user up
 first (a 0x01 line) and then replays the recorded stream.
-
-A ring of three stock directors (tests/integration/ringrig.py) runs a scenario:
-d1's director is killed and restarted under strace (both of its handshakes), then
-users are moved and log in through d0 and d2, hosts are added, changed, taken
-down and up, flushed and removed, a user is kicked, and d0's director is killed so
-that it rejoins. strace records every read() of d1's director on its ring sockets. Each recorded connection
-becomes a fuzz connection: d1 sits between d0 (its left, connecting in) and d2 (its
-right, connected out), which is the fuzz target's 127.0.0.2 between 127.0.0.1 and
-127.0.0.3; the rig's addresses and the recording's clock are mapped accordingly.
 
 Needs root, strace and the Dovecot packages. Run from anywhere:
     tests/fuzz/record-seeds.py [corpus dir, default tests/fuzz/corpus]
