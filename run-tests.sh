@@ -4,10 +4,11 @@
 # Installs the missing Debian packages (when run as root), builds out of tree
 # in _build/ with warnings as errors, and runs every tier: "make check" (the
 # Check unit suites and the loopback integration tests against real Dovecot
-# processes), the unit suites again under ASan+UBSan, each libFuzzer target
-# for FUZZ_SECONDS (default 10; set it higher for a long run), and the
-# Dovecot 2.4.1 tier in a Debian 13 chroot (tests/dovecot24/run.sh; about 6
-# minutes and 0.8 GB of disk; DOVECOT24=no skips it).
+# processes), the unit suites and a subset of the integration tests again
+# under ASan+UBSan (tests/sanitize.sh), each libFuzzer target for
+# FUZZ_SECONDS (default 10; set it higher for a long run), and the Dovecot
+# 2.4.1 tier in a Debian 13 chroot (tests/dovecot24/run.sh; about 6 minutes
+# and 0.8 GB of disk; DOVECOT24=no skips it).
 # The last line is the total: "tests: N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -93,9 +94,10 @@ for log in tests/unit/check-*.log "$asan_dir"/tests/unit/check-*.log; do
 	failed=$((failed + $2 + $3))
 done
 ilog=tests/integration/run-integration.sh.log
-if [ -f "$ilog" ]; then
-	tail -n 40 "$ilog"
-	summary=$(grep -E '^=+ .*(passed|failed|error|skipped).* in [0-9.]+s' "$ilog" | tail -n 1)
+[ -f "$ilog" ] && tail -n 40 "$ilog"
+for log in "$ilog" "$asan_dir/integration.log"; do
+	[ -f "$log" ] || continue
+	summary=$(grep -E '^=+ .*(passed|failed|error|skipped).* in [0-9.]+s' "$log" | tail -n 1)
 	for kind in passed failed error skipped; do
 		n=$(echo "$summary" | grep -Eo "[0-9]+ $kind" | grep -Eo '[0-9]+' || true)
 		n=${n:-0}
@@ -105,9 +107,9 @@ if [ -f "$ilog" ]; then
 		skipped) skipped=$((skipped + n)) ;;
 		esac
 	done
-	if grep -q ':test-result: SKIP' tests/integration/run-integration.sh.trs 2>/dev/null; then
-		skipped=$((skipped + 1))
-	fi
+done
+if grep -q ':test-result: SKIP' tests/integration/run-integration.sh.trs 2>/dev/null; then
+	skipped=$((skipped + 1))
 fi
 if [ -f "$dovecot24_log" ]; then
 	line=$(grep -E '^tests24: [0-9]+ passed, [0-9]+ failed' "$dovecot24_log" | tail -n 1)
@@ -123,8 +125,8 @@ elif [ "${DOVECOT24:-yes}" != no ]; then
 	skipped=$((skipped + 1))
 fi
 # One test per fuzz target: it passes when it ran without a crash.
-while read -r _ _ _ crashes regressions; do
-	if [ "$crashes" = "crashes=0" ] && [ "$regressions" = "regressions=ok" ]; then
+while read -r line; do
+	if echo "$line" | grep -q ' crashes=0 regressions=ok$'; then
 		passed=$((passed + 1))
 	else
 		failed=$((failed + 1))

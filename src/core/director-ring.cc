@@ -432,6 +432,14 @@ bool Director::handle_handshake_command(RingConn &c, const RingCommand &cmd, int
 	std::string who = c.host ? c.host->name() : c.remote_ip.to_string();
 	switch (cmd.kind) {
 	case RingCommandKind::version:
+		if (c.pctx.version_received) {
+			// Stock would send its host list and users again (or
+			// assert while still sending them); a peer never sends
+			// VERSION twice, so treat it as the protocol error it is.
+			log_.log(LogLevel::error, "director(" + who + "): Duplicate VERSION");
+			close_conn(c, "Duplicate VERSION", now, fx, true);
+			return true;
+		}
 		c.pctx.version_received = true;
 		c.pctx.peer_minor = cmd.minor_version;
 		if (cmd.minor_version < ring_minor_options) {
@@ -1260,6 +1268,14 @@ void Director::handle_ring_command(RingConn &c, const RingCommand &cmd, int64_t 
 		if (h == nullptr)
 			h = add_director(cmd.ip, cmd.port);
 		RingConn *right = conn(right_);
+		if (h->self) {
+			// Stock would connect to its own listener; nobody
+			// sane asks for that.
+			log_.log(LogLevel::warning,
+				 "director(" + who + "): Ignoring CONNECT request to ourselves");
+			c.close_at = now + 1;
+			return;
+		}
 		if (h->removed ||
 		    (right != nullptr && right->host != nullptr && cmp_to_self(h, right->host) <= 0)) {
 			c.close_at = now + 1;

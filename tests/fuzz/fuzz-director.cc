@@ -3,63 +3,18 @@
 // completions) driven with explicit, monotonic time; invariants are checked after
 // every step and, at the end, the director must drain: every job finished, every
 // lookup answered exactly once, every deferred admin reply sent. Any violation aborts.
-#include <cstdarg>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
-#include "director.h"
+#include "director-harness.h"
 
-using namespace director::core;
+const char *const director::fuzz::target_name = "fuzz-director";
+
+using namespace director::fuzz;
 
 namespace {
-
-// FUZZ_DIRECTOR_TRACE=1 prints every operation (to reduce a failing input by hand).
-bool tracing()
-{
-	static const bool on = getenv("FUZZ_DIRECTOR_TRACE") != nullptr;
-	return on;
-}
-
-__attribute__((format(printf, 1, 2))) void trace(const char *fmt, ...)
-{
-	if (!tracing())
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-}
-
-[[noreturn]] void fail(const char *what, size_t step)
-{
-	fprintf(stderr, "fuzz-director: invariant failed at step %zu: %s\n", step, what);
-	abort();
-}
-
-struct NullLog : LogSink {
-	void log(LogLevel, const std::string &message) override
-	{
-		if (message.empty())
-			abort();
-	}
-};
-
-// Reads the input byte by byte; past the end it yields zeros.
-struct Bytes {
-	const uint8_t *p;
-	size_t n;
-	size_t i = 0;
-	bool done() const { return i >= n; }
-	uint8_t u8() { return i < n ? p[i++] : 0; }
-	size_t pick(size_t count) { return count == 0 ? 0 : u8() % count; }
-	bool bit() { return (u8() & 1) != 0; }
-};
 
 const char *const host_ips[] = {"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4",
 				"10.0.0.5", "10.0.0.6", "2001:db8::1", "2001:db8::2"};
@@ -68,42 +23,15 @@ const char *const users[] = {"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7",
 			     "U0", "u1*master", "x@d1", "y@d1", "x@d2", "", "u8", "u9"};
 const std::optional<unsigned> vhost_choices[] = {std::nullopt, 0u, 1u, 5u, 100u, 1000u, 1001u, 2u};
 
-struct Harness {
+struct Harness : Ledger {
 	NullLog log;
 	Director dir;
 	Effects fx;
 	int64_t now;
-	size_t step = 0;
-
-	struct Request {
-		std::string tag;
-		bool answered = false;
-		bool cancelled = false;
-	};
-	std::map<RequestId, Request> requests;
-	RequestId next_request = 1;
-	std::set<JobId> ipc_jobs;   // issued, ipc_done not yet called
-	std::set<JobId> flush_jobs; // issued, flush_done not yet called
-	std::set<JobId> seen_jobs;  // every ipc/flush id ever issued
-	struct AdminWait {
-		bool gone = false;
-		bool replied = false;
-	};
-	std::map<JobId, AdminWait> admin_waits;
-	JobId next_admin_job = 1;
 
 	Harness(DirectorConfig cfg, int64_t t0) : dir(std::move(cfg), log), now(t0) {}
 
 	IpAddr ip(size_t i) const { return *IpAddr::parse(host_ips[i]); }
-
-	const HostListEntry *find_host(const std::vector<HostListEntry> &list, const IpAddr &a)
-	{
-		for (const HostListEntry &h : list) {
-			if (h.ip == a)
-				return &h;
-		}
-		return nullptr;
-	}
 
 	void no_deferral(const AdminReply &r)
 	{
@@ -113,98 +41,15 @@ struct Harness {
 			fail("admin command replied with an empty line", step);
 	}
 
-	void admin_reply(JobId job, const AdminReply &r)
-	{
-		trace("  => %s\n", r.later ? "(deferred)" : r.line.c_str());
-		if (r.later)
-			admin_waits[job] = AdminWait{};
-		else if (r.line.empty())
-			fail("admin command replied with an empty line", step);
-	}
-
 	// Consumes fx, checking every effect.
 	void absorb()
 	{
 		std::vector<HostListEntry> list = dir.host_list();
-		for (const Effects::LookupDone &l : fx.lookups) {
-			auto it = requests.find(l.id);
-			if (it == requests.end())
-				fail("answer for a lookup never made", step);
-			if (it->second.answered)
-				fail("lookup answered twice", step);
-			if (it->second.cancelled)
-				fail("cancelled lookup answered", step);
-			it->second.answered = true;
-			trace("  -> lookup id=%llu %s\n", (unsigned long long)l.id,
-			      l.host ? l.host->ip.to_string().c_str() : l.error.c_str());
-			if (l.host) {
-				const HostListEntry *h = find_host(list, l.host->ip);
-				if (h == nullptr)
-					fail("lookup answered with a host not in host_list()", step);
-				if (h->tag != it->second.tag)
-					fail("lookup answered with a host of another tag", step);
-			} else if (l.error.empty()) {
-				fail("failed lookup without an error", step);
-			}
-		}
-		for (const Effects::IpcCommand &c : fx.ipc) {
-			trace("  -> ipc id=%llu '%s'\n", (unsigned long long)c.id, c.line.c_str());
-			if (!seen_jobs.insert(c.id).second)
-				fail("ipc job id reused", step);
-			if (c.line.find('\n') != std::string::npos)
-				fail("ipc line contains LF", step);
-			ipc_jobs.insert(c.id);
-		}
-		for (const Effects::FlushProgram &f : fx.flushes) {
-			trace("  -> flush id=%llu\n", (unsigned long long)f.id);
-			if (!seen_jobs.insert(f.id).second)
-				fail("flush job id reused", step);
-			if (find_host(list, f.new_host_ip) == nullptr)
-				fail("flush program names an unknown new host", step);
-			flush_jobs.insert(f.id);
-		}
-		for (const Effects::AdminDone &a : fx.admin) {
-			auto it = admin_waits.find(a.id);
-			if (it == admin_waits.end())
-				fail("deferred admin reply for a job that was not deferred", step);
-			if (it->second.replied)
-				fail("deferred admin reply sent twice", step);
-			if (it->second.gone)
-				fail("deferred admin reply after admin_gone()", step);
-			if (a.reply.empty())
-				fail("deferred admin reply is empty", step);
-			it->second.replied = true;
-			trace("  -> admin job=%llu '%s'\n", (unsigned long long)a.id, a.reply.c_str());
-		}
+		record(fx, list);
 		if (!fx.ring_connects.empty() || !fx.ring_sends.empty() || !fx.ring_closes.empty())
 			fail("a standalone director produced ring effects", step);
 		fx = Effects();
-		check(list);
-	}
-
-	void check(const std::vector<HostListEntry> &list)
-	{
-		size_t sum = 0;
-		for (const HostListEntry &h : list)
-			sum += h.user_count;
-		if (sum != dir.user_count())
-			fail("user_count() differs from the sum of host user counts", step);
-		size_t pending = 0;
-		for (const auto &[id, r] : requests) {
-			if (!r.answered && !r.cancelled)
-				pending++;
-		}
-		if (pending != dir.delayed_lookups())
-			fail("delayed_lookups() differs from the unanswered lookups", step);
-		if (dir.users_kicking() != ipc_jobs.size())
-			fail("users_kicking() differs from the ipc commands still running", step);
-		std::vector<UserListEntry> all = dir.user_list(std::nullopt);
-		if (all.size() != dir.user_count())
-			fail("user_list() size differs from user_count()", step);
-		for (const UserListEntry &u : all) {
-			if (find_host(list, u.host) == nullptr)
-				fail("user_list() names a host not in host_list()", step);
-		}
+		check(dir, list, true);
 	}
 
 	void op(Bytes &in)
@@ -212,10 +57,9 @@ struct Harness {
 		switch (in.u8() % 16) {
 		case 0:
 		case 1: {
-			RequestId id = next_request++;
 			const char *user = users[in.pick(16)];
 			std::string tag = tags[in.pick(4)];
-			requests[id] = Request{tag};
+			RequestId id = new_request(tag);
 			trace("t=%lld lookup id=%llu user='%s' tag='%s'\n", (long long)now,
 			      (unsigned long long)id, user, tag.c_str());
 			dir.lookup(id, user, tag, now, fx);
@@ -239,9 +83,7 @@ struct Harness {
 			RequestId id = in.pick(unsigned(next_request) + 1);
 			trace("cancel_lookup id=%llu\n", (unsigned long long)id);
 			dir.cancel_lookup(id);
-			auto it = requests.find(id);
-			if (it != requests.end() && !it->second.answered)
-				it->second.cancelled = true;
+			cancelled(id);
 			absorb();
 			break;
 		}
@@ -379,9 +221,7 @@ struct Harness {
 			JobId job = 1 + in.pick(unsigned(next_admin_job));
 			trace("admin_gone job=%llu\n", (unsigned long long)job);
 			dir.admin_gone(job);
-			auto it = admin_waits.find(job);
-			if (it != admin_waits.end())
-				it->second.gone = true;
+			Ledger::admin_gone(job);
 			absorb();
 			break;
 		}
@@ -415,49 +255,16 @@ struct Harness {
 		trace("drain\n");
 		for (int round = 0; round < 10000; round++) {
 			step++;
-			while (!ipc_jobs.empty()) {
-				JobId id = *ipc_jobs.begin();
-				ipc_jobs.erase(ipc_jobs.begin());
-				trace("t=%lld ipc_done id=%llu ok=1\n", (long long)now,
-				      (unsigned long long)id);
-				dir.ipc_done(id, true, "", now, fx);
-				absorb();
-			}
-			while (!flush_jobs.empty()) {
-				JobId id = *flush_jobs.begin();
-				flush_jobs.erase(flush_jobs.begin());
-				trace("t=%lld flush_done id=%llu ok=1\n", (long long)now,
-				      (unsigned long long)id);
-				dir.flush_done(id, true, now, fx);
-				absorb();
-			}
+			finish_jobs(dir, now, fx);
+			absorb();
 			now += dir.config().user_kick_delay_secs + 1;
 			trace("t=%lld tick\n", (long long)now);
 			dir.tick(now, fx);
 			absorb();
-			if (ipc_jobs.empty() && flush_jobs.empty() && dir.users_moving() == 0 &&
-			    dir.delayed_lookups() == 0) {
-				bool waiting = false;
-				for (const auto &[job, w] : admin_waits)
-					waiting |= !w.gone && !w.replied;
-				if (!waiting)
-					break;
-			}
+			if (quiet(dir))
+				break;
 		}
-		if (dir.users_moving() != 0)
-			fail("moves still running after draining", step);
-		if (dir.users_kicking() != 0)
-			fail("kicks still counted after every ipc command finished", step);
-		if (dir.delayed_lookups() != 0)
-			fail("lookups still queued after draining", step);
-		for (const auto &[id, r] : requests) {
-			if (!r.answered && !r.cancelled)
-				fail("a lookup was never answered", step);
-		}
-		for (const auto &[job, w] : admin_waits) {
-			if (!w.gone && !w.replied)
-				fail("a deferred admin command never got its reply", step);
-		}
+		check_drained(dir);
 	}
 };
 

@@ -6,17 +6,19 @@
 #
 #   tests/fuzz/run-fuzz.sh [target ...]      e.g. run-fuzz.sh ring-line director
 #
-# Environment: FUZZ_BUILD_DIR (default /tmp/director-fuzz), FUZZ_SECONDS (20),
-# CXX (clang++, or clang++-14 when that is what is installed), FUZZ_JOBS (parallel
-# compiles, default: number of CPUs), FUZZ_RSS_MB (2048), FUZZ_BUILD_ONLY=1 to stop
-# after building.
+# Environment: FUZZ_BUILD_DIR (default /tmp/director-fuzz), FUZZ_SECONDS (10),
+# FUZZ_RUNS (stop a target after this many executions, if it gets there before
+# FUZZ_SECONDS; default: no limit), CXX (clang++, or clang++-14 when that is what is
+# installed), FUZZ_JOBS (parallel compiles, default: number of CPUs), FUZZ_RSS_MB
+# (2048), FUZZ_BUILD_ONLY=1 to stop after building.
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 core="$top/src/core"
 build=${FUZZ_BUILD_DIR:-/tmp/director-fuzz}
-seconds=${FUZZ_SECONDS:-20}
+seconds=${FUZZ_SECONDS:-10}
+runs=${FUZZ_RUNS:--1}
 rss_mb=${FUZZ_RSS_MB:-2048}
 jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
@@ -83,15 +85,17 @@ for t in $targets; do
 	fi
 
 	# -max_total_time bounds the run; timeout(1) is a backstop for a hung target.
-	timeout $((seconds + 120)) "$bin" -max_total_time="$seconds" -rss_limit_mb="$rss_mb" \
-		-timeout=25 -max_len=4096 -print_final_stats=1 \
+	timeout $((seconds + 120)) "$bin" -max_total_time="$seconds" -runs="$runs" \
+		-rss_limit_mb="$rss_mb" -timeout=25 -max_len=4096 -print_final_stats=1 \
 		-artifact_prefix="$crashdir/" "$corpus" > "$log" 2>&1
 	rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
 	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | sed 's/cov: //')
+	ft=$(grep -o 'ft: [0-9]*' "$log" | tail -n 1 | sed 's/ft: //')
 	crashes=$(ls "$crashdir" | wc -l)
-	line=$(printf '%-16s execs=%-10s cov=%-6s crashes=%s regressions=%s' "$t" "${execs:-?}" \
-		"${cov:-?}" "$crashes" "$regress")
+	line=$(printf '%-16s execs=%-10s exec/s=%-7s cov=%-5s ft=%-6s crashes=%s regressions=%s' \
+		"$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$crashes" "$regress")
 	if [ "$rc" -ne 0 ] || [ "$crashes" -ne 0 ]; then
 		failed=1
 		line="$line  FAILED (rc=$rc, log $log)"

@@ -46,6 +46,11 @@ DIRECTOR_DEAD_RE = re.compile(
     r"service\(director\): .*(exited with status|killed with signal|command startup failed).*"
     r"|director: (Fatal|Panic): .*")
 ANY_TEST_FAILED = False   # set by conftest.py: keep module-scoped clusters' logs
+# Opt-in (tests/sanitize.sh): directors built with ASan+UBSan write their reports
+# under <base_dir>/sanitizer; cleanup copies them and any sanitizer line of a
+# director log into this directory, which must stay empty.
+SANITIZER_DIR_ENV = "RIG_SANITIZER_DIR"
+SANITIZER_LOG_RE = re.compile(r".*(Sanitizer|runtime error:|==[0-9]+==ERROR).*")
 
 
 def director_bin():
@@ -278,6 +283,7 @@ class Director(Instance):
             for u, tag in sorted(self.tag_users.items()):
                 f.write("%s::::::: nopassword=y proxy=y director_tag=%s\n" % (u, tag))
         os.chmod(passdb_extra, 0o644)
+        global_extra, service_extra = self.sanitizer_conf()
         conf = """# rig director %(name)s
 instance_name = %(inst)s
 base_dir = %(base)s
@@ -291,7 +297,7 @@ director_servers = %(servers)s
 director_mail_servers = %(mail)s
 director_user_expire = %(expire)s
 lmtp_proxy = yes
-protocol lmtp {
+%(global_extra)sprotocol lmtp {
   auth_socket_path = director-userdb
 }
 passdb {
@@ -324,7 +330,7 @@ service director {
     address = %(ip)s
     port = %(ring_port)d
   }
-}
+%(service_extra)s}
 service imap-login {
   executable = imap-login director
   service_count = 0
@@ -347,12 +353,58 @@ service lmtp {
 """ % dict(name=self.name, inst=c.instance_prefix + self.name, base=self.base_dir,
            state=self.state_dir, ip=self.ip, log=self.log, servers=servers, mail=mail,
            expire=self.user_expire, passdb_extra=passdb_extra, uid=MAIL_UID, gid=MAIL_GID,
-           bin=self.bin, ring_port=RING_PORT, extra=self.extra_conf or "")
+           bin=self.bin, ring_port=RING_PORT, extra=self.extra_conf or "",
+           global_extra=global_extra, service_extra=service_extra)
         with open(self.conf, "w") as f:
             f.write(conf)
 
     def doveadm(self, *args, timeout=30):
         return doveadm(self, *args, timeout=timeout)
+
+    def sanitizer_conf(self):
+        """(global, service director) config lines for a sanitizer build, or
+        ("", "") unless RIG_SANITIZER_DIR is set.  The master passes only
+        import_environment to its children.  The director is chrooted to base_dir
+        with cwd there, so the report path is relative; its directory must be
+        writable after the privilege drop.  ASan reserves terabytes of shadow
+        memory: vsz_limit = 0.  No LeakSanitizer: the process is not dumpable
+        after dropping privileges, so LSan cannot run at exit."""
+        if not os.environ.get(SANITIZER_DIR_ENV):
+            return "", ""
+        os.makedirs(self.sanitizer_dir(), exist_ok=True)
+        os.chmod(self.sanitizer_dir(), 0o1777)
+        # One log_path for both (it is a common flag: the last one parsed wins).
+        # No symbolizer inside the chroot: tests/sanitize.sh symbolizes.
+        common = "halt_on_error=1:symbolize=0:log_path=sanitizer/report"
+        asan = "detect_leaks=0:" + common
+        ubsan = "print_stacktrace=1:" + common
+        env = ("import_environment = TZ CORE_OUTOFMEM CORE_ERROR LISTEN_PID LISTEN_FDS NOTIFY_SOCKET"
+               " ASAN_OPTIONS=%s UBSAN_OPTIONS=%s\n")
+        return env % (asan, ubsan), "  vsz_limit = 0\n"
+
+    def sanitizer_dir(self):
+        return self.path("sanitizer")
+
+    def collect_sanitizer_reports(self, dest, label):
+        """Copy report files and sanitizer lines of the logs to dest as
+        <label>.<director>.*; returns how many were found."""
+        found = 0
+        with contextlib.suppress(FileNotFoundError):
+            for name in sorted(os.listdir(self.sanitizer_dir())):
+                shutil.copy(os.path.join(self.sanitizer_dir(), name),
+                            os.path.join(dest, "%s.%s.%s" % (label, self.name, name)))
+                found += 1
+        errlog = os.path.join(self.dir, "log", "master-stderr.log")
+        lines = []
+        for path in (self.log, errlog):
+            with contextlib.suppress(FileNotFoundError):
+                with open(path, "r", errors="replace") as f:
+                    lines += [m.group(0) for m in SANITIZER_LOG_RE.finditer(f.read())]
+        if lines:
+            with open(os.path.join(dest, "%s.%s.log-lines" % (label, self.name)), "w") as f:
+                f.write("\n".join(lines) + "\n")
+            found += 1
+        return found
 
 
 class Cluster:
@@ -483,10 +535,24 @@ class Cluster:
     def cleanup(self):
         """Stop everything; remove the temp dir unless a test failed (or keep)."""
         self.stop()
+        self.collect_sanitizer_reports()
         if self.failed or self.keep:
             sys.stderr.write("rig: logs kept in %s\n" % self.dir)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def collect_sanitizer_reports(self):
+        """With RIG_SANITIZER_DIR set: copy every director's sanitizer output
+        there, named after the running test, and keep the logs if any."""
+        dest = os.environ.get(SANITIZER_DIR_ENV)
+        if not dest:
+            return
+        os.makedirs(dest, exist_ok=True)
+        test = os.environ.get("PYTEST_CURRENT_TEST", "rig").split(" ")[0]
+        label = re.sub(r"[^A-Za-z0-9_.-]+", "_", test) + "." + os.path.basename(self.dir)
+        if sum(d.collect_sanitizer_reports(dest, label) for d in self.directors):
+            sys.stderr.write("rig: sanitizer reports of %s copied to %s\n" % (self.dir, dest))
+            self.failed = True
 
     # --- which backend served whom ----------------------------------------
 

@@ -199,6 +199,68 @@ std::string host_of(Effects &fx, RequestId id)
 
 } // namespace
 
+// Regression (fuzz-ring-director): a peer that sends VERSION again during the
+// handshake made us send the host list and the users a second time, after our
+// DONE. It is a protocol error now: the connection is closed once, with QUIT.
+START_TEST(test_ring_duplicate_version_closes_the_connection)
+{
+	QuietLog log;
+	Director d(DirectorConfig(), log);
+	d.add_config_host(ip("10.0.0.1"), "", "");
+	Effects fx;
+	d.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}}, ip("127.0.0.1"), 9090, t0,
+		     fx);
+	ck_assert_uint_eq(fx.ring_connects.size(), 1);
+	RingConnId id = fx.ring_connects[0].id;
+	d.ring_connected(id, t0, fx);
+	d.ring_line(id, "VERSION\tdirector\t1\t9", t0, fx);
+	auto count = [&](const char *prefix) {
+		size_t n = 0;
+		for (const auto &s : fx.ring_sends) {
+			for (size_t at = s.data.find(prefix); at != std::string::npos;
+			     at = s.data.find(prefix, at + 1))
+				n += at == 0 || s.data[at - 1] == '\n';
+		}
+		return n;
+	};
+	ck_assert_uint_eq(count("HOST-HAND-START\t"), 1);
+	ck_assert_uint_eq(count("DONE\n"), 1);
+	ck_assert(fx.ring_closes.empty());
+	d.ring_line(id, "VERSION\tdirector\t1\t9", t0, fx);
+	ck_assert_uint_eq(count("HOST-HAND-START\t"), 1);
+	ck_assert_uint_eq(count("QUIT\tDuplicate VERSION\n"), 1);
+	ck_assert_uint_eq(fx.ring_closes.size(), 1);
+	ck_assert_uint_eq(fx.ring_closes[0].id, id);
+}
+END_TEST
+
+// Regression (fuzz-ring-director): CONNECT naming ourselves made us connect to
+// our own ring listener. It is ignored now, like a CONNECT to a removed director.
+START_TEST(test_ring_connect_to_self_is_ignored)
+{
+	QuietLog log;
+	Director d(DirectorConfig(), log);
+	d.add_config_host(ip("10.0.0.1"), "", "");
+	Effects fx;
+	d.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}, {ip("127.0.0.3"), 9090}},
+		     ip("127.0.0.2"), 9090, t0, fx);
+	RingConnId in = d.ring_accept(ip("127.0.0.1"), t0, fx);
+	ck_assert_uint_ne(in, 0);
+	d.ring_line(in, "VERSION\tdirector\t1\t9", t0, fx);
+	d.ring_line(in, "ME\t127.0.0.1\t9090\t1700000000", t0, fx);
+	fx = Effects();
+	d.ring_line(in, "CONNECT\t127.0.0.2\t9090", t0, fx);
+	for (const auto &c : fx.ring_connects)
+		ck_assert_msg(c.ip != ip("127.0.0.2"), "connecting to ourselves");
+	// A CONNECT elsewhere is still followed.
+	d.ring_line(in, "CONNECT\t127.0.0.1\t9090", t0, fx);
+	bool to_left = false;
+	for (const auto &c : fx.ring_connects)
+		to_left |= c.ip == ip("127.0.0.1");
+	ck_assert(to_left);
+}
+END_TEST
+
 START_TEST(test_ring_of_three_forms_and_syncs)
 {
 	Net net(3);
@@ -412,6 +474,8 @@ int main()
 	TCase *tc = tcase_create("forming");
 	tcase_add_test(tc, test_ring_of_three_forms_and_syncs);
 	tcase_add_test(tc, test_ring_directors_joining_at_once_close_the_ring);
+	tcase_add_test(tc, test_ring_duplicate_version_closes_the_connection);
+	tcase_add_test(tc, test_ring_connect_to_self_is_ignored);
 	tcase_add_test(tc, test_ring_frozen_director_is_dropped_within_seconds);
 	tcase_add_test(tc, test_ring_shutdown_quits_every_peer_and_connects_nowhere);
 	suite_add_tcase(s, tc);
