@@ -258,6 +258,39 @@ START_TEST(test_ring_connect_to_self_is_ignored)
 }
 END_TEST
 
+// Regression (fuzz-ring-director): a HOST line with a vhost count in the billions
+// made the next lookup build a hash ring of that many points (tens of GB). Such a
+// line is ignored now, as doveadm's HOST-SET over the limit is refused.
+START_TEST(test_ring_host_with_too_many_vhosts_is_ignored)
+{
+	QuietLog log;
+	Director d(DirectorConfig(), log);
+	d.add_config_host(ip("10.0.0.1"), "", "");
+	Effects fx;
+	d.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}}, ip("127.0.0.2"), 9090, t0,
+		     fx);
+	RingConnId in = d.ring_accept(ip("127.0.0.1"), t0, fx);
+	ck_assert_uint_ne(in, 0);
+	for (const char *line : {"VERSION\tdirector\t1\t9", "ME\t127.0.0.1\t9090\t1700000000",
+				 "HOST-HAND-START\t0", "HOST\t10.0.0.9\t4000000000\t\tU0\t",
+				 "HOST\t10.0.0.1\t1001\t\tU0\t", "HOST\t10.0.0.2\t1000\t\tU0\t",
+				 "HOST-HAND-END\t0"})
+		d.ring_line(in, line, t0, fx);
+	ck_assert(fx.ring_closes.empty());
+	bool big = false, kept = false, max = false;
+	for (const auto &h : d.host_list()) {
+		big |= h.ip == ip("10.0.0.9");
+		kept |= h.ip == ip("10.0.0.1") && h.vhost_count == 100;
+		max |= h.ip == ip("10.0.0.2") && h.vhost_count == 1000;
+	}
+	ck_assert(!big);
+	ck_assert(kept);
+	ck_assert(max);
+	UserLookup l = d.user_lookup(d.user_hash("alice"), "", t0);
+	ck_assert(l.hashed.has_value());
+}
+END_TEST
+
 START_TEST(test_ring_of_three_forms_and_syncs)
 {
 	Net net(3);
@@ -448,6 +481,7 @@ int main()
 	tcase_add_test(tc, test_ring_of_three_forms_and_syncs);
 	tcase_add_test(tc, test_ring_duplicate_version_closes_the_connection);
 	tcase_add_test(tc, test_ring_connect_to_self_is_ignored);
+	tcase_add_test(tc, test_ring_host_with_too_many_vhosts_is_ignored);
 	tcase_add_test(tc, test_ring_frozen_director_is_dropped_within_seconds);
 	tcase_add_test(tc, test_ring_shutdown_quits_every_peer_and_connects_nowhere);
 	suite_add_tcase(s, tc);
