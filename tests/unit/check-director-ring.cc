@@ -231,20 +231,30 @@ START_TEST(test_ring_duplicate_version_closes_the_connection)
 }
 END_TEST
 
+// Starts `d` as 127.0.0.2 in director_servers 127.0.0.1..<n> with mail host
+// 10.0.0.1 and accepts a connection from 127.0.0.1, which sends VERSION and ME.
+static RingConnId accept_from_left(Director &d, Effects &fx, uint8_t n)
+{
+	d.add_config_host(ip("10.0.0.1"), "", "");
+	std::vector<RingDirectorConfig> servers;
+	for (uint8_t i = 1; i <= n; i++)
+		servers.push_back({IpAddr::v4(127, 0, 0, i), 9090});
+	d.ring_start(servers, ip("127.0.0.2"), 9090, t0, fx);
+	RingConnId in = d.ring_accept(ip("127.0.0.1"), t0, fx);
+	ck_assert_uint_ne(in, 0);
+	d.ring_line(in, "VERSION\tdirector\t1\t9", t0, fx);
+	d.ring_line(in, "ME\t127.0.0.1\t9090\t1700000000", t0, fx);
+	return in;
+}
+
 // Regression (fuzz-ring-director): CONNECT naming ourselves made us connect to
 // our own ring listener. It is ignored now, like a CONNECT to a removed director.
 START_TEST(test_ring_connect_to_self_is_ignored)
 {
 	QuietLog log;
 	Director d(DirectorConfig(), log);
-	d.add_config_host(ip("10.0.0.1"), "", "");
 	Effects fx;
-	d.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}, {ip("127.0.0.3"), 9090}},
-		     ip("127.0.0.2"), 9090, t0, fx);
-	RingConnId in = d.ring_accept(ip("127.0.0.1"), t0, fx);
-	ck_assert_uint_ne(in, 0);
-	d.ring_line(in, "VERSION\tdirector\t1\t9", t0, fx);
-	d.ring_line(in, "ME\t127.0.0.1\t9090\t1700000000", t0, fx);
+	RingConnId in = accept_from_left(d, fx, 3);
 	fx = Effects();
 	d.ring_line(in, "CONNECT\t127.0.0.2\t9090", t0, fx);
 	for (const auto &c : fx.ring_connects)
@@ -265,14 +275,9 @@ START_TEST(test_ring_host_with_too_many_vhosts_is_ignored)
 {
 	QuietLog log;
 	Director d(DirectorConfig(), log);
-	d.add_config_host(ip("10.0.0.1"), "", "");
 	Effects fx;
-	d.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}}, ip("127.0.0.2"), 9090, t0,
-		     fx);
-	RingConnId in = d.ring_accept(ip("127.0.0.1"), t0, fx);
-	ck_assert_uint_ne(in, 0);
-	for (const char *line : {"VERSION\tdirector\t1\t9", "ME\t127.0.0.1\t9090\t1700000000",
-				 "HOST-HAND-START\t0", "HOST\t10.0.0.9\t4000000000\t\tU0\t",
+	RingConnId in = accept_from_left(d, fx, 2);
+	for (const char *line : {"HOST-HAND-START\t0", "HOST\t10.0.0.9\t4000000000\t\tU0\t",
 				 "HOST\t10.0.0.1\t1001\t\tU0\t", "HOST\t10.0.0.2\t1000\t\tU0\t",
 				 "HOST-HAND-END\t0"})
 		d.ring_line(in, line, t0, fx);
