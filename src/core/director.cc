@@ -860,6 +860,15 @@ void Director::apply_host(RingConn *c, const RingCommand &cmd, bool handshake, i
 		close_conn(*c, "Incompatible tag support", now, fx, true);
 		return;
 	}
+	if (cmd.vhost_count > max_vhost_count) {
+		// Stock takes any count here, and a ring of billions of vhost
+		// points would exhaust memory; no stock director sends more
+		// than doveadm's limit.
+		log_.log(LogLevel::error, "director(" + who + "): Ignoring host " + cmd.ip.to_string() +
+						  ": vhost count " + std::to_string(cmd.vhost_count) +
+						  " is over " + std::to_string(max_vhost_count));
+		return;
+	}
 	bool down = cmd.updown && cmd.updown->down;
 	int64_t updown_ts = cmd.updown ? cmd.updown->last_updown_change : 0;
 	HostId id = hosts_.find(cmd.ip);

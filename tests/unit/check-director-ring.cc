@@ -234,20 +234,30 @@ START_TEST(test_ring_duplicate_version_closes_the_connection)
 }
 END_TEST
 
+// Starts `d` as 127.0.0.2 in director_servers 127.0.0.1..<n> with mail host
+// 10.0.0.1 and accepts a connection from 127.0.0.1, which sends VERSION and ME.
+static RingConnId accept_from_left(Director &d, Effects &fx, uint8_t n)
+{
+	d.add_config_host(ip("10.0.0.1"), "", "");
+	std::vector<RingDirectorConfig> servers;
+	for (uint8_t i = 1; i <= n; i++)
+		servers.push_back({IpAddr::v4(127, 0, 0, i), 9090});
+	d.ring_start(servers, ip("127.0.0.2"), 9090, t0, fx);
+	RingConnId in = d.ring_accept(ip("127.0.0.1"), t0, fx);
+	ck_assert_uint_ne(in, 0);
+	d.ring_line(in, "VERSION\tdirector\t1\t9", t0, fx);
+	d.ring_line(in, "ME\t127.0.0.1\t9090\t1700000000", t0, fx);
+	return in;
+}
+
 // Regression (fuzz-ring-director): CONNECT naming ourselves made us connect to
 // our own ring listener. It is ignored now, like a CONNECT to a removed director.
 START_TEST(test_ring_connect_to_self_is_ignored)
 {
 	QuietLog log;
 	Director d(DirectorConfig(), log);
-	d.add_config_host(ip("10.0.0.1"), "", "");
 	Effects fx;
-	d.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}, {ip("127.0.0.3"), 9090}},
-		     ip("127.0.0.2"), 9090, t0, fx);
-	RingConnId in = d.ring_accept(ip("127.0.0.1"), t0, fx);
-	ck_assert_uint_ne(in, 0);
-	d.ring_line(in, "VERSION\tdirector\t1\t9", t0, fx);
-	d.ring_line(in, "ME\t127.0.0.1\t9090\t1700000000", t0, fx);
+	RingConnId in = accept_from_left(d, fx, 3);
 	fx = Effects();
 	d.ring_line(in, "CONNECT\t127.0.0.2\t9090", t0, fx);
 	for (const auto &c : fx.ring_connects)
@@ -258,6 +268,34 @@ START_TEST(test_ring_connect_to_self_is_ignored)
 	for (const auto &c : fx.ring_connects)
 		to_left |= c.ip == ip("127.0.0.1");
 	ck_assert(to_left);
+}
+END_TEST
+
+// Regression (fuzz-ring-director): a HOST line with a vhost count in the billions
+// made the next lookup build a hash ring of that many points (tens of GB). Such a
+// line is ignored now, as doveadm's HOST-SET over the limit is refused.
+START_TEST(test_ring_host_with_too_many_vhosts_is_ignored)
+{
+	QuietLog log;
+	Director d(DirectorConfig(), log);
+	Effects fx;
+	RingConnId in = accept_from_left(d, fx, 2);
+	for (const char *line : {"HOST-HAND-START\t0", "HOST\t10.0.0.9\t4000000000\t\tU0\t",
+				 "HOST\t10.0.0.1\t1001\t\tU0\t", "HOST\t10.0.0.2\t1000\t\tU0\t",
+				 "HOST-HAND-END\t0"})
+		d.ring_line(in, line, t0, fx);
+	ck_assert(fx.ring_closes.empty());
+	bool big = false, kept = false, max = false;
+	for (const auto &h : d.host_list()) {
+		big |= h.ip == ip("10.0.0.9");
+		kept |= h.ip == ip("10.0.0.1") && h.vhost_count == 100;
+		max |= h.ip == ip("10.0.0.2") && h.vhost_count == 1000;
+	}
+	ck_assert(!big);
+	ck_assert(kept);
+	ck_assert(max);
+	UserLookup l = d.user_lookup(d.user_hash("alice"), "", t0);
+	ck_assert(l.hashed.has_value());
 }
 END_TEST
 
@@ -476,6 +514,7 @@ int main()
 	tcase_add_test(tc, test_ring_directors_joining_at_once_close_the_ring);
 	tcase_add_test(tc, test_ring_duplicate_version_closes_the_connection);
 	tcase_add_test(tc, test_ring_connect_to_self_is_ignored);
+	tcase_add_test(tc, test_ring_host_with_too_many_vhosts_is_ignored);
 	tcase_add_test(tc, test_ring_frozen_director_is_dropped_within_seconds);
 	tcase_add_test(tc, test_ring_shutdown_quits_every_peer_and_connects_nowhere);
 	suite_add_tcase(s, tc);
