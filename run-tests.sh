@@ -81,38 +81,19 @@ fi
 # Totals over every tier: Check suites report "Checks: N, Failures: F,
 # Errors: E"; pytest reports "N passed, M failed".
 passed=0 failed=0 skipped=0
-for log in tests/unit/check-*.log "$asan_dir"/tests/unit/check-*.log; do
-	[ -f "$log" ] || continue
-	line=$(grep -Eo 'Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$log" | tail -n 1)
-	if [ -z "$line" ]; then
-		failed=$((failed + 1))
-		continue
-	fi
-	# shellcheck disable=SC2046
-	set -- $(echo "$line" | grep -Eo '[0-9]+')
-	passed=$((passed + $1 - $2 - $3))
-	failed=$((failed + $2 + $3))
-done
+# shellcheck source=tests/tally.sh
+. "$src/tests/tally.sh"
+tally_check_logs tests/unit/check-*.log "$asan_dir"/tests/unit/check-*.log
 ilog=tests/integration/run-integration.sh.log
 [ -f "$ilog" ] && tail -n 40 "$ilog"
 for log in "$ilog" "$asan_dir/integration.log"; do
-	[ -f "$log" ] || continue
-	summary=$(grep -E '^=+ .*(passed|failed|error|skipped).* in [0-9.]+s' "$log" | tail -n 1)
-	for kind in passed failed error skipped; do
-		n=$(echo "$summary" | grep -Eo "[0-9]+ $kind" | grep -Eo '[0-9]+' || true)
-		n=${n:-0}
-		case $kind in
-		passed) passed=$((passed + n)) ;;
-		failed | error) failed=$((failed + n)) ;;
-		skipped) skipped=$((skipped + n)) ;;
-		esac
-	done
+	tally_pytest_log "$log"
 done
 if grep -q ':test-result: SKIP' tests/integration/run-integration.sh.trs 2>/dev/null; then
 	skipped=$((skipped + 1))
 fi
 if [ -f "$dovecot24_log" ]; then
-	line=$(grep -E '^tests24: [0-9]+ passed, [0-9]+ failed' "$dovecot24_log" | tail -n 1)
+	line=$(grep -E '^tests24: [0-9]+ passed, [0-9]+ failed' "$dovecot24_log" | tail -n 1 || true)
 	if [ -n "$line" ]; then
 		# shellcheck disable=SC2046
 		set -- $(echo "${line#tests24:}" | grep -Eo '[0-9]+')

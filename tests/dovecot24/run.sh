@@ -59,30 +59,15 @@ if [ $status -eq 0 ]; then
 fi
 
 # Totals: Check suites and pytest.
-passed=0 failed=0
-for log in "$root"/build/tests/unit/check-*.log; do
-	[ -f "$log" ] || continue
-	line=$(grep -Eo 'Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$log" | tail -n 1)
-	if [ -z "$line" ]; then
-		failed=$((failed + 1))
-		continue
-	fi
-	# shellcheck disable=SC2046
-	set -- $(echo "$line" | grep -Eo '[0-9]+')
-	passed=$((passed + $1 - $2 - $3))
-	failed=$((failed + $2 + $3))
-done
+passed=0 failed=0 skipped=0
+# shellcheck source=tests/tally.sh
+. "$src/tests/tally.sh"
+tally_check_logs "$root"/build/tests/unit/check-*.log
 for log in "$root/build/pytest.log" "$root/build/pytest-mixed.log"; do
 	[ -f "$log" ] || continue
 	grep -E '(PASSED|FAILED|ERROR)' "$log" | grep '::' || true
-	summary=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$log" | tail -n 1)
 	[ $status -eq 0 ] || tail -n 80 "$log"
-	n=$(echo "$summary" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+' || true)
-	passed=$((passed + ${n:-0}))
-	for kind in failed error; do
-		n=$(echo "$summary" | grep -Eo "[0-9]+ $kind" | grep -Eo '[0-9]+' || true)
-		failed=$((failed + ${n:-0}))
-	done
+	tally_pytest_log "$log"
 done
 [ $status -eq 0 ] || [ $failed -gt 0 ] || failed=1
 echo "dovecot24: $(du -smx "$root" 2>/dev/null | cut -f1) MB chroot, $((SECONDS - t0)) s"
