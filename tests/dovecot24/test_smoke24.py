@@ -9,6 +9,7 @@ import random
 import re
 import shutil
 import signal
+import smtplib
 import socket
 import subprocess
 import time
@@ -55,7 +56,7 @@ listen = {ip}
 log_path = {dir}/dovecot.log
 ssl = no
 auth_allow_cleartext = yes
-protocols = imap
+protocols = imap lmtp
 default_internal_user = dovecot
 default_login_user = dovenull
 # Performance mode: a kick reaches a proxy through anvil and the login
@@ -139,6 +140,11 @@ passdb passwd-file {{
 userdb passwd-file {{
   passwd_file_path = {dir}/users
 }}
+service lmtp {{
+  inet_listener lmtp {{
+    port = 24
+  }}
+}}
 """
 
 DIRECTOR = """director_servers = {ip}:9090
@@ -146,6 +152,16 @@ director_mail_servers = {mail_servers}
 director_user_expire = 1 min
 log_debug = category=director
 login_socket_path = director
+# LMTP proxying asks the director (director-userdb) for the backend
+lmtp_proxy = yes
+protocol lmtp {{
+  auth_socket_path = director-userdb
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    port = 24
+  }}
+}}
 passdb passwd-file {{
   passwd_file_path = {dir}/users
 }}
@@ -280,6 +296,34 @@ def cluster():
             inst.stop()
         for inst in backends + [d]:
             print("==== %s log\n%s" % (inst.name, inst.log()[-4000:]))
+
+
+def maildir_count(backend, user):
+    n = 0
+    for sub in ("new", "cur"):
+        path = os.path.join(backend.dir, "home", user, "Maildir", sub)
+        if os.path.isdir(path):
+            n += len(os.listdir(path))
+    return n
+
+
+def test_lmtp_through_director_lands_on_the_backend_it_names(cluster):
+    """LMTP proxying (lmtp_proxy, auth_socket_path = director-userdb): the
+    mail lands on the backend `doveadm director status` names."""
+    bs = cluster["backends"]
+    before = {b.ip: maildir_count(b, "bob") for b in bs}
+    with smtplib.LMTP(cluster["director"].ip, 24, timeout=20) as s:
+        refused = s.sendmail("sender@example.com", ["bob"],
+                             b"Subject: via the director\r\n\r\nhello\r\n")
+    assert refused == {}
+    r = doveadm_director(cluster, "status", "bob")
+    assert r.returncode == 0, r.stderr
+    current = r.stdout.split()[1]
+    wait_until(lambda: maildir_count([b for b in bs if b.ip == current][0], "bob")
+               == before[current] + 1, 10, "mail for bob on " + current)
+    for b in bs:
+        if b.ip != current:
+            assert maildir_count(b, "bob") == before[b.ip]
 
 
 def admin(cluster):
