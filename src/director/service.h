@@ -71,6 +71,9 @@ public:
 	const adapter::DirectorSettings &settings() const { return settings_; }
 	struct event *event() const { return event_; }
 	int64_t now() const;
+	// The ioloop's time in microseconds (wall clock, for durations of
+	// events only).
+	static int64_t now_usecs();
 
 	// Starts a core lookup whose answer goes to connection `owner`. The
 	// caller runs `fx` (once per batch of lines, not per lookup).
@@ -125,7 +128,17 @@ private:
 	std::vector<std::unique_ptr<Connection>> graveyard_;
 	adapter::TimeoutHandle graveyard_timer_;
 	adapter::TimeoutHandle tick_timer_;
-	std::unordered_map<core::RequestId, uint64_t> lookup_owners_;
+	// A lookup in the core: who asked, for the director_lookup_finished
+	// event what and since when.
+	struct LookupInfo {
+		uint64_t owner;
+		std::string tag;
+		int64_t started_usecs;
+	};
+	std::unordered_map<core::RequestId, LookupInfo> lookup_owners_;
+	// Lookup connections: "login" or "userdb", the event's source field.
+	std::unordered_map<uint64_t, const char *> lookup_sources_;
+	void lookup_finished_event(const LookupInfo &info, const core::Effects::LookupDone &done);
 
 	std::unique_ptr<adapter::KickClient> kicks_;
 	bool stopping_ = false; // late kick replies are ignored
