@@ -10,6 +10,7 @@
 #include "adapter/metrics-http.h"
 #include "adapter/named-event.h"
 #include "core/metrics.h"
+#include "director/events.h"
 #include "director/health.h"
 
 extern "C" {
@@ -201,6 +202,12 @@ void DirectorService::lookup_finished_event(const LookupInfo &info,
 
 void DirectorService::run_effects(core::Effects &fx)
 {
+	run_effects_batch(fx);
+	observe_state();
+}
+
+void DirectorService::run_effects_batch(core::Effects &fx)
+{
 	// Carrying out an effect can produce more (a kick may fail
 	// synchronously), so loop until the core is quiet.
 	for (unsigned round = 0; !fx.empty() && round < 1000; round++) {
@@ -220,8 +227,10 @@ void DirectorService::run_effects(core::Effects &fx)
 			if (auto *lo = dynamic_cast<LookupOwner *>(conn->second.get()))
 				lo->lookup_done(done.id, done);
 		}
-		for (auto &cmd : todo.ipc)
+		for (auto &cmd : todo.ipc) {
+			kick_event(cmd);
 			start_kick(cmd);
+		}
 		for (auto &flush : todo.flushes)
 			start_flush(flush);
 		for (auto &admin : todo.admin) {
@@ -248,8 +257,10 @@ void DirectorService::run_effects(core::Effects &fx)
 			}
 		}
 		for (auto &close : todo.ring_closes) {
-			if (RingTransport *t = ring_transport(close.id))
+			if (RingTransport *t = ring_transport(close.id)) {
+				ring_event_disconnected(*t, close.reason);
 				t->ring_close();
+			}
 			ring_conns_.erase(close.id);
 		}
 	}
@@ -268,6 +279,7 @@ RingTransport *DirectorService::ring_transport(core::RingConnId id)
 
 void DirectorService::cork_ring()
 {
+	in_ring_input_ = true;
 	for (auto &[rid, cid] : ring_conns_) {
 		if (RingTransport *t = ring_transport(rid))
 			t->cork();
@@ -276,6 +288,7 @@ void DirectorService::cork_ring()
 
 void DirectorService::uncork_ring()
 {
+	in_ring_input_ = false;
 	for (auto &[rid, cid] : ring_conns_) {
 		if (RingTransport *t = ring_transport(rid))
 			t->uncork();
@@ -293,7 +306,9 @@ void DirectorService::start_ring_connect(const core::Effects::RingConnect &rc)
 		run_effects(fx);
 		return;
 	}
-	std::unique_ptr<Connection> c = make_ring_connection(*this, fd, rc.id, true);
+	std::unique_ptr<Connection> c =
+		make_ring_connection(*this, fd, rc.id, true, rc.ip.to_string() + ":" +
+							      std::to_string(rc.port));
 	ring_conns_[rc.id] = c->id();
 	uint64_t cid = c->id();
 	connections_.emplace(cid, std::move(c));

@@ -394,3 +394,73 @@ def test_counters_count_lookups_and_every_error(stats_cluster):
     d.wait_log(r"director: Error: doveadm sent unknown command", 0)
     wait_counters(d, lambda m: counter(m, "dovecot_director_errors_total") ==
                   errors_before + 3, "3 more director errors counted")
+
+
+def test_counters_follow_a_move_a_kick_and_host_changes(stats_cluster):
+    c, d = stats_cluster
+    user = c.users[0]
+    rig.imap_roundtrip(d, user)
+    m0 = stats_scrape(d)
+    assert counter(m0, "dovecot_director_user_moves_total") == 0
+    assert counter(m0, "dovecot_director_host_changes_total") == 0
+
+    src = rig.current_host(d, user)
+    dst = next(b.ip for b in c.backends if b.ip != src)
+    rc, out, err = d.doveadm("director", "move", user, dst)
+    assert rc == 0, err
+    wait_counters(d, lambda m: counter(m, "dovecot_director_user_moves_total") == 1 and
+                  counter(m, "dovecot_director_user_kicks_total", reason="move") == 1,
+                  "one move, one kick of its sessions")
+
+    rc, out, err = d.doveadm("director", "kick", user)
+    assert rc == 0, err
+    wait_counters(d, lambda m: counter(m, "dovecot_director_user_kicks_total",
+                                       reason="admin") == 1, "one admin kick")
+
+    b = c.backends[2].ip
+    for args in (("update", b, "37"), ("down", b), ("up", b)):
+        rc, out, err = d.doveadm("director", *args)
+        assert rc == 0, err
+    m = wait_counters(d, lambda m: all(
+        counter(m, "dovecot_director_host_changes_total", action=a) == 1
+        for a in ("update", "down", "up")), "update, down and up counted once each")
+    assert counter(m, "dovecot_director_host_changes_total", action="add") == 0
+    assert counter(m, "dovecot_director_host_changes_total", action="remove") == 0
+    assert counter(m, "dovecot_director_user_moves_total") == 1
+    assert counter(m, "dovecot_director_lookups_total", result="ok") == 1
+
+
+@pytest.mark.skipif(os.environ.get("RING_TESTS", "1") == "0", reason="RING_TESTS=0")
+def test_counters_follow_a_killed_ring_peer(make_cluster):
+    c = make_cluster(nbackends=2, nusers=10)
+    ring = ringrig.Ring(c, ("ours", "ours"))
+    for d in ring.directors:
+        d.extra_conf += stats_conf(d.ip) + metrics_conf(d.ip)
+    ring.start()
+    d1, d2 = ring.directors
+    m0 = stats_scrape(d1)
+    gone0 = counter(m0, "dovecot_director_ring_disconnects_total")
+    made0 = counter(m0, "dovecot_director_ring_connects_total")
+    syncs0 = counter(m0, "dovecot_director_ring_syncs_total")
+    # a host change made on d2 reaches d1 through the ring
+    b = c.backends[1].ip
+    rc, out, err = d2.doveadm("director", "update", b, "12")
+    assert rc == 0, err
+    m = wait_counters(d1, lambda m: counter(m, "dovecot_director_host_changes_total",
+                                            action="update") == 1, "ring update on d1")
+    old = d2.director_pid()
+    os.kill(old, 9)
+    ringrig.wait_new_director_pid(d2, old)
+    # d1 had two connections to d2 (in and out); both end, and the ring
+    # forms again with new ones
+    m = wait_counters(d1, lambda m: counter(m, "dovecot_director_ring_disconnects_total")
+                      >= gone0 + 2 and
+                      counter(m, "dovecot_director_ring_connects_total") >= made0 + 2 and
+                      counter(m, "dovecot_director_ring_syncs_total") > syncs0,
+                      "d1 counted the lost and the new connections", deadline_secs=60)
+
+    def formed(m):
+        return (gauge(m, "dovecot_director_ring_synced") == 1 and
+                gauge(m, "dovecot_director_ring_connections", direction="left") == 1 and
+                gauge(m, "dovecot_director_ring_connections", direction="right") == 1)
+    wait_gauges(d1, formed, "ring formed again on d1", deadline_secs=60)
