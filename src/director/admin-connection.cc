@@ -11,6 +11,7 @@
 
 #include "adapter/dovecot.h"
 #include "adapter/stream.h"
+#include "core/line-reader.h"
 #include "core/admin-protocol.h"
 #include "core/tab-escape.h"
 #include "director/health.h"
@@ -23,8 +24,8 @@ namespace {
 // Our extension listing health check states (doc/operator-guide.md §9).
 constexpr std::string_view health_list_command = "HEALTH-LIST";
 
-// The stock director-admin input limit.
-constexpr size_t admin_max_line_bytes = 1024;
+// The stock line limit (core/line-reader.h, which splits the lines).
+using core::admin_max_line_bytes;
 // Queued reply bytes above which no further command is read, and below
 // which reading starts again. One reply may exceed it (USER-LIST of a big
 // table); what is bounded is the backlog of replies nobody reads.

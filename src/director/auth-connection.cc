@@ -32,8 +32,10 @@ public:
 		: Connection(service), type_(type),
 		  socket_(type == ListenerType::userdb ? core::AuthReplySocket::userdb
 						       : core::AuthReplySocket::login),
-		  client_(client_fd, type == ListenerType::authreply ? auth_max_line_bytes
-								     : client_read_bytes)
+		  client_(client_fd,
+			  type == ListenerType::authreply ? auth_max_line_bytes : client_read_bytes,
+			  type == ListenerType::authreply ? adapter::Stream::Framing::lines
+							  : adapter::Stream::Framing::raw)
 	{
 		event_ = event_create(service.event());
 		event_add_str(event_, "listener",
@@ -111,22 +113,28 @@ private:
 			disconnect(nullptr);
 			return;
 		}
-		std::string_view line;
 		core::Effects fx;
-		while (!closed() && client_.next_line(line)) {
-			if (!handshaked_) {
-				core::Status st = core::parse_authreply_handshake(line);
-				if (!st.ok()) {
-					e_error(event_, "%s", st.error().c_str());
-					disconnect(nullptr);
-					return;
+		bool bad_handshake = false;
+		service_.run_batch(fx, [&]() {
+			std::string_view line;
+			while (!closed() && client_.next_line(line)) {
+				if (!handshaked_) {
+					core::Status st = core::parse_authreply_handshake(line);
+					if (!st.ok()) {
+						e_error(event_, "%s", st.error().c_str());
+						bad_handshake = true;
+						return;
+					}
+					handshaked_ = true;
+					continue;
 				}
-				handshaked_ = true;
-				continue;
+				reply_line(line, client_, fx);
 			}
-			reply_line(line, client_, fx);
+		});
+		if (bad_handshake) {
+			disconnect(nullptr);
+			return;
 		}
-		service_.run_effects(fx);
 		if (r == adapter::Stream::ReadResult::eof || r == adapter::Stream::ReadResult::error)
 			disconnect(nullptr);
 	}
@@ -140,14 +148,16 @@ private:
 			disconnect("auth line too long");
 			return;
 		}
-		// One write for all the replies of a read, not one per line.
-		client_.cork();
-		std::string_view line;
-		core::Effects fx;
-		while (!closed() && auth_->next_line(line))
-			reply_line(line, client_, fx);
-		service_.run_effects(fx);
-		client_.uncork();
+		{
+			// One write for all the replies of a read, not one per line.
+			adapter::StreamCork cork(client_);
+			core::Effects fx;
+			service_.run_batch(fx, [&]() {
+				std::string_view line;
+				while (!closed() && auth_->next_line(line))
+					reply_line(line, client_, fx);
+			});
+		}
 		if (r == adapter::Stream::ReadResult::eof || r == adapter::Stream::ReadResult::error) {
 			e_error(service_.event(), "Auth server disconnected unexpectedly");
 			disconnect("auth disconnected");

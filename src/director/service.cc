@@ -17,6 +17,10 @@ namespace director {
 
 namespace {
 constexpr unsigned flush_connect_timeout_msecs = 10 * 1000;
+// A flush program still running when the core gives up on the user move is
+// of no use any more: it is destroyed then (a flush socket that accepts and
+// never answers would otherwise keep its descriptor for good).
+constexpr unsigned flush_run_timeout_msecs = core::user_move_timeout_secs * 1000;
 } // namespace
 
 Connection::Connection(DirectorService &service)
@@ -144,6 +148,17 @@ void DirectorService::start_lookup(uint64_t owner, core::RequestId id, const std
 {
 	lookup_owners_[id] = owner;
 	core_.lookup(id, name, tag, now(), fx);
+}
+
+void DirectorService::run_batch(core::Effects &fx, const std::function<void()> &handle_input)
+{
+	try {
+		handle_input();
+	} catch (...) {
+		run_effects(fx);
+		throw;
+	}
+	run_effects(fx);
 }
 
 void DirectorService::run_effects(core::Effects &fx)
@@ -297,9 +312,9 @@ void DirectorService::start_flush(const core::Effects::FlushProgram &flush)
 	auto pc = std::make_unique<adapter::ProgramRunner>();
 	std::string error;
 	bool started = pc->start(
-		event_, target, flush.args, flush_connect_timeout_msecs,
+		event_, target, flush.args, flush_connect_timeout_msecs, flush_run_timeout_msecs,
 		[this, id, target](bool ok, int status) {
-			if (!ok) {
+			if (!ok && status != -1) {
 				e_error(event_, "%s: Failed to flush user (exit status %d)",
 					target.c_str(), status);
 			}

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -72,6 +73,12 @@ public:
 	core::RequestId new_request_id() { return next_request_id_++; }
 	// Carries out what the core asked for.
 	void run_effects(core::Effects &fx);
+	// Runs `handle_input` (which feeds the core, collecting into `fx`), then
+	// run_effects(fx). If handle_input throws, the effects collected until
+	// then are still carried out before the exception goes on: the core's
+	// state already reflects them, so dropping them would lose answers,
+	// kicks or ring lines.
+	void run_batch(core::Effects &fx, const std::function<void()> &handle_input);
 
 	// The ring: our own address (the source of outgoing connections) and
 	// the transport of a core ring connection, if it still exists.
