@@ -108,8 +108,10 @@ private:
 		try {
 			service_.run_batch(fx, [&]() {
 				std::string_view line;
-				while (!closed() && stream_.next_line(line))
+				while (!closed() && stream_.next_line(line)) {
+					service_.count_ring_line();
 					service_.core().ring_line(ring_id_, line, now, fx);
+				}
 			});
 		} catch (...) {
 			service_.uncork_ring();
