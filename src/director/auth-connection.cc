@@ -74,7 +74,7 @@ public:
 	~AuthConnection() override
 	{
 		for (const auto &entry : pending_)
-			service_.core().cancel_lookup(entry.first);
+			service_.cancel_lookup(entry.first);
 		event_unref(&event_);
 	}
 
