@@ -265,7 +265,10 @@ def userlist_run(c, args, bin, label):
     probes on a second connection meanwhile. Returns a dict of metrics."""
     import threading
     hosts = ["%s.%d" % (c.base, s) for s in MAIL_HOST_SUFFIXES]
-    d = c.add_director(bin=bin, servers="self", mail_servers=" ".join(hosts))
+    # stock needs over 100 bytes per user: the default 256 MB would not hold
+    # a big table
+    d = c.add_director(bin=bin, servers="self", mail_servers=" ".join(hosts),
+                       extra_conf="default_vsz_limit = 4G")
     m = {"notes": []}
     say("userlist %s: %s (%s)" % (label, d.ip, bin))
     try:
