@@ -5,7 +5,7 @@
 #
 # Builds a Debian 13 chroot with Dovecot 2.4.1 (chroot.sh), copies this tree
 # into it, builds it there out of tree with warnings as errors, runs the unit
-# and adapter suites, installs the director, the settings plugin and the doveadm and login
+# suites, installs the director, the settings plugin and the doveadm and login
 # plugins into the chroot's Dovecot, and runs the 2.4 integration tests
 # (test_smoke24.py) against real 2.4.1 processes on loopback. Then, on the
 # host, the mixed-version ring (test_mixed_ring.py): the host's Dovecot 2.3
@@ -48,8 +48,6 @@ status=0
 	/src/configure --enable-werror --with-moduledir=/usr/lib/dovecot/modules >configure.log
 	make -j2 >make.log 2>&1 || { tail -n 50 make.log; exit 1; }
 	make -j2 -C tests/unit check >unit.log 2>&1 || { cat tests/unit/test-suite.log; exit 1; }
-	make -j2 -C tests/adapter check >adapter.log 2>&1 ||
-		{ cat tests/adapter/test-suite.log; exit 1; }
 	make install >install.log 2>&1 || { tail -n 30 install.log; exit 1; }
 	cd /src/tests/dovecot24
 	timeout 600 python3 -m pytest -v -p no:cacheprovider test_smoke24.py >/build/pytest.log 2>&1
@@ -64,7 +62,7 @@ fi
 passed=0 failed=0 skipped=0
 # shellcheck source=tests/tally.sh
 . "$src/tests/tally.sh"
-tally_check_logs "$root"/build/tests/unit/check-*.log "$root"/build/tests/adapter/check-*.log
+tally_check_logs "$root"/build/tests/unit/check-*.log
 for log in "$root/build/pytest.log" "$root/build/pytest-mixed.log"; do
 	[ -f "$log" ] || continue
 	grep -E '(PASSED|FAILED|ERROR)' "$log" | grep '::' || true
