@@ -143,7 +143,7 @@ void Director::apply_host(RingLink *c, const RingCommand &cmd, bool handshake, i
 		return;
 	}
 	bool down = cmd.updown && cmd.updown->down;
-	int64_t updown_ts = cmd.updown ? cmd.updown->last_updown_change : 0;
+	int64_t updown_ts = cmd.updown ? bound_peer_time(cmd.updown->last_updown_change) : 0;
 	HostId id = hosts_.find(cmd.ip);
 	bool update = false, conflict = false;
 	if (!hosts_.find_tag(cmd.tag) && hosts_.tag_count() > max_tag_id) {
@@ -221,8 +221,11 @@ void Director::ring_change(RingLink &c, const RingCommand &cmd, bool reorig, int
 			return; // probably just removed
 		bool forced;
 		UserIndex u;
-		if (user_refresh(c.who(), cmd.user_hash, host, cmd.timestamp.value_or(now), false,
-				 !cmd.timestamp, now, forced, u, fx) > 0)
+		// Capped at our now, as stock does and as handshake users are: a
+		// timestamp in the future would keep the user forever.
+		int64_t ts = std::min(bound_peer_time(cmd.timestamp.value_or(now)), now);
+		if (user_refresh(c.who(), cmd.user_hash, host, ts, false, !cmd.timestamp, now,
+				 forced, u, fx) > 0)
 			broadcast_user(forced ? ring_.self() : c.host, u, fx);
 		return;
 	}
@@ -308,7 +311,7 @@ void Director::ring_handshake_user(RingLink &c, uint32_t hash, HostId host, int6
 				   bool weak, int64_t now, Effects &fx)
 {
 	c.users_received++;
-	int64_t ts = std::min<int64_t>(timestamp, now);
+	int64_t ts = std::min(bound_peer_time(timestamp), now);
 	bool forced;
 	UserIndex u;
 	if (user_refresh(c.who(), hash, host, ts, weak, false, now, forced, u, fx) < 0)

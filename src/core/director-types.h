@@ -68,6 +68,14 @@ constexpr int64_t ring_ping_interval_secs = 2;
 constexpr int64_t ring_ping_idle_timeout_secs = 4;
 constexpr size_t ring_handshake_users_per_batch = 10000;
 
+// A time a peer sent (unix seconds): bounded to what the protocol can carry (stock
+// keeps them in 32 bits), so arithmetic on it cannot overflow and a far-future value
+// cannot pin a user forever.
+inline int64_t bound_peer_time(int64_t t)
+{
+	return t < 0 ? 0 : t > int64_t(UINT32_MAX) ? int64_t(UINT32_MAX) : t;
+}
+
 // A mail host as given to a login: its IP and, when it has one, its name.
 struct HostAnswer {
 	IpAddr ip;

@@ -93,9 +93,10 @@ void Ring::handle_me(RingLink &c, const RingCommand &cmd, int64_t now, Effects &
 {
 	std::string who = c.who();
 	c.pctx.me_received = true;
-	if (cmd.timestamp && (*cmd.timestamp > now + 1 || *cmd.timestamp < now - 1)) {
+	int64_t peer_now = cmd.timestamp ? bound_peer_time(*cmd.timestamp) : now;
+	if (peer_now > now + 1 || peer_now < now - 1) {
 		log_.log(LogLevel::warning, "director(" + who + "): Director clock differs by " +
-						    std::to_string(*cmd.timestamp - now) +
+						    std::to_string(peer_now - now) +
 						    " secs from ours");
 	}
 	if (!c.incoming()) {

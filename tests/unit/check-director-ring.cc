@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <deque>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -589,6 +590,65 @@ START_TEST(test_ring_users_arriving_during_a_stream_all_reach_the_right)
 }
 END_TEST
 
+// Regression (outside audit): USER timestamps from peers were used unbounded. A
+// USER with 4294967295 after the handshake kept the user forever (and went round
+// the ring), INT64_MAX overflowed the expiry arithmetic, and ME with INT64_MIN
+// overflowed the clock difference. They are bounded, and USER is capped at now.
+START_TEST(test_ring_peer_timestamps_are_bounded_and_capped)
+{
+	QuietLog log;
+	Director d(DirectorConfig(), log);
+	Effects fx;
+	d.add_config_host(ip("10.0.0.1"), "", "");
+	d.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}}, ip("127.0.0.2"), 9090, t0,
+		     fx);
+	RingConnId in = d.ring_accept(ip("127.0.0.1"), t0, fx);
+	d.ring_line(in, "VERSION\tdirector\t1\t9", t0, fx);
+	d.ring_line(in, "ME\t127.0.0.1\t9090\t-9223372036854775808", t0, fx);
+	bool clock_logged = false;
+	for (const auto &l : log.lines)
+		clock_logged |= l.find("clock differs by -" + std::to_string(t0) + " secs") !=
+				std::string::npos;
+	ck_assert(clock_logged);
+	d.ring_line(in, "DONE", t0, fx);
+	ck_assert(fx.ring_closes.empty());
+	d.ring_line(in, "USER\t1\t10.0.0.1\t4294967295", t0, fx);
+	d.ring_line(in, "USER\t2\t10.0.0.1\t9223372036854775807", t0, fx);
+	d.ring_line(in, "USER\t3\t10.0.0.1\t-9223372036854775808", t0, fx);
+	ck_assert(fx.ring_closes.empty());
+	size_t found = 0;
+	for (const auto &e : d.user_list(std::nullopt)) {
+		ck_assert_int_le(e.expire_time, t0 + DirectorConfig().user_expire_secs);
+		found++;
+	}
+	ck_assert_uint_eq(found, 2); // user 3 is long expired
+}
+END_TEST
+
+// Regression (outside audit): every DIRECTOR or CONNECT line from a peer added a
+// director, with linear lookups: 40,000 lines stalled the event loop for seconds.
+// The director list is capped and indexed now.
+START_TEST(test_ring_director_lines_are_capped)
+{
+	QuietLog log;
+	Director d(DirectorConfig(), log);
+	Effects fx;
+	RingConnId in = accept_from_left(d, fx, 2);
+	d.ring_line(in, "DONE", t0, fx);
+	for (uint32_t i = 0; i < 40000; i++) {
+		std::string addr = "10." + std::to_string((i >> 16) & 255) + "." +
+				   std::to_string((i >> 8) & 255) + "." + std::to_string(i & 255);
+		d.ring_line(in, (i % 2 ? "DIRECTOR\t" : "CONNECT\t") + addr + "\t9090", t0, fx);
+	}
+	std::set<std::string> listed;
+	for (const auto &e : d.director_list(t0)) {
+		if (e.ip)
+			listed.insert(e.ip->to_string() + ":" + std::to_string(e.port));
+	}
+	ck_assert_uint_le(listed.size(), max_ring_directors);
+}
+END_TEST
+
 int main()
 {
 	Suite *s = suite_create("director-ring");
@@ -607,6 +667,8 @@ int main()
 	tcase_add_test(tc, test_ring_move_kicks_on_every_director_and_blocks_until_done);
 	tcase_add_test(tc, test_ring_conflicting_assignment_resolves_to_lower_ip);
 	tcase_add_test(tc, test_ring_users_arriving_during_a_stream_all_reach_the_right);
+	tcase_add_test(tc, test_ring_peer_timestamps_are_bounded_and_capped);
+	tcase_add_test(tc, test_ring_director_lines_are_capped);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
