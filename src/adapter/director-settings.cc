@@ -33,6 +33,7 @@ DirectorSettings copy_and_check(const director_settings_shim *set)
 	out.max_parallel_moves = set->director_max_parallel_moves;
 	out.max_parallel_kicks = set->director_max_parallel_kicks;
 	out.output_buffer_size = set->director_output_buffer_size;
+	out.ring_secret_file = set->director_ring_secret_file;
 
 	if (out.user_expire_secs < 10) {
 		i_fatal("Invalid setting director_user_expire=%u secs: must be at least 10 secs",

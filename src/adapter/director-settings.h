@@ -21,6 +21,9 @@ struct DirectorSettings {
 	unsigned max_parallel_kicks = 100;
 	uint64_t output_buffer_size = 10 * 1024 * 1024;
 	bool verbose_proctitle = false;
+	// The authenticated ring: a root-only file holding the shared
+	// secret; empty = off (read and checked by the director at startup).
+	std::string ring_secret_file;
 
 	// director_health_* (issue #7); checks empty = health checks off.
 	std::string health_checks;

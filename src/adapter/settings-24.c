@@ -30,6 +30,7 @@ static const struct setting_define director_shim_defines[] = {
 	DEF(UINT, director_max_parallel_moves),
 	DEF(UINT, director_max_parallel_kicks),
 	DEF(SIZE, director_output_buffer_size),
+	DEF(STR_NOVARS, director_ring_secret_file),
 	SETTING_DEFINE_LIST_END
 };
 
@@ -46,6 +47,7 @@ static const struct director_settings_shim director_shim_defaults = {
 	.director_max_parallel_moves = 100,
 	.director_max_parallel_kicks = 100,
 	.director_output_buffer_size = 10 * 1024 * 1024,
+	.director_ring_secret_file = "",
 };
 
 const struct setting_parser_info director_settings_shim_info = {

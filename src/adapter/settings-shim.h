@@ -21,6 +21,8 @@ struct director_settings_shim {
 	unsigned int director_max_parallel_moves;
 	unsigned int director_max_parallel_kicks;
 	uoff_t director_output_buffer_size;
+	/* the authenticated ring; "" = off */
+	const char *director_ring_secret_file;
 };
 
 extern const struct setting_parser_info director_settings_shim_info;

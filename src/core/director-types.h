@@ -67,6 +67,12 @@ constexpr int64_t removed_director_purge_secs = 30;
 constexpr int64_t ring_ping_interval_secs = 2;
 constexpr int64_t ring_ping_idle_timeout_secs = 4;
 constexpr size_t ring_handshake_users_per_batch = 10000;
+// Ring changes a connection may send before its handshake finished; they are
+// held until DONE. Stock interleaves a few broadcasts with its handshake; a
+// peer sending more is not a director.
+constexpr size_t ring_max_deferred_commands = 10000;
+// Handshake users held until DONE (12 bytes each).
+constexpr size_t ring_max_deferred_users = size_t(1) << 24;
 
 // A time a peer sent (unix seconds): bounded to what the protocol can carry (stock
 // keeps them in 32 bits), so arithmetic on it cannot overflow and a far-future value

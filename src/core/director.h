@@ -36,6 +36,14 @@ public:
 	// our ring listener's port (0 if none), the default for DIRECTOR-ADD.
 	void start_alone(int64_t now, uint16_t ring_port = 0) { ring_.start_alone(now, ring_port); }
 
+	// The authenticated ring: with a secret, every ring connection must prove
+	// it (ring-auth.h) before anything else is sent or accepted; `random` makes
+	// the nonces and must outlive the Director. Call before ring_start().
+	void set_ring_secret(std::string secret, RandomSource &random)
+	{
+		ring_.set_secret(std::move(secret), random);
+	}
+
 	// Startup: adds a host of director_mail_servers (already resolved) to
 	// both the live list and the "Initial config" list.
 	void add_config_host(const IpAddr &ip, std::string_view hostname, std::string_view tag);

@@ -65,6 +65,14 @@ using RingAuthProof = std::array<uint8_t, ring_auth_proof_bytes>;
 
 enum class RingAuthRole { connector, acceptor };
 
+// Where nonces come from: the adapter fills them from the system's random
+// source; tests inject their own.
+class RandomSource {
+public:
+	virtual ~RandomSource() = default;
+	virtual void fill(uint8_t *data, size_t size) = 0;
+};
+
 // A director's ring identity as it appears in ME and director_servers.
 struct RingEndpoint {
 	IpAddr ip;

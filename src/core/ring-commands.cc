@@ -27,6 +27,12 @@ bool Ring::check_origin(const RingOrigin &origin, bool &reoriginate_r)
 void Ring::handle_ring_command(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx)
 {
 	std::string who = c.host ? c.host->name() : c.remote_ip.to_string();
+	if (!from_ring_neighbour(c, cmd)) {
+		log_.log(LogLevel::debug, "director(" + who + "): Ignoring " +
+						  std::string(ring_command_name(cmd.kind)) +
+						  ": the connection is not our left or right");
+		return;
+	}
 	bool reorig = false;
 	switch (cmd.kind) {
 	case RingCommandKind::user:
@@ -178,13 +184,11 @@ void Ring::handle_connect(RingLink &c, const RingCommand &cmd, int64_t now, Effe
 {
 	std::string who = c.who();
 	DirectorHost *h = dirs_.find(cmd.ip, cmd.port);
-	if (h == nullptr)
-		h = dirs_.add(cmd.ip, cmd.port);
 	if (h == nullptr) {
-		log_.log(LogLevel::error, "director(" + who + "): Ignoring CONNECT to " +
-						  cmd.ip.to_string() + ":" + std::to_string(cmd.port) +
-						  ": director list is full");
-		c.close_at = now + 1;
+		// Stock adds and dials whatever it is told.
+		log_.log(LogLevel::warning, "director(" + who + "): Ignoring CONNECT " +
+						    cmd.ip.to_string() + ":" + std::to_string(cmd.port) +
+						    ": " + unlisted_reason(cmd.ip, cmd.port));
 		return;
 	}
 	RingLink *right = conn(right_);

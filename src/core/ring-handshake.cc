@@ -31,7 +31,7 @@ bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t
 			log_.log(LogLevel::error, "director(" + who + "): Director version supports "
 								      "incompatible tags");
 			close_conn(c, "Director version supports incompatible tags", now, fx);
-		} else if (!c.incoming()) {
+		} else if (!c.incoming() && (!c.auth || c.auth->proved())) {
 			send_handshake_start(c, now, fx);
 		}
 		return true;
@@ -109,25 +109,41 @@ void Ring::handle_me(RingLink &c, const RingCommand &cmd, int64_t now, Effects &
 		}
 		return;
 	}
-	DirectorHost *h = dirs_.find(cmd.ip, cmd.port);
-	if (h == nullptr) {
-		h = dirs_.add(cmd.ip, cmd.port);
-		if (h == nullptr) {
-			log_.log(LogLevel::error, "director(" + who + "): Director list is full (" +
-							  std::to_string(max_ring_directors) +
-							  "), dropping");
-			close_conn(c, "Director list is full", now, fx);
-			return;
-		}
-		ring_change_counter_++;
+	// Hardening: ME must name the address the connection comes from (the port
+	// is the peer's listener, never the socket's) and a director we know. Stock
+	// believes any ME, and adds or revives the director it names.
+	std::string name = cmd.ip.to_string() + ":" + std::to_string(cmd.port);
+	if (cmd.ip != c.remote_ip) {
+		std::string msg = "ME says it is " + name + " but the connection comes from " +
+				  c.remote_ip.to_string();
+		log_.log(LogLevel::error, "director(" + who + "): " + msg + ", dropping");
+		close_conn(c, msg, now, fx);
+		return;
 	}
-	h->removed = false;
-	h->reset_sequences();
+	DirectorHost *h = dirs_.find(cmd.ip, cmd.port);
+	if (h == nullptr || h->removed) {
+		std::string msg = "ME names " + name + ", which is " + unlisted_reason(cmd.ip, cmd.port);
+		log_.log(LogLevel::error, "director(" + who + "): " + msg + ", dropping");
+		close_conn(c, msg, now, fx);
+		return;
+	}
 	c.host = h;
 	if (h->last_protocol_failure + ring_failure_retry_secs > now) {
+		log_.log(LogLevel::error, "director(" + h->name() + "): Remote sent invalid protocol "
+								"data recently, refusing it");
 		close_conn(c, "Director recently sent invalid protocol data", now, fx);
 		return;
 	}
+	// What ME means for our left waits for DONE: a connection that never
+	// finishes its handshake changes nothing.
+	c.me_effects_pending = true;
+}
+
+// The incoming ME's consequences for our left (stock runs them at ME; we at DONE).
+void Ring::me_effects(RingLink &c, int64_t now, Effects &fx)
+{
+	DirectorHost *h = c.host;
+	h->reset_sequences();
 	RingLink *left = conn(left_);
 	if (left == nullptr) {
 		h->last_network_failure = 0;
@@ -204,6 +220,15 @@ void Ring::handshake_done(RingLink &c, int64_t now, Effects &fx)
 		return;
 	c.set_handshaked();
 	std::string who = c.who();
+	// What the peer sent while handshaking takes effect now: ME's
+	// consequences, its host list, DIRECTOR lines and users.
+	if (c.incoming() && c.me_effects_pending) {
+		c.me_effects_pending = false;
+		me_effects(c, now, fx);
+	}
+	apply_deferred_handshake(c, now, fx);
+	if (c.closing())
+		return;
 	if (c.users_unsorted) {
 		users_.sort_by_timestamp();
 		c.users_unsorted = false;
@@ -230,6 +255,10 @@ void Ring::handshake_done(RingLink &c, int64_t now, Effects &fx)
 						 std::to_string(c.users_sent) + ")");
 		assign_right(c, now, fx);
 	}
+	// Ring changes that arrived during the handshake, now that we know
+	// whether this connection is our left or right.
+	if (!c.closing())
+		replay_deferred_commands(c, now, fx);
 }
 
 void Ring::assign_right(RingLink &c, int64_t now, Effects &fx)

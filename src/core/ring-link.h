@@ -11,6 +11,7 @@
 #include "director-list.h"
 #include "director-types.h"
 #include "host-list.h"
+#include "ring-auth.h"
 #include "ring-protocol.h"
 #include "user-table.h"
 
@@ -86,8 +87,31 @@ public:
 	uint32_t last_ping_msecs = 0;
 	// handshake fast path: the last U line's host, by text
 	std::string hs_ip_text;
-	HostId hs_host = invalid_host;
-	uint64_t hs_hosts_generation = 0;
+	std::optional<IpAddr> hs_ip;
+
+	// Ring security (ring-security.cc). What the peer sends before its
+	// handshake finished changes nothing until DONE: commands wait here,
+	// handshake users in a compact form (12 bytes each), and the incoming
+	// ME's consequences for our left wait too.
+	struct DeferredUser {
+		uint32_t user_hash;
+		uint32_t timestamp;
+		uint32_t ip_index; // into deferred_user_ips
+		bool weak;
+	};
+	struct DeferredCommand {
+		RingCommand cmd;
+		size_t users_before; // deferred_users that arrived before it
+	};
+	bool me_effects_pending = false;
+	std::vector<DeferredCommand> deferred;
+	std::vector<DeferredUser> deferred_users;
+	std::vector<IpAddr> deferred_user_ips;
+	bool applying_handshake = false; // the held handshake lines are being applied
+	// With director_ring_secret_file: the peer's proof. Until it is proved only
+	// VERSION, ME, RING-AUTH, PING, PONG and QUIT pass.
+	std::optional<RingAuth> auth;
+	bool directors_pending = false; // connector: our DIRECTOR lines wait for the proof
 
 private:
 	RingConnId id_;

@@ -41,7 +41,14 @@ void Ring::send_version_me(RingLink &c, int64_t now, Effects &fx)
 	RingCommand v;
 	v.kind = RingCommandKind::version;
 	v.minor_version = ring_version_minor;
-	send(c, v, fx);
+	if (c.auth) {
+		// The offer rides in VERSION fields stock ignores.
+		std::string line = format_ring_command(v, {c.pctx.peer_minor, ring_min_version_});
+		line += "\t" + c.auth->offer() + "\n";
+		fx.ring_sends.push_back({c.id(), std::move(line)});
+	} else {
+		send(c, v, fx);
+	}
 	RingCommand me;
 	me.kind = RingCommandKind::me;
 	me.ip = dirs_.self()->ip;
@@ -84,6 +91,8 @@ void Ring::update_send(const DirectorHost *src, const RingCommand &cmd, Effects 
 			continue;
 		if (c.pctx.version_received && c.pctx.peer_minor < min_minor)
 			continue;
+		if (c.auth && !c.auth->proved())
+			continue; // nothing for a peer that has not proved the secret
 		send(c, cmd, fx);
 	}
 }
@@ -128,6 +137,7 @@ bool Ring::connect_to(DirectorHost *h, int64_t now, Effects &fx)
 	}
 	RingLink &c = new_link(false, h->ip, now);
 	c.host = h;
+	start_auth(c, RingEndpoint{h->ip, h->port});
 	h->reset_sequences();
 	log_.log(LogLevel::info, "Connecting to " + h->name());
 	fx.ring_connects.push_back({c.id(), h->ip, h->port});
@@ -160,10 +170,11 @@ void Ring::connect_right(int64_t now, Effects &fx)
 	if (others && (ring_first_alone_ == 0 || now - ring_first_alone_ <= ring_min_wait_alone_secs)) {
 		if (ring_first_alone_ == 0)
 			ring_first_alone_ = now;
-		for (auto &d : dirs_.all()) {
+		// Network failures only: a director refused for a protocol
+		// error (or a failed ring authentication) stays refused for
+		// its 60 s, or both sides would reconnect in a tight loop.
+		for (auto &d : dirs_.all())
 			d->last_network_failure = 0;
-			d->last_protocol_failure = 0;
-		}
 		reconnect_at_ = now + 1;
 		return;
 	}
@@ -192,6 +203,7 @@ RingConnId Ring::accept(const IpAddr &remote, int64_t now, Effects &fx)
 		return 0;
 	}
 	RingLink &c = new_link(true, remote, now);
+	start_auth(c, std::nullopt);
 	send_version_me(c, now, fx);
 	return c.id();
 }
@@ -203,15 +215,11 @@ void Ring::connected(RingConnId id, int64_t now, Effects &fx)
 		return;
 	c->set_connected(now);
 	send_version_me(*c, now, fx);
-	for (const auto &d : dirs_.all()) {
-		if (d->removed)
-			continue;
-		RingCommand dc;
-		dc.kind = RingCommandKind::director;
-		dc.ip = d->ip;
-		dc.port = d->port;
-		send(*c, dc, fx);
-	}
+	// With a secret, what we know waits until the peer proved it.
+	if (c->auth)
+		c->directors_pending = true;
+	else
+		send_director_list(*c, fx);
 }
 
 void Ring::close_conn(RingLink &c, const std::string &reason, int64_t now, Effects &fx,
@@ -294,20 +302,31 @@ void Ring::line(RingConnId id, std::string_view line, int64_t now, Effects &fx)
 	if (c == nullptr)
 		return;
 	c->last_input = now;
+	if (c->auth && !c->auth->proved() && !auth_line(*c, line, now, fx))
+		return;
 	if (c->incoming() && !c->handshaked()) {
+		// Handshake users wait for DONE (ring-security.cc); the fast path
+		// only saves the full parse.
 		if (auto u = parse_handshake_user_fast(line, c->pctx)) {
-			if (c->hs_hosts_generation != hosts_.ids_generation() || c->hs_ip_text != u->ip_text) {
+			if (c->hs_ip_text != u->ip_text) {
 				auto ip = parse_stock_ip(u->ip_text);
 				c->hs_ip_text = std::string(u->ip_text);
-				c->hs_host = ip ? hosts_.find(*ip) : invalid_host;
-				c->hs_hosts_generation = hosts_.ids_generation();
+				c->hs_ip = ip;
 			}
-			if (c->hs_host != invalid_host) {
-				handler_.ring_handshake_user(*c, u->user_hash, c->hs_host, u->timestamp,
-							     u->weak, now, fx);
+			if (c->hs_ip) {
+				defer_user(*c, u->user_hash, *c->hs_ip, u->timestamp, u->weak, now, fx);
 				return;
 			}
-			// unknown host: the full parse below reports it as stock does
+			// a bad address: the full parse below reports it as stock does
+		}
+	}
+	if (!c->auth && !c->pctx.version_received && ring_mode_ &&
+	    line.substr(0, line.find('\t')) == "VERSION") {
+		auto offer = parse_ring_auth_offer(line);
+		if (offer.ok() && offer->has_value()) {
+			log_.log(LogLevel::warning,
+				 "director(" + c->who() + "): The peer has director_ring_secret_file "
+							   "set, we do not: it will refuse us");
 		}
 	}
 	auto parsed = parse_ring_line(line, c->pctx);
@@ -323,6 +342,8 @@ void Ring::line(RingConnId id, std::string_view line, int64_t now, Effects &fx)
 		return;
 	}
 	const RingCommand &cmd = parsed.value();
+	if (!c->handshaked() && defer_before_handshake(*c, cmd, now, fx))
+		return;
 	if (!handle_handshake_command(*c, cmd, now, fx))
 		handle_ring_command(*c, cmd, now, fx);
 }

@@ -28,6 +28,13 @@ public:
 	Ring(const DirectorConfig &config, LogSink &log, const HostList &hosts, UserTable &users,
 	     RingHandler &handler);
 
+	// See Director::set_ring_secret().
+	void set_secret(std::string secret, RandomSource &random)
+	{
+		ring_secret_ = std::move(secret);
+		ring_random_ = &random;
+	}
+
 	// See Director for these.
 	void start_alone(int64_t now, uint16_t ring_port)
 	{
@@ -128,6 +135,19 @@ private:
 	void state_changed(int64_t now, Effects &fx);
 	void purge_removed_directors();
 
+	// ring-security.cc
+	void start_auth(RingLink &c, std::optional<RingEndpoint> peer);
+	void send_director_list(RingLink &c, Effects &fx);
+	bool auth_line(RingLink &c, std::string_view line, int64_t now, Effects &fx);
+	bool defer_before_handshake(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx);
+	void defer_user(RingLink &c, uint32_t hash, const IpAddr &ip, uint32_t timestamp, bool weak,
+			int64_t now, Effects &fx);
+	void me_effects(RingLink &c, int64_t now, Effects &fx);
+	void apply_deferred_handshake(RingLink &c, int64_t now, Effects &fx);
+	void replay_deferred_commands(RingLink &c, int64_t now, Effects &fx);
+	bool from_ring_neighbour(const RingLink &c, const RingCommand &cmd) const;
+	std::string unlisted_reason(const IpAddr &ip, uint16_t port) const;
+
 	// ring-commands.cc
 	bool check_origin(const RingOrigin &origin, bool &reoriginate_r);
 	void handle_ring_command(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx);
@@ -165,6 +185,8 @@ private:
 	int64_t last_sync_resend_ = 0;
 	std::vector<SyncWaiter> sync_waiters_;
 	std::vector<JobId> presync_waiters_;
+	std::string ring_secret_; // empty: the ring is not authenticated
+	RandomSource *ring_random_ = nullptr;
 };
 
 } // namespace director::core

@@ -14,9 +14,11 @@
 #include "adapter/dovecot.h"
 #include "adapter/event-log.h"
 #include "adapter/director-settings.h"
+#include "adapter/random.h"
 #include "adapter/stats-client.h"
 #include "core/config-values.h"
 #include "core/health.h"
+#include "core/ring-auth.h"
 #include "director/service.h"
 
 extern "C" {
@@ -232,6 +234,47 @@ core::HealthLogin read_health_login(const std::string &path)
 	return *login;
 }
 
+// director_ring_secret_file: the shared secret of the authenticated ring,
+// read before privileges are dropped. Anyone who can read it can join the
+// ring, so it must be root's and unreadable by anyone else.
+std::string read_ring_secret(const std::string &path)
+{
+	int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		i_fatal("director_ring_secret_file=%s: open() failed: %m", path.c_str());
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		i_fatal("director_ring_secret_file=%s: fstat() failed: %m", path.c_str());
+	if (!S_ISREG(st.st_mode))
+		i_fatal("director_ring_secret_file=%s: not a regular file", path.c_str());
+	if (st.st_uid != 0) {
+		i_fatal("director_ring_secret_file=%s: owned by uid %ld, must be owned by root",
+			path.c_str(), long(st.st_uid));
+	}
+	if ((st.st_mode & 077) != 0) {
+		i_fatal("director_ring_secret_file=%s: mode %04o gives group or others access; "
+			"it must be 0600 or stricter (chmod 0600)",
+			path.c_str(), unsigned(st.st_mode & 07777));
+	}
+	std::string data;
+	char buf[1024];
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0)
+			i_fatal("director_ring_secret_file=%s: read() failed: %m", path.c_str());
+		if (n == 0)
+			break;
+		data.append(buf, size_t(n));
+		if (data.size() > core::ring_secret_max_bytes + 2)
+			break; // parse_ring_secret() reports it as too long
+	}
+	i_close_fd(&fd);
+	auto secret = core::parse_ring_secret(data);
+	if (!secret.ok())
+		i_fatal("director_ring_secret_file=%s: %s", path.c_str(), secret.error().c_str());
+	return std::move(secret).value();
+}
+
 // The director_health_* settings; nullopt when health checks are off.
 std::optional<core::HealthConfig> make_health_config(const adapter::DirectorSettings &set,
 						     uint16_t ring_port)
@@ -301,7 +344,17 @@ void main_preinit()
 	}
 	RingSetup ring = init_directors(set, ring_ip, ring_port);
 	core::DirectorConfig cfg = make_config(set);
+	std::string ring_secret;
+	if (!set.ring_secret_file.empty()) {
+		if (ring.directors.empty()) {
+			i_fatal("director_ring_secret_file=%s: set, but director_servers is empty "
+				"(a standalone director has no ring)", set.ring_secret_file.c_str());
+		}
+		ring_secret = read_ring_secret(set.ring_secret_file);
+	}
 	service = std::make_unique<DirectorService>(set, std::move(cfg));
+	if (!ring_secret.empty())
+		service->core().set_ring_secret(std::move(ring_secret), service->random());
 	add_mail_servers(service->core(), set);
 	if (ring.directors.empty()) {
 		service->core().start_alone(ioloop_time, ring_port);

@@ -17,6 +17,7 @@
 #include "adapter/handles.h"
 #include "adapter/kick-client.h"
 #include "adapter/program-runner.h"
+#include "adapter/random.h"
 #include "adapter/director-settings.h"
 #include "core/auth-reply.h"
 #include "core/director.h"
@@ -69,6 +70,8 @@ public:
 	void client_connected(master_service_connection *conn, ListenerType type);
 
 	core::Director &core() { return core_; }
+	// Ring nonces (director_ring_secret_file); lives as long as the core.
+	core::RandomSource &random() { return random_; }
 	const adapter::DirectorSettings &settings() const { return settings_; }
 	struct event *event() const { return event_; }
 	int64_t now() const;
@@ -134,6 +137,7 @@ private:
 	adapter::DirectorSettings settings_;
 	struct event *event_;
 	adapter::EventLog log_;
+	adapter::DovecotRandom random_; // before core_: the core points at it
 	core::Director core_;
 	core::IpAddr self_ip_;
 	std::unordered_map<core::RingConnId, uint64_t> ring_conns_; // ring id -> connection id
