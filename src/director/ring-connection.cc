@@ -5,6 +5,7 @@
 
 #include "adapter/dovecot.h"
 #include "adapter/stream.h"
+#include "core/line-reader.h"
 #include "core/ring-protocol.h"
 #include "director/service.h"
 
@@ -12,8 +13,8 @@ namespace director {
 
 namespace {
 
-// The stock ring input limit: a longer line is a protocol error.
-constexpr size_t ring_max_line_bytes = 1024;
+// The stock line limit (core/line-reader.h, which splits the lines).
+using core::ring_max_line_bytes;
 // Handshake users are sent in batches; the next batch waits until the
 // output buffer is below this.
 constexpr size_t ring_output_low_water_bytes = 128 * 1024;
@@ -109,17 +110,24 @@ private:
 			lost("Too long input line");
 			return;
 		}
-		std::string_view line;
 		core::Effects fx;
 		int64_t now = service_.now();
 		// Lines of one read are handled as one batch, with the output of
-		// every connection collected into as few writes as possible.
+		// every connection collected into as few writes as possible. An
+		// exception must not leave the ring corked.
 		service_.cork_ring();
-		while (!closed() && stream_.next_line(line)) {
-			service_.count_ring_line();
-			service_.core().ring_line(ring_id_, line, now, fx);
+		try {
+			service_.run_batch(fx, [&]() {
+				std::string_view line;
+				while (!closed() && stream_.next_line(line)) {
+					service_.count_ring_line();
+					service_.core().ring_line(ring_id_, line, now, fx);
+				}
+			});
+		} catch (...) {
+			service_.uncork_ring();
+			throw;
 		}
-		service_.run_effects(fx);
 		service_.uncork_ring();
 		if (closed())
 			return;

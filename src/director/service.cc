@@ -22,6 +22,14 @@ namespace director {
 
 namespace {
 constexpr unsigned flush_connect_timeout_msecs = 10 * 1000;
+// A flush program still running when the core gives up on the user move is
+// of no use any more: it is destroyed then (a flush socket that accepts and
+// never answers would otherwise keep its descriptor for good).
+constexpr unsigned flush_run_timeout_msecs = core::user_move_timeout_secs * 1000;
+// A kick whose reply has not come after this long (a hung ipc server or
+// login process) is reported failed, so the core's count of running kicks
+// does not leak and queued kicks go on. Stock waits forever.
+constexpr unsigned kick_reply_timeout_msecs = core::user_move_timeout_secs * 1000;
 } // namespace
 
 Connection::Connection(DirectorService &service)
@@ -171,6 +179,23 @@ void DirectorService::start_lookup(uint64_t owner, core::RequestId id, const std
 	core_.lookup(id, name, tag, now(), fx);
 }
 
+void DirectorService::cancel_lookup(core::RequestId id)
+{
+	lookup_owners_.erase(id);
+	core_.cancel_lookup(id);
+}
+
+void DirectorService::run_batch(core::Effects &fx, const std::function<void()> &handle_input)
+{
+	try {
+		handle_input();
+	} catch (...) {
+		run_effects(fx);
+		throw;
+	}
+	run_effects(fx);
+}
+
 int64_t DirectorService::now_usecs()
 {
 	return int64_t(ioloop_timeval.tv_sec) * 1000000 + ioloop_timeval.tv_usec;
@@ -317,9 +342,25 @@ void DirectorService::start_ring_connect(const core::Effects::RingConnect &rc)
 void DirectorService::start_kick(const core::Effects::IpcCommand &cmd)
 {
 	core::JobId id = cmd.id;
+	// Whichever comes first, the reply or the timeout, reports the kick;
+	// the map entry says it has not been reported yet.
+	auto timer = std::make_unique<adapter::TimeoutHandle>();
+	timer->once(kick_reply_timeout_msecs, [this, id]() {
+		kick_timers_.erase(id); // destroys this handle: touch nothing after
+		e_error(event_, "Kick (job %llu) got no reply in %u secs, giving up on it",
+			(unsigned long long)id, kick_reply_timeout_msecs / 1000);
+		core::Effects fx;
+		core_.ipc_done(id, false, "Timeout waiting for the reply", now(), fx);
+		run_effects(fx);
+	});
+	kick_timers_[id] = std::move(timer);
 	kicks_->kick(cmd.line, [this, id](bool ok, const std::string &error) {
 		if (stopping_)
 			return;
+		auto it = kick_timers_.find(id);
+		if (it == kick_timers_.end())
+			return; // timed out and reported already
+		kick_timers_.erase(it);
 		core::Effects fx;
 		core_.ipc_done(id, ok, error, now(), fx);
 		run_effects(fx);
@@ -367,9 +408,9 @@ void DirectorService::start_flush(const core::Effects::FlushProgram &flush)
 	auto pc = std::make_unique<adapter::ProgramRunner>();
 	std::string error;
 	bool started = pc->start(
-		event_, target, flush.args, flush_connect_timeout_msecs,
+		event_, target, flush.args, flush_connect_timeout_msecs, flush_run_timeout_msecs,
 		[this, id, target](bool ok, int status) {
-			if (!ok) {
+			if (!ok && status != -1) {
 				e_error(event_, "%s: Failed to flush user (exit status %d)",
 					target.c_str(), status);
 			}

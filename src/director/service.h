@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -79,9 +80,19 @@ public:
 	// caller runs `fx` (once per batch of lines, not per lookup).
 	void start_lookup(uint64_t owner, core::RequestId id, const std::string &name,
 			  const std::string &tag, core::Effects &fx);
+	// The owner of lookup `id` went away before the answer: the core
+	// forgets the lookup and so does the service.
+	void cancel_lookup(core::RequestId id);
+	size_t lookups_owned() const { return lookup_owners_.size(); }
 	core::RequestId new_request_id() { return next_request_id_++; }
 	// Carries out what the core asked for.
 	void run_effects(core::Effects &fx);
+	// Runs `handle_input` (which feeds the core, collecting into `fx`), then
+	// run_effects(fx). If handle_input throws, the effects collected until
+	// then are still carried out before the exception goes on: the core's
+	// state already reflects them, so dropping them would lose answers,
+	// kicks or ring lines.
+	void run_batch(core::Effects &fx, const std::function<void()> &handle_input);
 
 	// The ring: our own address (the source of outgoing connections) and
 	// the transport of a core ring connection, if it still exists.
@@ -147,6 +158,8 @@ private:
 
 	std::unique_ptr<adapter::KickClient> kicks_;
 	bool stopping_ = false; // late kick replies are ignored
+	// Running kicks by job: their reply timeouts.
+	std::map<core::JobId, std::unique_ptr<adapter::TimeoutHandle>> kick_timers_;
 	// Flush programs in flight, and finished ones awaiting deletion.
 	std::map<core::JobId, std::unique_ptr<adapter::ProgramRunner>> flushes_;
 	std::vector<std::unique_ptr<adapter::ProgramRunner>> dead_flushes_;
