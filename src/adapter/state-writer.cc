@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <system_error>
 
 #include "adapter/dovecot.h"
 
@@ -54,8 +55,21 @@ void StateFileWriter::discard_temp()
 	}
 }
 
+// Waits for a sync thread (it only makes syscalls, so it ends on its own).
+void StateFileWriter::join_sync()
+{
+	if (!sync_thread_.joinable())
+		return;
+	sync_thread_.join();
+	sync_io_.reset();
+	::close(sync_pipe_[0]);
+	::close(sync_pipe_[1]);
+	sync_pipe_[0] = sync_pipe_[1] = -1;
+}
+
 void StateFileWriter::abort()
 {
+	join_sync();
 	step_timer_.reset();
 	source_.reset();
 	done_ = nullptr;
@@ -71,7 +85,6 @@ bool StateFileWriter::open_temp(std::string &error_r)
 		return false;
 	}
 	offset_ = 0;
-	synced_to_ = 0;
 	stats_ = StateWriteStats();
 	started_usecs_ = monotonic_usecs();
 	return true;
@@ -92,15 +105,6 @@ bool StateFileWriter::write_all(const std::string &data, std::string &error_r)
 	}
 	offset_ += data.size();
 	stats_.bytes += data.size();
-#ifdef SYNC_FILE_RANGE_WRITE
-	// Start writeback of what this turn wrote without waiting for it; the final
-	// fdatasync() then finds little dirty data. Failure only loses the head start.
-	if (offset_ > synced_to_) {
-		(void)sync_file_range(fd_, off64_t(synced_to_), off64_t(offset_ - synced_to_),
-				      SYNC_FILE_RANGE_WRITE);
-		synced_to_ = offset_;
-	}
-#endif
 	return true;
 }
 
@@ -174,19 +178,44 @@ void StateFileWriter::step()
 		return;
 	}
 	stats_.steps++;
-	if (last) {
-		source_.reset();
-		if (!finish_file(error)) {
-			discard_temp();
-			fail_write(error);
-			return;
-		}
-	}
 	uint64_t took = monotonic_usecs() - t0;
 	if (took > stats_.max_step_usecs)
 		stats_.max_step_usecs = took;
 	if (!last) {
 		step_timer_.once(0, [this]() { step(); });
+		return;
+	}
+	source_.reset();
+	if (pipe2(sync_pipe_, O_CLOEXEC) < 0) {
+		fail_write(errno_text("pipe()"));
+		return;
+	}
+	sync_io_.read(sync_pipe_[0], [this]() { sync_done(); });
+	try {
+		sync_thread_ = std::thread([this]() {
+			std::string error;
+			sync_ok_ = finish_file(error);
+			sync_error_ = error;
+			char c = 1;
+			while (::write(sync_pipe_[1], &c, 1) < 0 && errno == EINTR) {
+			}
+		});
+	} catch (const std::system_error &e) {
+		sync_io_.reset();
+		::close(sync_pipe_[0]);
+		::close(sync_pipe_[1]);
+		sync_pipe_[0] = sync_pipe_[1] = -1;
+		fail_write(std::string("starting the sync thread failed: ") + e.what());
+	}
+}
+
+// The sync thread finished (its pipe became readable).
+void StateFileWriter::sync_done()
+{
+	join_sync();
+	if (!sync_ok_) {
+		discard_temp();
+		fail_write(sync_error_);
 		return;
 	}
 	DoneCallback done = std::move(done_);

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "adapter/handles.h"
 
@@ -39,10 +40,11 @@ struct StateWriteStats {
 };
 
 // One write at a time: the snapshot goes to "<name>.tmp" in pieces of about
-// `step_bytes` per ioloop turn; each piece is handed to the kernel's writeback at
-// once (sync_file_range), so the closing fdatasync() has little left to wait for;
-// then rename() over the old file and fsync() the directory. Until the rename the
-// previous file is untouched, so a director killed at any point keeps it.
+// `step_bytes` per ioloop turn. The closing fdatasync(), rename() over the old file and
+// fsync() of the directory run on a short-lived thread (plain syscalls only, no
+// lib-dovecot), which reports back through a pipe, so a slow disk never stalls the
+// ioloop. Until the rename the previous file is untouched, so a director killed at
+// any point keeps it.
 class StateFileWriter {
 public:
 	// Takes ownership of location.dir_fd.
@@ -52,7 +54,7 @@ public:
 	StateFileWriter &operator=(const StateFileWriter &) = delete;
 
 	const std::string &path() const { return location_.path; }
-	bool writing() const { return source_ != nullptr; }
+	bool writing() const { return source_ != nullptr || sync_thread_.joinable(); }
 
 	// Starts an incremental write. `done` runs after it finished or failed (failures
 	// are logged here with the file name and the reason). false (and nothing started)
@@ -70,14 +72,18 @@ public:
 	// (error_r names the reason).
 	int read(std::string &data_r, std::string &error_r) const;
 
-	// Bytes written per ioloop turn: about 2 ms of work on the machines we measured.
-	size_t step_bytes = 1024 * 1024;
+	// Bytes per ioloop turn (about 21,000 users): 1-3 ms of encoding and write() on
+	// the machine we measured (bench/state-bench). Starting writeback per piece with
+	// sync_file_range() was tried and dropped: it blocked for up to 10 ms at times.
+	size_t step_bytes = 256 * 1024;
 
 private:
 	bool open_temp(std::string &error_r);
 	bool write_all(const std::string &data, std::string &error_r);
 	bool finish_file(std::string &error_r);
 	void step();
+	void sync_done();
+	void join_sync();
 	void fail_write(const std::string &error);
 	void discard_temp();
 
@@ -86,13 +92,18 @@ private:
 	std::string temp_name_;
 	int fd_ = -1;
 	uint64_t offset_ = 0;
-	uint64_t synced_to_ = 0;
 	std::unique_ptr<StateChunkSource> source_;
 	DoneCallback done_;
 	StateWriteStats stats_;
 	uint64_t started_usecs_ = 0;
 	std::string buf_;
 	TimeoutHandle step_timer_;
+	// The final sync in flight: its thread, the pipe it reports on, its result.
+	std::thread sync_thread_;
+	int sync_pipe_[2] = {-1, -1};
+	IoHandle sync_io_;
+	bool sync_ok_ = false;
+	std::string sync_error_;
 };
 
 } // namespace director::adapter
