@@ -251,6 +251,13 @@ bool StateFileWriter::write_now(StateChunkSource &source, StateWriteStats *stats
 	return ok;
 }
 
+bool StateFileWriter::move_aside(const std::string &suffix) const
+{
+	std::string to = location_.name + suffix;
+	return renameat(location_.dir_fd, location_.name.c_str(), location_.dir_fd,
+			to.c_str()) == 0;
+}
+
 int StateFileWriter::read(std::string &data_r, std::string &error_r) const
 {
 	data_r.clear();

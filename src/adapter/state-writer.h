@@ -68,6 +68,10 @@ public:
 	// incremental write first. Logs failures; returns false on failure.
 	bool write_now(StateChunkSource &source, StateWriteStats *stats_r = nullptr);
 
+	// Renames the file to "<name><suffix>" (replacing an older one), so a file that
+	// could not be used is kept for the operator. false if that failed.
+	bool move_aside(const std::string &suffix) const;
+
 	// Reads the whole file. 1 = read, 0 = there is none (a first start), -1 = failed
 	// (error_r names the reason).
 	int read(std::string &data_r, std::string &error_r) const;

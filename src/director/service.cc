@@ -7,6 +7,7 @@
 
 #include "adapter/dovecot.h"
 #include "director/health.h"
+#include "director/state-keeper.h"
 
 extern "C" {
 #include "master-service.h"
@@ -48,6 +49,7 @@ DirectorService::DirectorService(adapter::DirectorSettings settings, core::Direc
 
 DirectorService::~DirectorService()
 {
+	state_keeper_.reset();
 	health_.reset();
 	stopping_ = true;
 	kicks_.reset();
@@ -56,6 +58,11 @@ DirectorService::~DirectorService()
 	connections_.clear();
 	flushes_.clear();
 	reap();
+}
+
+void DirectorService::set_state_keeper(std::unique_ptr<StateKeeper> keeper)
+{
+	state_keeper_ = std::move(keeper);
 }
 
 void DirectorService::connect_privileged()

@@ -90,6 +90,11 @@ public:
 			  std::optional<core::IpAddr> source);
 	class HealthMonitor *health() { return health_.get(); }
 
+	// The state file keeper (nullptr when director_state_file is empty). Held here so
+	// it goes before the core: its snapshot holds a cursor into the user table.
+	void set_state_keeper(std::unique_ptr<class StateKeeper> keeper);
+	class StateKeeper *state_keeper() { return state_keeper_.get(); }
+
 	void connection_closed(Connection *conn);
 	uint64_t register_connection(Connection *conn);
 
@@ -126,6 +131,7 @@ private:
 
 	uint64_t prev_requests_ = 0;
 	std::unique_ptr<class HealthMonitor> health_;
+	std::unique_ptr<class StateKeeper> state_keeper_;
 };
 
 // Listener connection types; each lives in its own *-connection.cc.
