@@ -14,6 +14,7 @@
 #include "adapter/dovecot.h"
 #include "adapter/event-log.h"
 #include "adapter/director-settings.h"
+#include "adapter/stats-client.h"
 #include "core/config-values.h"
 #include "core/health.h"
 #include "core/state-file.h"
@@ -54,6 +55,8 @@ std::optional<ListenerType> listener_type_from_name(const char *path)
 		return ListenerType::admin;
 	if (s == "notify")
 		return ListenerType::notify;
+	if (s == "metrics")
+		return ListenerType::metrics;
 	return std::nullopt;
 }
 
@@ -366,7 +369,8 @@ void main_preinit()
 
 int main(int argc, char *argv[])
 {
-	const enum master_service_flags flags = MASTER_SERVICE_FLAG_NO_IDLE_DIE;
+	const auto flags = static_cast<enum master_service_flags>(
+		MASTER_SERVICE_FLAG_NO_IDLE_DIE | adapter::stats_client_master_service_flags());
 	master_service = master_service_init("director", flags, &argc, &argv, "Dt:");
 	bool debug = false;
 	int c;
@@ -384,6 +388,7 @@ int main(int argc, char *argv[])
 	}
 	adapter::director_settings_read();
 	master_service_init_log(master_service);
+	adapter::stats_client_start();
 
 	main_preinit();
 	event_set_forced_debug(adapter::director_root_event(), debug);

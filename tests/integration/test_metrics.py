@@ -1,0 +1,466 @@
+"""Observability: the director-metrics listener's gauges (OpenMetrics over
+HTTP, parsed with prometheus_client's OpenMetrics parser), their values after
+logins, moves, host changes and ring changes, and clients of that listener
+that are slow, idle, flooding or speaking garbage while logins go on."""
+
+import contextlib
+import http.client
+import os
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+import rig
+import ringrig
+
+METRICS_PORT = 9101
+PROBE_DEADLINE_SECS = 10.0
+
+try:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+except ImportError:   # a missing parser is a failure in the tests that need it
+    text_string_to_metric_families = None
+
+
+def metrics_conf(ip, unix=False):
+    """service director lines adding the director-metrics listener."""
+    if unix:
+        return """
+service director {
+  unix_listener director-metrics {
+    mode = 0600
+  }
+}
+"""
+    return """
+service director {
+  inet_listener director-metrics {
+    address = %s
+    port = %d
+  }
+}
+""" % (ip, METRICS_PORT)
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=5.0):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+def http_get(d, path="/metrics", unix=False, method="GET"):
+    """(status, content type, body) of one request to d's metrics listener."""
+    if unix:
+        conn = UnixHTTPConnection(d.path("director-metrics"))
+    else:
+        conn = http.client.HTTPConnection(d.ip, METRICS_PORT, timeout=5.0)
+    try:
+        conn.request(method, path)
+        r = conn.getresponse()
+        return r.status, r.getheader("Content-Type"), r.read().decode()
+    finally:
+        conn.close()
+
+
+def scrape(d, unix=False):
+    """{(name, frozenset(labels.items())): value} of d's gauges, parsed by the
+    OpenMetrics parser (which rejects anything malformed)."""
+    assert text_string_to_metric_families is not None, \
+        "python3-prometheus-client is not installed"
+    status, ctype, body = http_get(d, unix=unix)
+    assert status == 200, body
+    assert ctype.startswith("application/openmetrics-text; version=1.0.0"), ctype
+    out = {}
+    for fam in text_string_to_metric_families(body):
+        for s in fam.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def gauge(m, name, **labels):
+    return m.get((name, frozenset(labels.items())))
+
+
+def per_host(m, name):
+    """{host ip: value} of a {host,tag} gauge."""
+    return {dict(k[1])["host"]: v for k, v in m.items() if k[0] == name}
+
+
+def wait_gauges(d, pred, what, deadline_secs=15.0):
+    last = [None]
+
+    def check():
+        last[0] = scrape(d)
+        return pred(last[0])
+    try:
+        rig.wait_until(check, deadline_secs, what, interval=0.1)
+    except TimeoutError:
+        raise AssertionError("%s; last scrape: %r" % (what, last[0]))
+    return last[0]
+
+
+@pytest.fixture
+def metrics_cluster(make_cluster):
+    c = make_cluster(nbackends=3, nusers=40)
+    d = c.add_director(extra_conf=metrics_conf(None, unix=True) + metrics_conf(
+        "%s.100" % c.base))
+    c.start()
+    return c, d
+
+
+def test_gauges_follow_logins_moves_and_host_changes(metrics_cluster):
+    c, d = metrics_cluster
+    m = scrape(d)
+    assert sum(per_host(m, "dovecot_director_users").values()) == 0
+    assert set(per_host(m, "dovecot_director_host_up")) == {b.ip for b in c.backends}
+    assert gauge(m, "dovecot_director_ring_synced") == 1
+    for direction in ("left", "right", "in", "out"):
+        assert gauge(m, "dovecot_director_ring_connections", direction=direction) == 0
+    assert gauge(m, "dovecot_director_requests_delayed") == 0
+    assert gauge(m, "dovecot_director_moves_in_progress") == 0
+    assert gauge(m, "dovecot_director_kicks_in_progress") == 0
+
+    users = c.users[:12]
+    for u in users:
+        rig.imap_roundtrip(d, u)
+    m = scrape(d)
+    users_by_host = per_host(m, "dovecot_director_users")
+    assert sum(users_by_host.values()) == 12
+    table = rig.host_table(d)
+    assert users_by_host == {ip: row["users"] for ip, row in table.items()}
+    # the same over the unix listener
+    assert per_host(scrape(d, unix=True), "dovecot_director_users") == users_by_host
+
+    # a move: the user leaves one host for another
+    user = users[0]
+    src = rig.current_host(d, user)
+    dst = next(b.ip for b in c.backends if b.ip != src)
+    rc, out, err = d.doveadm("director", "move", user, dst)
+    assert rc == 0, err
+    m = wait_gauges(d, lambda m: gauge(m, "dovecot_director_moves_in_progress") == 0 and
+                    per_host(m, "dovecot_director_users")[dst] == users_by_host[dst] + 1,
+                    "user counted on the move's target")
+    assert per_host(m, "dovecot_director_users")[src] == users_by_host[src] - 1
+
+    # host changes: vhosts, down, up
+    b = c.backends[2].ip
+    rc, out, err = d.doveadm("director", "update", b, "37")
+    assert rc == 0, err
+    m = wait_gauges(d, lambda m: per_host(m, "dovecot_director_host_vhosts")[b] == 37,
+                    "vhosts 37")
+    rc, out, err = d.doveadm("director", "down", b)
+    assert rc == 0, err
+    m = wait_gauges(d, lambda m: per_host(m, "dovecot_director_host_up")[b] == 0, "host down")
+    assert per_host(m, "dovecot_director_host_up") == {
+        x.ip: (0 if x.ip == b else 1) for x in c.backends}
+    rc, out, err = d.doveadm("director", "up", b)
+    assert rc == 0, err
+    wait_gauges(d, lambda m: per_host(m, "dovecot_director_host_up")[b] == 1, "host up")
+
+    # removing a host removes its samples
+    rc, out, err = d.doveadm("director", "remove", b)
+    assert rc == 0, err
+    wait_gauges(d, lambda m: b not in per_host(m, "dovecot_director_users"), "host removed")
+
+
+def test_metrics_listener_http_errors(metrics_cluster):
+    c, d = metrics_cluster
+    assert http_get(d, "/")[0] == 404
+    assert http_get(d, "/metrics/x")[0] == 404
+    assert http_get(d, method="POST")[0] == 405
+    status, ctype, body = http_get(d, method="HEAD")
+    assert status == 200 and body == ""
+    # query strings are allowed (some scrapers add them)
+    assert http_get(d, "/metrics?x=1")[0] == 200
+    rig.imap_roundtrip(d, c.users[0])   # the director still serves logins
+
+
+def _timed_login(d, user):
+    t0 = time.monotonic()
+    rig.imap_roundtrip(d, user)
+    return time.monotonic() - t0
+
+
+def test_bad_metrics_clients_do_not_stall_logins(metrics_cluster):
+    """While a slow sender, a non-reader, idle connections and garbage are on
+    the metrics listener, logins and scrapes still answer promptly."""
+    c, d = metrics_cluster
+    pid = d.director_pid()
+    socks = []
+    try:
+        # idle connections that never send a byte
+        for _ in range(50):
+            socks.append(socket.create_connection((d.ip, METRICS_PORT), timeout=5))
+        # a request sent one byte a second (never finished within the test)
+        slow = socket.create_connection((d.ip, METRICS_PORT), timeout=5)
+        socks.append(slow)
+        slow.send(b"GET /metr")
+        # a client that pipelines many requests and never reads the answers
+        greedy = socket.create_connection((d.ip, METRICS_PORT), timeout=5)
+        greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        socks.append(greedy)
+        greedy.setblocking(False)
+        req = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 200
+        with contextlib.suppress(BlockingIOError, OSError):
+            greedy.send(req)
+        # garbage and an oversized header
+        for junk in (b"\x00\x01\x02 garbage\r\n\r\n", b"GET /metrics HTTP/1.1\r\nX: " +
+                     b"a" * 100000 + b"\r\n\r\n", b"GET " + b"/" * 5000 + b" HTTP/1.1\r\n\r\n"):
+            s = socket.create_connection((d.ip, METRICS_PORT), timeout=5)
+            socks.append(s)
+            with contextlib.suppress(OSError):
+                s.sendall(junk)
+        for i, u in enumerate(c.users[20:30]):
+            took = _timed_login(d, u)
+            assert took < PROBE_DEADLINE_SECS / 2, "login %d took %.1fs" % (i, took)
+            if i % 3 == 0:
+                with contextlib.suppress(OSError):
+                    slow.send(b"i")
+        # the garbage clients got an error answer or were closed
+        for s in socks[-3:]:
+            s.settimeout(5)
+            with contextlib.suppress(ConnectionResetError):
+                data = s.recv(100)
+                assert data == b"" or data.startswith(b"HTTP/1.1 4"), data
+        t0 = time.monotonic()
+        m = scrape(d)
+        assert time.monotonic() - t0 < PROBE_DEADLINE_SECS / 2
+        assert sum(per_host(m, "dovecot_director_users").values()) == 10
+    finally:
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.close()
+    assert d.director_pid() == pid
+    assert "Panic" not in d.read_log() and "Fatal" not in d.read_log()
+
+
+@pytest.mark.skipif(os.environ.get("RING_TESTS", "1") == "0", reason="RING_TESTS=0")
+def test_ring_gauges_follow_a_killed_peer(make_cluster):
+    c = make_cluster(nbackends=2, nusers=10)
+    ring = ringrig.Ring(c, ("ours", "ours"))
+    for d in ring.directors:
+        d.extra_conf += metrics_conf(d.ip) + "verbose_proctitle = yes\n"
+    ring.start()
+    d1, d2 = ring.directors
+
+    def formed(m):
+        return (gauge(m, "dovecot_director_ring_synced") == 1 and
+                gauge(m, "dovecot_director_ring_connections", direction="left") == 1 and
+                gauge(m, "dovecot_director_ring_connections", direction="right") == 1)
+    wait_gauges(d1, formed, "ring of two formed on d1")
+    wait_gauges(d2, formed, "ring of two formed on d2")
+    # d2 goes away entirely: d1 is left alone, then d2 comes back
+    c.stop(only=[d2])
+    m = wait_gauges(d1, lambda m: sum(
+        gauge(m, "dovecot_director_ring_connections", direction=x)
+        for x in ("left", "right", "in", "out")) == 0, "d1 alone", deadline_secs=30)
+    c.start(only=[d2])
+    wait_gauges(d1, formed, "ring formed again on d1", deadline_secs=60)
+    wait_gauges(d2, formed, "ring formed again on d2", deadline_secs=60)
+
+    # the process title counts ring lines: PINGs arrive every few seconds
+    rx = re.compile(r"\[(\d+) users.*, (\d+)\+(\d+) req/s, (\d+)\+(\d+) kB/s\]")
+
+    def ring_lines_counted():
+        with open("/proc/%d/cmdline" % d1.director_pid(), "rb") as f:
+            m = rx.search(f.read().decode(errors="replace"))
+        return m and int(m.group(3)) > 0
+    rig.wait_until(ring_lines_counted, 20, "ring lines in d1's process title", interval=0.2)
+
+
+def test_proctitle_counts_ring_traffic_of_a_handshake(make_cluster):
+    """The handshake of a ring with many users moves kilobytes: the title's
+    kB/s figures are not 0 then."""
+    c = make_cluster(nbackends=1, nusers=10)
+    ring = ringrig.Ring(c, ("ours", "ours"), extra_conf="verbose_proctitle = yes\n")
+    ring.start()
+    d1, d2 = ring.directors
+    names = ["pt%d@example.com" % i for i in range(20000)]
+    oks, other, _ = ringrig.populate(d1, names, [c.backends[0].ip])
+    assert oks == len(names) - sum(other.values())
+    rx = re.compile(r"\[(\d+) users.*, (\d+)\+(\d+) req/s, (\d+)\+(\d+) kB/s\]")
+    seen = []
+
+    def title(d):
+        with open("/proc/%d/cmdline" % d.director_pid(), "rb") as f:
+            return f.read().decode(errors="replace")
+    # restart d2: d1 sends it every user in the handshake
+    c.stop(only=[d2])
+    c.start(only=[d2])
+
+    def traffic():
+        m = rx.search(title(d1))
+        if m:
+            seen.append(m.group(0))
+            return int(m.group(5)) > 0
+        return False
+    rig.wait_until(traffic, 30, "ring kB/s sent in d1's title", interval=0.1)
+
+
+# --- counters: events + the shipped metric {} file + Dovecot's stats process ---
+
+METRICS_CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "doc",
+                            "example-config", "conf.d", "95-director-metrics.conf")
+STATS_PORT = 9102
+
+
+def stats_conf(ip):
+    return """
+!include %s
+service stats {
+  inet_listener http {
+    address = %s
+    port = %d
+  }
+}
+""" % (os.path.abspath(METRICS_CONF), ip, STATS_PORT)
+
+
+def stats_scrape(d):
+    """{(name, frozenset(labels)): value} of the stats process's /metrics,
+    through the OpenMetrics parser."""
+    conn = http.client.HTTPConnection(d.ip, STATS_PORT, timeout=5.0)
+    try:
+        conn.request("GET", "/metrics")
+        r = conn.getresponse()
+        assert r.status == 200
+        body = r.read().decode()
+    finally:
+        conn.close()
+    out = {}
+    for fam in text_string_to_metric_families(body):
+        for s in fam.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def wait_counters(d, pred, what, deadline_secs=15.0):
+    last = [None]
+
+    def check():
+        last[0] = stats_scrape(d)
+        return pred(last[0])
+    try:
+        rig.wait_until(check, deadline_secs, what, interval=0.2)
+    except TimeoutError:
+        raise AssertionError("%s; last scrape: %r" % (
+            what, {k: v for k, v in (last[0] or {}).items() if "director" in k[0]}))
+    return last[0]
+
+
+def counter(m, name, **labels):
+    return m.get((name, frozenset(labels.items())), 0)
+
+
+@pytest.fixture
+def stats_cluster(make_cluster):
+    c = make_cluster(nbackends=3, nusers=40)
+    d = c.add_director(extra_conf=stats_conf("%s.100" % c.base) +
+                       metrics_conf("%s.100" % c.base))
+    c.start()
+    return c, d
+
+
+def test_counters_count_lookups_and_every_error(stats_cluster):
+    """Logins and userdb lookups are counted by result; a metric on
+    category=director counts the director's own error lines (on 2.3 the stats
+    process drops unnamed events before looking at metric filters)."""
+    c, d = stats_cluster
+    for u in c.users[:7]:
+        rig.imap_roundtrip(d, u)
+    for u in c.users[7:9]:
+        rig.lmtp_deliver(d, u)
+    m = wait_counters(d, lambda m: counter(m, "dovecot_director_lookups_total",
+                                           result="ok") == 9, "9 ok lookups")
+    assert counter(m, "dovecot_director_lookups_total", result="timeout") == 0
+    by_host = {dict(k[1])["host"]: v for k, v in m.items()
+               if k[0] == "dovecot_director_lookups_by_host_total" and "host" in dict(k[1])}
+    assert sum(by_host.values()) == 9 and set(by_host) <= {b.ip for b in c.backends}
+
+    errors_before = counter(m, "dovecot_director_errors_total")
+    for _ in range(3):
+        with rig.admin_socket(d) as s:
+            s.send_line("NO-SUCH-COMMAND\tx")
+            s.read_until_closed(5)
+    d.wait_log(r"director: Error: doveadm sent unknown command", 0)
+    wait_counters(d, lambda m: counter(m, "dovecot_director_errors_total") ==
+                  errors_before + 3, "3 more director errors counted")
+
+
+def test_counters_follow_a_move_a_kick_and_host_changes(stats_cluster):
+    c, d = stats_cluster
+    user = c.users[0]
+    rig.imap_roundtrip(d, user)
+    m0 = stats_scrape(d)
+    assert counter(m0, "dovecot_director_user_moves_total") == 0
+    assert counter(m0, "dovecot_director_host_changes_total") == 0
+
+    src = rig.current_host(d, user)
+    dst = next(b.ip for b in c.backends if b.ip != src)
+    rc, out, err = d.doveadm("director", "move", user, dst)
+    assert rc == 0, err
+    wait_counters(d, lambda m: counter(m, "dovecot_director_user_moves_total") == 1 and
+                  counter(m, "dovecot_director_user_kicks_total", reason="move") == 1,
+                  "one move, one kick of its sessions")
+
+    rc, out, err = d.doveadm("director", "kick", user)
+    assert rc == 0, err
+    wait_counters(d, lambda m: counter(m, "dovecot_director_user_kicks_total",
+                                       reason="admin") == 1, "one admin kick")
+
+    b = c.backends[2].ip
+    for args in (("update", b, "37"), ("down", b), ("up", b)):
+        rc, out, err = d.doveadm("director", *args)
+        assert rc == 0, err
+    m = wait_counters(d, lambda m: all(
+        counter(m, "dovecot_director_host_changes_total", action=a) == 1
+        for a in ("update", "down", "up")), "update, down and up counted once each")
+    assert counter(m, "dovecot_director_host_changes_total", action="add") == 0
+    assert counter(m, "dovecot_director_host_changes_total", action="remove") == 0
+    assert counter(m, "dovecot_director_user_moves_total") == 1
+    assert counter(m, "dovecot_director_lookups_total", result="ok") == 1
+
+
+@pytest.mark.skipif(os.environ.get("RING_TESTS", "1") == "0", reason="RING_TESTS=0")
+def test_counters_follow_a_killed_ring_peer(make_cluster):
+    c = make_cluster(nbackends=2, nusers=10)
+    ring = ringrig.Ring(c, ("ours", "ours"))
+    for d in ring.directors:
+        d.extra_conf += stats_conf(d.ip) + metrics_conf(d.ip)
+    ring.start()
+    d1, d2 = ring.directors
+    m0 = stats_scrape(d1)
+    gone0 = counter(m0, "dovecot_director_ring_disconnects_total")
+    made0 = counter(m0, "dovecot_director_ring_connects_total")
+    syncs0 = counter(m0, "dovecot_director_ring_syncs_total")
+    # a host change made on d2 reaches d1 through the ring
+    b = c.backends[1].ip
+    rc, out, err = d2.doveadm("director", "update", b, "12")
+    assert rc == 0, err
+    m = wait_counters(d1, lambda m: counter(m, "dovecot_director_host_changes_total",
+                                            action="update") == 1, "ring update on d1")
+    old = d2.director_pid()
+    os.kill(old, 9)
+    ringrig.wait_new_director_pid(d2, old)
+    # d1 had two connections to d2 (in and out); both end, and the ring
+    # forms again with new ones
+    m = wait_counters(d1, lambda m: counter(m, "dovecot_director_ring_disconnects_total")
+                      >= gone0 + 2 and
+                      counter(m, "dovecot_director_ring_connects_total") >= made0 + 2 and
+                      counter(m, "dovecot_director_ring_syncs_total") > syncs0,
+                      "d1 counted the lost and the new connections", deadline_secs=60)
+
+    def formed(m):
+        return (gauge(m, "dovecot_director_ring_synced") == 1 and
+                gauge(m, "dovecot_director_ring_connections", direction="left") == 1 and
+                gauge(m, "dovecot_director_ring_connections", direction="right") == 1)
+    wait_gauges(d1, formed, "ring formed again on d1", deadline_secs=60)
