@@ -479,22 +479,8 @@ void Director::admin_gone(JobId job)
 void Director::ring_start(const std::vector<RingDirectorConfig> &directors, const IpAddr &self_ip,
 			  uint16_t self_port, int64_t now, Effects &fx)
 {
-	if (restored_ && directors.size() > 1) {
+	if (restored_ && directors.size() > 1)
 		ring_.hold_user_streams(now + ring_restore_hold_secs);
-		// Restored host changes are the ring's last agreed state: mark those that
-		// differ from the configuration as ours-and-unsynced, so that a peer
-		// that starts from its configuration meets the stock conflict rule
-		// (newer up/down wins, smaller vhost count wins, result re-sent from us)
-		// instead of overwriting them. The first ring SYNC clears the marks.
-		for (HostId id : hosts_.sorted_ids()) {
-			const MailHost &h = hosts_.get(id);
-			HostId cid = config_hosts_.find(h.ip);
-			if (cid == invalid_host || h.down || h.last_updown_change != 0 ||
-			    h.vhost_count != config_hosts_.get(cid).vhost_count ||
-			    hosts_.tag_name(h.tag) != config_hosts_.tag_name(config_hosts_.get(cid).tag))
-				hosts_.set_desynced(id, true);
-		}
-	}
 	ring_.start(directors, self_ip, self_port, now, fx);
 }
 

@@ -59,9 +59,20 @@ def snapshot(d):
     return users, hosts
 
 
+def stop(c, d):
+    """Stop d's master and wait until its process is gone for good: a master
+    the rig had to SIGKILL on a loaded machine stays a zombie for a while, and
+    "dovecot -c" refuses to start while its pid is still there."""
+    pid = d.master_pid
+    c.stop(only=[d])
+    if pid:
+        rig.wait_until(lambda: not os.path.exists("/proc/%d" % pid), 30,
+                       "%s master %d gone" % (d.name, pid))
+
+
 def restart(c, d):
     offset = d.log_size()
-    c.stop(only=[d])
+    stop(c, d)
     c.start(only=[d])
     return offset
 
@@ -113,7 +124,7 @@ def test_standalone_users_expired_during_downtime_are_gone(make_cluster):
     oks, other, _ = ringrig.populate(d, c.users[:50], [b0.ip])
     assert oks == 50, other
     t_made = time.monotonic()
-    c.stop(only=[d])
+    stop(c, d)
     assert os.path.exists(state_path(d))
     # The users' expiry is what we wait for: there is no event to poll.
     time.sleep(max(0.0, 11.5 - (time.monotonic() - t_made)))
@@ -133,7 +144,7 @@ def test_flush_force_file_removed_starts_from_configuration(make_cluster):
     ok(d.doveadm("director", "update", b1.ip, "40"))
     oks, _, _ = ringrig.populate(d, c.users[:20], [b1.ip])
     assert oks == 20
-    c.stop(only=[d])
+    stop(c, d)
     os.unlink(state_path(d))
     offset = d.log_size()
     c.start(only=[d])
@@ -163,7 +174,7 @@ def test_bad_files_are_refused_with_reason_and_the_director_starts_empty(make_cl
     c, d = standalone(make_cluster)
     oks, _, _ = ringrig.populate(d, c.users[:30], [c.backends[0].ip])
     assert oks == 30
-    c.stop(only=[d])
+    stop(c, d)
     path = state_path(d)
     with open(path, "rb") as f:
         good = f.read()
@@ -183,7 +194,7 @@ def test_bad_files_are_refused_with_reason_and_the_director_starts_empty(make_cl
             assert f.read() == data, name
         assert ringrig.user_count(d) == 0, name
         rig.imap_roundtrip(d, c.users[-1])   # serves
-        c.stop(only=[d])
+        stop(c, d)
     # Unreadable: a directory where the file should be.
     os.unlink(path)
     os.unlink(path + ".bad")
@@ -193,7 +204,7 @@ def test_bad_files_are_refused_with_reason_and_the_director_starts_empty(make_cl
     m = d.wait_log(r"state file \S+: not used, starting empty: (.*)", offset)
     assert "not a regular file" in m.group(1), m.group(0)
     assert os.path.isdir(path + ".bad")
-    c.stop(only=[d])
+    stop(c, d)
     os.rmdir(path + ".bad")
     # Foreign: the same file under another director_mail_servers.
     with open(path, "wb") as f:
@@ -279,7 +290,12 @@ def test_ring_stopped_completely_keeps_assignments_and_host_changes(make_cluster
     assert len(users) >= RING_USERS // 2
 
     offsets = {x.name: x.log_size() for x in r.directors}
-    r.restart(r.directors)
+    pids = [x.master_pid for x in r.directors]
+    c.stop(only=r.directors)
+    for pid in pids:
+        rig.wait_until(lambda: not os.path.exists("/proc/%d" % pid), 30,
+                       "master %d gone" % pid)
+    r.start(only=r.directors, deadline_secs=90)
     for x in ours:
         m = x.wait_log(r"state file \S+: restored (\d+) users", offsets[x.name])
         assert int(m.group(1)) == len(users), m.group(0)
@@ -290,4 +306,10 @@ def test_ring_stopped_completely_keeps_assignments_and_host_changes(make_cluster
         assert not missing, "%s: %d of %d users differ after the restart" % (
             x.name, len(missing), len(users))
         assert len(users2) == len(users), (x.name, len(users2), len(users))
-        assert hosts2 == hosts, (x.name, hosts2, hosts)
+        if mix == "ours,ours,ours":
+            assert hosts2 == hosts, (x.name, hosts2, hosts)
+        else:
+            # A stock director starts from its director_mail_servers, and in the
+            # stock handshake merge its configured vhosts and up/down states
+            # win; a host added at runtime is learned from us.
+            assert "127.0.0.253" in hosts2, (x.name, hosts2)
