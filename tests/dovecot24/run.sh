@@ -7,7 +7,8 @@
 # into it, builds it there out of tree with warnings as errors, runs the unit
 # suites, installs the director, the settings plugin and the doveadm and login
 # plugins into the chroot's Dovecot, and runs the 2.4 integration tests
-# (test_smoke24.py) against real 2.4.1 processes on loopback. Then, on the
+# (test_smoke24.py, test_health24.py, test_features24.py) against real 2.4.1
+# processes on loopback. Then, on the
 # host, the mixed-version ring (test_mixed_ring.py): the host's Dovecot 2.3
 # director (stock, or MIXED_DIRECTOR_BIN) and ours on 2.4 in one ring. The chroot is
 # deleted afterwards unless DD_KEEP_CHROOT=yes; DD_CHROOT picks its place
@@ -50,7 +51,8 @@ status=0
 	make -j2 -C tests/unit check >unit.log 2>&1 || { cat tests/unit/test-suite.log; exit 1; }
 	make install >install.log 2>&1 || { tail -n 30 install.log; exit 1; }
 	cd /src/tests/dovecot24
-	timeout 600 python3 -m pytest -v -p no:cacheprovider test_smoke24.py >/build/pytest.log 2>&1
+	timeout 900 python3 -m pytest -v -p no:cacheprovider test_smoke24.py test_metrics24.py \
+		test_health24.py test_features24.py >/build/pytest.log 2>&1
 ' || status=$?
 if [ $status -eq 0 ]; then
 	PYTHONDONTWRITEBYTECODE=1 timeout 600 "$here/chroot.sh" host /usr/bin/python3 -m pytest -v \
