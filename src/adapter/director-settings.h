@@ -24,6 +24,11 @@ struct DirectorSettings {
 	// The authenticated ring: a root-only file holding the shared
 	// secret; empty = off (read and checked by the director at startup).
 	std::string ring_secret_file;
+	std::string state_dir; // Dovecot's state_dir
+
+	// director_state_* (the state file); file empty = no state file.
+	std::string state_file = "director.state";
+	unsigned state_interval_secs = 30;
 
 	// director_health_* (issue #7); checks empty = health checks off.
 	std::string health_checks;
