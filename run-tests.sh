@@ -20,7 +20,7 @@ build=${BUILD_DIR:-$src/_build}
 
 packages=(dovecot-core dovecot-dev dovecot-imapd dovecot-pop3d dovecot-lmtpd
 	  check libssl-dev autoconf automake libtool pkg-config g++ make
-	  python3 python3-pytest clang libclang-rt-14-dev debootstrap
+	  python3 python3-pytest python3-prometheus-client clang libclang-rt-14-dev debootstrap
 	  debhelper ucf)
 missing=()
 for p in "${packages[@]}"; do

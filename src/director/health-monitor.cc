@@ -212,6 +212,17 @@ void HealthMonitor::act(int64_t now)
 	observe();
 }
 
+std::vector<core::HealthHostStatus> HealthMonitor::host_status()
+{
+	observe();
+	return checker_.status();
+}
+
+bool HealthMonitor::is_decider() const
+{
+	return rule_.is_decider(service_.now());
+}
+
 std::string HealthMonitor::list_reply()
 {
 	observe();

@@ -76,6 +76,10 @@ public:
 	// one line per checked host (ring states as of now), and the ending
 	// empty line.
 	std::string list_reply();
+	// For the gauges: every checked host's state (ring states as of now),
+	// and whether this director acts on verdicts now.
+	std::vector<core::HealthHostStatus> host_status();
+	bool is_decider() const;
 
 private:
 	void step();

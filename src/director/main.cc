@@ -52,6 +52,8 @@ std::optional<ListenerType> listener_type_from_name(const char *path)
 		return ListenerType::admin;
 	if (s == "notify")
 		return ListenerType::notify;
+	if (s == "metrics")
+		return ListenerType::metrics;
 	return std::nullopt;
 }
 

@@ -104,8 +104,10 @@ private:
 		// Lines of one read are handled as one batch, with the output of
 		// every connection collected into as few writes as possible.
 		service_.cork_ring();
-		while (!closed() && stream_.next_line(line))
+		while (!closed() && stream_.next_line(line)) {
+			service_.count_ring_line();
 			service_.core().ring_line(ring_id_, line, now, fx);
+		}
 		service_.run_effects(fx);
 		service_.uncork_ring();
 		if (closed())

@@ -6,6 +6,8 @@
 #include <cstring>
 
 #include "adapter/dovecot.h"
+#include "adapter/metrics-http.h"
+#include "core/metrics.h"
 #include "director/health.h"
 
 extern "C" {
@@ -56,6 +58,7 @@ DirectorService::~DirectorService()
 	connections_.clear();
 	flushes_.clear();
 	reap();
+	metrics_http_.reset();
 }
 
 void DirectorService::connect_privileged()
@@ -85,6 +88,10 @@ void DirectorService::connection_closed(Connection *conn)
 	auto it = connections_.find(conn->id());
 	if (it == connections_.end())
 		return;
+	if (auto *t = dynamic_cast<RingTransport *>(conn)) {
+		ring_bytes_in_done_ += t->bytes_read();
+		ring_bytes_out_done_ += t->bytes_sent();
+	}
 	graveyard_.push_back(std::move(it->second));
 	connections_.erase(it);
 	schedule_reap();
@@ -116,6 +123,16 @@ void DirectorService::client_connected(master_service_connection *conn, Listener
 		break;
 	case ListenerType::notify:
 		c = make_notify_connection(*this, conn->fd, conn->fifo);
+		break;
+	case ListenerType::metrics:
+		if (!metrics_http_) {
+			metrics_http_ = std::make_unique<adapter::MetricsHttpServer>(
+				event_, [this](std::string &content_type_r) {
+					content_type_r = core::openmetrics_content_type;
+					return core::format_openmetrics(metrics_snapshot(*this));
+				});
+		}
+		c = make_metrics_connection(*this, *metrics_http_, conn->fd);
 		break;
 	case ListenerType::ring: {
 		auto ip = core::IpAddr::parse(net_ip2addr(&conn->remote_ip));
@@ -336,8 +353,18 @@ void DirectorService::tick()
 		refresh_proctitle();
 }
 
+// As stock: "[U users, D delayed, M moving, K kicking, R+L req/s, I+O kB/s]",
+// R = login and userdb lookups, L = lines from other directors, I/O = ring
+// bytes received/sent, each per second.
 void DirectorService::refresh_proctitle()
 {
+	uint64_t bytes_in = ring_bytes_in_done_, bytes_out = ring_bytes_out_done_;
+	for (const auto &[id, conn] : connections_) {
+		if (auto *t = dynamic_cast<RingTransport *>(conn.get())) {
+			bytes_in += t->bytes_read();
+			bytes_out += t->bytes_sent();
+		}
+	}
 	std::string title = "[" + std::to_string(core_.user_count()) + " users";
 	if (core_.delayed_lookups() > 0)
 		title += ", " + std::to_string(core_.delayed_lookups()) + " delayed";
@@ -346,8 +373,14 @@ void DirectorService::refresh_proctitle()
 	if (core_.users_kicking() > 0)
 		title += ", " + std::to_string(core_.users_kicking()) + " kicking";
 	uint64_t requests = next_request_id_ - 1;
-	title += ", " + std::to_string(requests - prev_requests_) + "+0 req/s, 0+0 kB/s]";
+	title += ", " + std::to_string(requests - prev_requests_) + "+" +
+		 std::to_string(ring_lines_ - prev_ring_lines_) + " req/s";
+	title += ", " + std::to_string((bytes_in - prev_ring_bytes_in_) / 1024) + "+" +
+		 std::to_string((bytes_out - prev_ring_bytes_out_) / 1024) + " kB/s]";
 	prev_requests_ = requests;
+	prev_ring_lines_ = ring_lines_;
+	prev_ring_bytes_in_ = bytes_in;
+	prev_ring_bytes_out_ = bytes_out;
 	process_title_set(title.c_str());
 }
 

@@ -23,6 +23,13 @@
 
 struct master_service_connection;
 
+namespace director::adapter {
+class MetricsHttpServer;
+}
+namespace director::core {
+struct MetricsSnapshot;
+}
+
 namespace director {
 
 class DirectorService;
@@ -50,7 +57,7 @@ private:
 };
 
 // What the listener's socket name says it is (login-and-userdb.md §1).
-enum class ListenerType { auth, userdb, authreply, ring, admin, notify };
+enum class ListenerType { auth, userdb, authreply, ring, admin, notify, metrics };
 
 class DirectorService {
 public:
@@ -91,6 +98,8 @@ public:
 	class HealthMonitor *health() { return health_.get(); }
 
 	void connection_closed(Connection *conn);
+	// For the process title: one line arrived from another director.
+	void count_ring_line() { ring_lines_++; }
 	uint64_t register_connection(Connection *conn);
 
 private:
@@ -125,7 +134,14 @@ private:
 	std::vector<std::unique_ptr<adapter::ProgramRunner>> dead_flushes_;
 
 	uint64_t prev_requests_ = 0;
+	// Ring traffic for the process title: lines received, and bytes of
+	// closed ring connections (live ones are summed when it is drawn).
+	uint64_t ring_lines_ = 0, prev_ring_lines_ = 0;
+	uint64_t ring_bytes_in_done_ = 0, ring_bytes_out_done_ = 0;
+	uint64_t prev_ring_bytes_in_ = 0, prev_ring_bytes_out_ = 0;
 	std::unique_ptr<class HealthMonitor> health_;
+	// The director-metrics HTTP server, made with its first client.
+	std::unique_ptr<adapter::MetricsHttpServer> metrics_http_;
 };
 
 // Listener connection types; each lives in its own *-connection.cc.
@@ -133,6 +149,10 @@ std::unique_ptr<Connection> make_auth_connection(DirectorService &service, int f
 						 ListenerType type);
 std::unique_ptr<Connection> make_admin_connection(DirectorService &service, int fd);
 std::unique_ptr<Connection> make_notify_connection(DirectorService &service, int fd, bool fifo);
+std::unique_ptr<Connection> make_metrics_connection(DirectorService &service,
+						    adapter::MetricsHttpServer &server, int fd);
+// The gauges of the director-metrics listener, as of now.
+core::MetricsSnapshot metrics_snapshot(DirectorService &service);
 std::unique_ptr<Connection> make_ring_connection(DirectorService &service, int fd,
 						 core::RingConnId ring_id, bool outgoing);
 // Starts a non-blocking TCP connect from `source`; -1 on failure.
