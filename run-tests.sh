@@ -63,7 +63,9 @@ make -j"$jobs" check || status=$?
 # insist on it).
 asan_dir=${SANITIZE_BUILD_DIR:-${TMPDIR:-/tmp}/dovecot-director-asan}
 fuzz_dir=${FUZZ_BUILD_DIR:-${TMPDIR:-/tmp}/dovecot-director-fuzz}
-SANITIZE_BUILD_DIR=$asan_dir "$src/tests/sanitize.sh" || status=$?
+SANITIZE_BUILD_DIR=$asan_dir "$src/tests/sanitize.sh" 2>&1 | tee "$build/sanitize.log" ||
+	status=$?
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 FUZZ_BUILD_DIR=$fuzz_dir FUZZ_SECONDS=${FUZZ_SECONDS:-10} "$src/tests/fuzz/run-fuzz.sh" |
 	tee "$build/fuzz.log" || status=$?
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
@@ -104,13 +106,19 @@ fi
 passed=0 failed=0 skipped=0
 # shellcheck source=tests/tally.sh
 . "$src/tests/tally.sh"
-tally_check_logs tests/unit/check-*.log "$asan_dir"/tests/unit/check-*.log
+tally_check_logs tests/unit/check-*.log tests/adapter/check-*.log \
+	"$asan_dir"/tests/unit/check-*.log
 ilog=tests/integration/run-integration.sh.log
 [ -f "$ilog" ] && tail -n 40 "$ilog"
 for log in "$ilog" "$asan_dir/integration.log"; do
 	tally_pytest_log "$log"
 done
 if grep -q ':test-result: SKIP' tests/integration/run-integration.sh.trs 2>/dev/null; then
+	skipped=$((skipped + 1))
+fi
+# The sanitizer integration tier needs root: when it did not run, it is one
+# skipped test.
+if grep -q 'integration tier SKIPPED' "$build/sanitize.log" 2>/dev/null; then
 	skipped=$((skipped + 1))
 fi
 if [ -f "$dovecot24_log" ]; then
@@ -133,11 +141,22 @@ if [ -f "$package_log" ]; then
 elif [ "${PACKAGE_TESTS:-yes}" != no ]; then
 	skipped=$((skipped + 1))
 fi
-# One test per fuzz target: it passes when it ran without a crash.
-while read -r line; do
-	if echo "$line" | grep -q ' crashes=0 regressions=ok$'; then
+# One check per fuzz target, named for what it shows: "fuzz target T ran N
+# executions without a crash" (N as libFuzzer counted them, FUZZ_SECONDS
+# each); its regression inputs are part of the same check.
+fuzz_targets=0 fuzz_execs=0
+while read -r name execs rest; do
+	execs=${execs#execs=}
+	fuzz_targets=$((fuzz_targets + 1))
+	case $execs in
+	'' | *[!0-9]*) execs_text="an unknown number of" ;;
+	*) execs_text=$execs; fuzz_execs=$((fuzz_execs + execs)) ;;
+	esac
+	if echo "$rest" | grep -q ' crashes=0 regressions=ok$'; then
+		echo "PASS: fuzz target $name ran $execs_text executions without a crash"
 		passed=$((passed + 1))
 	else
+		echo "FAIL: fuzz target $name ($execs_text executions): $rest"
 		failed=$((failed + 1))
 	fi
 done < <(grep -E '^[a-z-]+ +execs=' "$build/fuzz.log" || true)
@@ -145,5 +164,6 @@ if [ $status -ne 0 ]; then
 	echo "a tier failed; logs: $build/tests/*/*.log, $asan_dir, $fuzz_dir" >&2
 	[ $failed -eq 0 ] && failed=1
 fi
+echo "fuzz: $fuzz_targets targets, $fuzz_execs executions in all (each target is one check above)"
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ $failed -eq 0 ] && [ $status -eq 0 ]

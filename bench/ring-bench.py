@@ -14,6 +14,13 @@ Measures, for director binaries "stock" and "ours" (see bench/RING.md):
      other directors (in a 3-ring both are A's neighbours) are polled with
      HOST-LIST over their admin sockets until both show the new vhost count. Median and p90 over --updates changes, and
      the time until d0 replied OK (which stock sends after its SYNC came back).
+  4. USER-LIST (--only userlist; not part of the default run): a standalone
+     director of each binary is filled with N users, then one admin client
+     reads USER-LIST (doveadm director map) as fast as it can while a second
+     one sends HOST-LIST round trips back to back. Measured: USER-LIST total
+     time, the slowest HOST-LIST round trip meanwhile (how long the director
+     did not answer anyone; ring peers drop a director silent for 6 s), and
+     VmHWM growth.
 Prints a table (metric, stock, ours, ours/stock). Reports numbers; exit status
 is 1 only if nothing could be measured.
 
@@ -249,6 +256,76 @@ def populate(inst, hosts, nusers, deadline_secs, window=10000):
         got += len(lines)
     adm.close()
     return {k.decode(errors="replace"): v for k, v in counts.items()}
+
+
+# --- 4: USER-LIST ---------------------------------------------------------------
+
+def userlist_run(c, args, bin, label):
+    """USER-LIST of args.users users on a standalone director, with HOST-LIST
+    probes on a second connection meanwhile. Returns a dict of metrics."""
+    import threading
+    hosts = ["%s.%d" % (c.base, s) for s in MAIL_HOST_SUFFIXES]
+    # stock needs over 100 bytes per user: the default 256 MB would not hold
+    # a big table
+    d = c.add_director(bin=bin, servers="self", mail_servers=" ".join(hosts),
+                       extra_conf="default_vsz_limit = 4G")
+    m = {"notes": []}
+    say("userlist %s: %s (%s)" % (label, d.ip, bin))
+    try:
+        c.start(only=[d])
+        t = time.monotonic()
+        populate(d, hosts, args.users, args.populate_deadline)
+        say("  populated %d users in %.1fs" % (args.users, time.monotonic() - t))
+        pid = d.director_pid()
+        m["hwm_before_kb"] = proc_status(pid, "VmHWM")
+        lister, prober = Admin(d, timeout=120), Admin(d, timeout=120)
+        done = {}
+
+        def read_list():
+            sock = lister.s.sock
+            t0 = time.monotonic()
+            sock.sendall(b"USER-LIST\n")
+            tail, nbytes = b"", 0
+            while True:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    done["error"] = "closed"
+                    break
+                nbytes += len(chunk)
+                tail = (tail + chunk)[-2:]
+                # lines end with LF; the reply ends with an empty line
+                if tail == b"\n\n":
+                    break
+            done["secs"] = time.monotonic() - t0
+            done["bytes"] = nbytes
+        th = threading.Thread(target=read_list, daemon=True)
+        th.start()
+        worst, probes = 0.0, 0
+        while th.is_alive() and probes < 100000:
+            t0 = time.monotonic()
+            prober.listing("HOST-LIST")
+            worst = max(worst, time.monotonic() - t0)
+            probes += 1
+        th.join(120)
+        m["list_secs"] = done.get("secs")
+        m["list_mb"] = done.get("bytes", 0) / 1e6
+        m["probe_worst_ms"] = worst * 1000
+        m["probes"] = probes
+        m["hwm_after_kb"] = proc_status(pid, "VmHWM")
+        m["hwm_growth_kb"] = (m["hwm_after_kb"] or 0) - (m["hwm_before_kb"] or 0)
+        if d.director_pid() != pid:
+            m["notes"].append("director restarted")
+        say("  USER-LIST %.2fs (%.1f MB), %d HOST-LIST probes meanwhile, slowest %.0f ms, "
+            "VmHWM +%d kB" % (m["list_secs"] or -1, m["list_mb"], probes, worst * 1000,
+                              m["hwm_growth_kb"]))
+        lister.close()
+        prober.close()
+    except Exception as e:
+        m["error"] = "%s: %s" % (type(e).__name__, e)
+        say("  ERROR %s" % m["error"])
+    finally:
+        c.stop(only=[d])
+    return m
 
 
 # --- 1+2: join -----------------------------------------------------------------
@@ -571,7 +648,8 @@ def main():
                     help="join measurements per pair, a fresh A and B each time "
                     "(default 3, 2 with --quick)")
     ap.add_argument("--no-mixed", action="store_true", help="skip the mixed joins")
-    ap.add_argument("--only", choices=("join", "prop"), help="run only one part")
+    ap.add_argument("--only", choices=("join", "prop", "userlist"),
+                    help="run only one part (userlist runs only when asked for)")
     ap.add_argument("--max-secs", type=float, default=330.0,
                     help="start no further join round once less than 120 s of this is left")
     ap.add_argument("--join-deadline", type=float, default=120.0)
@@ -592,14 +670,14 @@ def main():
 
     t_start = time.monotonic()
     t = time.monotonic()
-    distinct = 0 if args.only == "prop" else \
+    distinct = 0 if args.only in ("prop", "userlist") else \
         len({user_hash("user%d@example.com" % i) for i in range(1, args.users + 1)})
     say("%d users -> %d distinct user hashes (%.1fs)" % (args.users, distinct,
                                                          time.monotonic() - t))
     c = rig.Cluster(nbackends=0, nusers=1, keep=args.keep)
     say("rig %s, block %s; stock=%s ours=%s; machine busy before start %.2f"
         % (c.dir, c.base, args.stock, args.ours, machine_busy()))
-    res = {"join": {}, "prop": {}}
+    res = {"join": {}, "prop": {}, "userlist": {}}
     busy = []
     try:
         if args.only in (None, "join"):
@@ -620,6 +698,10 @@ def main():
                     say("round %d/%d, machine busy %.2f" % (rnd + 1, args.join_rounds, busy[-1]))
                     res["join"].setdefault(label, []).append(
                         join_run(c, args, a_bin, b_bin, label, distinct))
+        if args.only == "userlist":
+            for label, b in (("stock", args.stock), ("ours", args.ours)):
+                busy.append(machine_busy())
+                res["userlist"][label] = userlist_run(c, args, b, label)
         if args.only in (None, "prop"):
             for label, b in (("stock", args.stock), ("ours", args.ours)):
                 busy.append(machine_busy())
@@ -643,7 +725,8 @@ def main():
             json.dump({"stock_bin": args.stock, "ours_bin": args.ours, "users": args.users,
                        "distinct": distinct, "busy": busy, "results": res}, f, indent=1)
     ok = any("join_secs" in m for rounds in res["join"].values() for m in rounds) or \
-        any("prop_med_ms" in m for m in res["prop"].values())
+        any("prop_med_ms" in m for m in res["prop"].values()) or \
+        any(m.get("list_secs") for m in res["userlist"].values())
     return 0 if ok else 1
 
 

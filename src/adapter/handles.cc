@@ -2,6 +2,7 @@
 #include "adapter/handles.h"
 
 #include <exception>
+#include <new>
 
 #include "adapter/dovecot.h"
 #include "adapter/event-log.h"
@@ -12,6 +13,14 @@ void run_noexcept(const char *what, const std::function<void()> &fn) noexcept
 {
 	try {
 		fn();
+	} catch (const std::bad_alloc &) {
+		// Out of memory (vsz_limit reached) is fatal, as in Dovecot's own
+		// allocators: carrying on would leave a lookup unanswered or a
+		// batch of the core's effects half done. The master restarts
+		// the process, which relearns the user table from the ring.
+		i_fatal_status(FATAL_OUTOFMEM, "%s: Out of memory (service director { vsz_limit } "
+			       "may be too small for the user table)",
+			       what);
 	} catch (const std::exception &e) {
 		e_error(director_root_event(), "%s failed: %s", what, e.what());
 	} catch (...) {
@@ -37,6 +46,12 @@ void IoHandle::reset()
 {
 	if (io_ != nullptr)
 		io_remove(&io_);
+}
+
+void IoHandle::set_pending()
+{
+	if (io_ != nullptr)
+		io_set_pending(io_);
 }
 
 void IoHandle::trampoline(IoHandle *self) noexcept

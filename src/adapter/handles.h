@@ -12,7 +12,10 @@ struct timeout;
 
 namespace director::adapter {
 
-// Runs `fn`, logging and swallowing any exception so none crosses into C.
+// Runs `fn` so that no exception crosses into C: std::bad_alloc ends the
+// process (i_fatal_status(FATAL_OUTOFMEM), the master restarts it); any
+// other exception is logged with e_error and swallowed, failing only what
+// `fn` was doing.
 void run_noexcept(const char *what, const std::function<void()> &fn) noexcept;
 
 class IoHandle {
@@ -28,6 +31,8 @@ public:
 	void read_istream(struct istream *input, std::function<void()> callback);
 	void reset();
 	bool active() const { return io_ != nullptr; }
+	// Runs the callback from the ioloop soon, as if input had arrived.
+	void set_pending();
 
 private:
 	static void trampoline(IoHandle *self) noexcept;

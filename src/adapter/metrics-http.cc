@@ -2,6 +2,7 @@
 #include "adapter/metrics-http.h"
 
 #include "adapter/dovecot.h"
+#include "adapter/event-log.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -61,7 +62,8 @@ void MetricsHttpConnection::destroyed(void *context, const char *) noexcept
 			auto closed = std::move(self->closed_);
 			closed();
 		} catch (const std::exception &e) {
-			i_error("director-metrics: closing a connection failed: %s", e.what());
+			e_error(director_root_event(),
+				"director-metrics: closing a connection failed: %s", e.what());
 		}
 	}
 }

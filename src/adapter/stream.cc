@@ -13,10 +13,15 @@ extern "C" {
 
 namespace director::adapter {
 
-Stream::Stream(int fd, size_t max_input_bytes)
+Stream::Stream(int fd, size_t max_input_bytes, Framing framing)
 	: fd_(fd), input_(i_stream_create_fd(fd, max_input_bytes)),
 	  output_(o_stream_create_fd(fd, SIZE_MAX))
 {
+	if (framing != Framing::raw) {
+		lines_.emplace(max_input_bytes, framing == Framing::lines_skip_overlong
+							? core::LineReader::OnTooLong::skip_line
+							: core::LineReader::OnTooLong::fail);
+	}
 	o_stream_set_no_error_handling(output_, TRUE);
 	net_set_nonblock(fd, TRUE);
 }
@@ -49,20 +54,42 @@ void Stream::resume()
 {
 	// A TLS stream may hold decrypted input the fd does not show: watch
 	// the stream itself.
-	if (!io_.active() && callback_) {
-		if (ssl_io_ != nullptr)
-			io_.read_istream(input_, callback_);
-		else
-			io_.read(fd_, callback_);
-	}
-	// Lines may already sit in the buffer: handle them without waiting.
-	if (i_stream_get_data_size(input_) > 0)
-		i_stream_set_input_pending(input_, TRUE);
+	if (io_.active() || !callback_)
+		return;
+	if (ssl_io_ != nullptr)
+		io_.read_istream(input_, callback_);
+	else
+		io_.read(fd_, callback_);
+	// Input may already sit in a buffer (ours or the istream's): handle it
+	// without waiting for the socket. A fd watch ignores the istream's
+	// pending flag, so the io itself is marked.
+	if (i_stream_get_data_size(input_) > 0 || (lines_ && lines_->buffered_bytes() > 0) ||
+	    line_too_long_)
+		io_.set_pending();
+}
+
+void Stream::feed_lines()
+{
+	size_t size;
+	const unsigned char *data = i_stream_get_data(input_, &size);
+	if (size == 0)
+		return;
+	lines_->feed(std::string_view(reinterpret_cast<const char *>(data), size));
+	i_stream_skip(input_, size);
 }
 
 Stream::ReadResult Stream::read()
 {
+	if (line_too_long_)
+		return ReadResult::read_full;
 	ssize_t ret = i_stream_read(input_);
+	if (lines_) {
+		// The istream only carries bytes to the line reader, which
+		// enforces the line limit: its buffer is emptied every time.
+		feed_lines();
+		if (ret == -2)
+			ret = 1;
+	}
 	if (ret > 0)
 		return ReadResult::data;
 	if (ret == 0)
@@ -74,11 +101,35 @@ Stream::ReadResult Stream::read()
 
 bool Stream::next_line(std::string_view &line_r)
 {
-	const char *line = i_stream_next_line(input_);
-	if (line == nullptr)
+	if (!lines_ || line_too_long_)
 		return false;
-	line_r = line;
-	return true;
+	for (;;) {
+		switch (lines_->next_line(line_)) {
+		case core::LineReader::Status::line:
+			line_r = line_;
+			return true;
+		case core::LineReader::Status::need_more:
+			return false;
+		case core::LineReader::Status::too_long:
+			if (!lines_->failed()) {
+				skipped_lines_++;
+				continue;
+			}
+			// The lines before it were returned; the caller learns of it
+			// from the next read(), which the io runs at once.
+			line_too_long_ = true;
+			if (io_.active())
+				io_.set_pending();
+			return false;
+		}
+	}
+}
+
+unsigned Stream::take_skipped_lines()
+{
+	unsigned n = skipped_lines_;
+	skipped_lines_ = 0;
+	return n;
 }
 
 std::string_view Stream::buffered() const
@@ -193,6 +244,8 @@ std::string Stream::read_error() const
 
 uint64_t Stream::bytes_read() const
 {
+	// Bytes handed to the line reader were skipped in the istream, so
+	// v_offset counts them.
 	return input_->v_offset + i_stream_get_data_size(input_);
 }
 

@@ -1,13 +1,17 @@
 // A socket (or FIFO) with Dovecot's istream/ostream and a read watch: the
 // transport every director connection uses. Owns the fd. Not copyable.
+// Lines are split by core::LineReader (the tested and fuzzed splitter), not
+// by the istream.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "adapter/handles.h"
+#include "core/line-reader.h"
 
 struct istream;
 struct ostream;
@@ -17,9 +21,17 @@ namespace director::adapter {
 
 class Stream {
 public:
-	// Takes ownership of `fd`. Input is buffered up to max_input_bytes;
-	// a longer line makes read() return read_full.
-	Stream(int fd, size_t max_input_bytes);
+	// How input is framed. lines: LF-terminated lines of at most
+	// max_input_bytes including the LF (one CR before the LF is dropped, a
+	// partial last line at EOF is never returned, as stock); a longer line
+	// makes read() return read_full, after the lines before it were
+	// returned. lines_skip_overlong: a longer line is dropped and counted
+	// (take_skipped_lines()), reading goes on. raw: buffered()/skip() only,
+	// with at most max_input_bytes buffered.
+	enum class Framing { lines, lines_skip_overlong, raw };
+
+	// Takes ownership of `fd`.
+	Stream(int fd, size_t max_input_bytes, Framing framing = Framing::lines);
 	~Stream();
 	Stream(const Stream &) = delete;
 	Stream &operator=(const Stream &) = delete;
@@ -31,12 +43,17 @@ public:
 	bool paused() const { return !io_.active(); }
 
 	enum class ReadResult { data, nothing, eof, read_full, error };
-	// Reads what the socket has into the buffer.
+	// Reads what the socket has into the buffer. read_full: a line was too
+	// long (Framing::lines; every later call says so too) or the raw
+	// buffer is full.
 	ReadResult read();
-	// The next complete LF-terminated line (without LF; a trailing CR is
-	// kept), or false when none is buffered.
+	// The next complete line (without CR LF), or false when none is
+	// buffered or the line after the last one returned is too long. The
+	// view lives until the next call on this Stream.
 	bool next_line(std::string_view &line_r);
-	// Everything buffered, and dropping the first `n` bytes of it.
+	// lines_skip_overlong: how many lines were dropped since the last call.
+	unsigned take_skipped_lines();
+	// Framing::raw: everything buffered, and dropping the first `n` bytes.
 	std::string_view buffered() const;
 	void skip(size_t n);
 
@@ -69,8 +86,14 @@ public:
 private:
 	static int flush_trampoline(Stream *self) noexcept;
 	static void connect_trampoline(Stream *self) noexcept;
+	// Moves what the istream buffered into the line reader.
+	void feed_lines();
 
 	int fd_;
+	std::optional<core::LineReader> lines_; // unless Framing::raw
+	std::string line_;			// the line next_line() returned last
+	bool line_too_long_ = false;		// Framing::lines: the reader failed
+	unsigned skipped_lines_ = 0;
 	struct istream *input_;
 	struct ostream *output_;
 	struct ssl_iostream *ssl_io_ = nullptr;
@@ -80,6 +103,19 @@ private:
 	std::function<void()> drained_;
 	struct io *connect_io_ = nullptr;
 	std::function<void(const std::string &)> connected_;
+};
+
+// Corks a stream for a scope and uncorks it on every way out, an exception
+// included, so a failed callback cannot leave output corked for good.
+class StreamCork {
+public:
+	explicit StreamCork(Stream &stream) : stream_(stream) { stream_.cork(); }
+	~StreamCork() { stream_.uncork(); }
+	StreamCork(const StreamCork &) = delete;
+	StreamCork &operator=(const StreamCork &) = delete;
+
+private:
+	Stream &stream_;
 };
 
 } // namespace director::adapter

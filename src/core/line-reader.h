@@ -21,12 +21,18 @@ constexpr size_t notify_max_line_bytes = 1024;
 // certain; the reader then stays in that state (the connection must be dropped).
 // Bytes after the last LF are kept until more input completes them; they are never
 // returned as a line (stock does not return a partial last line at EOF either).
+//
+// With OnTooLong::skip_line an overlong line is reported (Status::too_long, once per
+// line) and then dropped through its LF, and reading goes on with the next line;
+// failed() stays false. Its bytes are discarded as they arrive, so memory stays
+// bounded by the limit either way.
 class LineReader {
 public:
 	enum class Status { line, need_more, too_long };
+	enum class OnTooLong { fail, skip_line };
 
 	// `max_line_bytes` counts the LF; must be at least 1.
-	explicit LineReader(size_t max_line_bytes);
+	explicit LineReader(size_t max_line_bytes, OnTooLong on_too_long = OnTooLong::fail);
 
 	// Appends received bytes.
 	void feed(std::string_view bytes);
@@ -46,7 +52,9 @@ private:
 	size_t pos_ = 0;  // start of the first unreturned byte
 	size_t scan_ = 0; // no LF in [pos_, scan_)
 	size_t max_;
+	bool skip_;
 	bool too_long_ = false;
+	bool discarding_ = false; // skip_line: dropping input up to the next LF
 };
 
 } // namespace director::core

@@ -5,12 +5,19 @@
 // empty line. A command that must wait (reset-users, a queued kick) stops
 // reading until its reply is sent, and so does a client that does not read
 // its replies (once more than admin_output_high_water bytes are queued), so
-// its memory stays bounded. Bad input is logged and the connection is closed
-// without a reply, as stock does.
+// its memory stays bounded. USER-LIST (doveadm director map) is written as
+// the output drains, a chunk at a time, so a big table neither blocks the
+// process nor sits in memory as one reply. A client that stops reading for
+// admin_output_stall_msecs, or sends nothing while nothing is pending for
+// admin_idle_timeout_msecs, is disconnected: it must not hold a slot for
+// good. Bad input is logged and the connection is closed without a reply,
+// as stock does.
 #include <string>
+#include <vector>
 
 #include "adapter/dovecot.h"
 #include "adapter/stream.h"
+#include "core/line-reader.h"
 #include "core/admin-protocol.h"
 #include "core/tab-escape.h"
 #include "director/health.h"
@@ -23,13 +30,22 @@ namespace {
 // Our extension listing health check states (doc/operator-guide.md §9).
 constexpr std::string_view health_list_command = "HEALTH-LIST";
 
-// The stock director-admin input limit.
-constexpr size_t admin_max_line_bytes = 1024;
+// The stock line limit (core/line-reader.h, which splits the lines).
+using core::admin_max_line_bytes;
 // Queued reply bytes above which no further command is read, and below
 // which reading starts again. One reply may exceed it (USER-LIST of a big
 // table); what is bounded is the backlog of replies nobody reads.
 constexpr size_t admin_output_high_water = 1024 * 1024;
 constexpr size_t admin_output_low_water = 64 * 1024;
+// USER-LIST lines are formatted until this much output is queued, then
+// again once it drained below admin_output_low_water.
+constexpr size_t user_list_chunk_bytes = 256 * 1024;
+// A client whose queued replies made no progress for this long is gone or
+// stuck; stock keeps it (and its memory) forever.
+constexpr unsigned admin_output_stall_msecs = 60 * 1000;
+// doveadm opens a connection per command; one that sends nothing while no
+// reply is pending is dropped after this long (stock: never).
+constexpr unsigned admin_idle_timeout_msecs = 15 * 60 * 1000;
 
 class AdminConnection : public Connection, public AdminWaiter {
 public:
@@ -38,6 +54,7 @@ public:
 	{
 		stream_.send(core::format_admin_handshake() + "\n");
 		stream_.watch([this]() { input(); });
+		arm_idle_timeout();
 	}
 
 	~AdminConnection() override { service_.core().admin_gone(id()); }
@@ -48,6 +65,7 @@ public:
 		stream_.send(reply + "\n");
 		throttle_if_unread();
 		update_reading();
+		arm_idle_timeout();
 	}
 
 	void admin_resume() override
@@ -63,6 +81,7 @@ public:
 private:
 	void input()
 	{
+		arm_idle_timeout();
 		auto r = stream_.read();
 		if (r == adapter::Stream::ReadResult::read_full) {
 			e_error(service_.event(),
@@ -95,6 +114,7 @@ private:
 		// unknown command, as on stock): not part of the stock parser.
 		if (line == health_list_command && service_.health() != nullptr) {
 			stream_.send(service_.health()->list_reply());
+			throttle_if_unread();
 			return;
 		}
 		auto cmd = core::parse_admin_command(line);
@@ -116,14 +136,56 @@ private:
 		}
 	}
 
+	bool busy() const { return awaiting_reply_ || waiting_ || output_throttled_ || listing_; }
+
 	// Reads commands only while none is pending and the client keeps up
 	// with the replies.
 	void update_reading()
 	{
-		if (awaiting_reply_ || waiting_ || output_throttled_)
+		if (busy())
 			stream_.pause();
 		else
 			stream_.resume();
+	}
+
+	// The idle timeout runs only while nothing is pending on our side.
+	void arm_idle_timeout()
+	{
+		if (closed() || busy()) {
+			idle_timer_.reset();
+			return;
+		}
+		idle_timer_.once(admin_idle_timeout_msecs, [this]() {
+			e_error(service_.event(),
+				"doveadm client sent nothing for %u secs, disconnecting",
+				admin_idle_timeout_msecs / 1000);
+			close();
+		});
+	}
+
+	// While replies wait for the client to read them: disconnect it when
+	// none of them was written for admin_output_stall_msecs.
+	void watch_output_progress()
+	{
+		if (stall_timer_.active())
+			return;
+		stall_bytes_sent_ = stream_.bytes_sent();
+		stall_timer_.repeat(admin_output_stall_msecs, [this]() {
+			if (!output_throttled_ && !listing_) {
+				stall_timer_.reset();
+				return;
+			}
+			if (stream_.bytes_sent() != stall_bytes_sent_) {
+				stall_bytes_sent_ = stream_.bytes_sent();
+				return;
+			}
+			e_error(service_.event(),
+				"doveadm client read none of its %zu bytes of replies for %u secs, "
+				"disconnecting",
+				stream_.output_buffered(), admin_output_stall_msecs / 1000);
+			stall_timer_.reset();
+			close();
+		});
 	}
 
 	void throttle_if_unread()
@@ -132,10 +194,40 @@ private:
 			return;
 		output_throttled_ = true;
 		update_reading();
+		arm_idle_timeout();
+		watch_output_progress();
 		stream_.on_drained(admin_output_low_water, [this]() {
 			output_throttled_ = false;
 			update_reading();
+			arm_idle_timeout();
 		});
+	}
+
+	// USER-LIST: formats lines of the snapshot until a chunk is queued,
+	// then continues once it drained; the empty line ends the reply.
+	void continue_user_list()
+	{
+		std::string out;
+		while (list_pos_ < list_.size() && out.size() < user_list_chunk_bytes) {
+			const core::UserListEntry &u = list_[list_pos_++];
+			out += core::format_user_list_line(u.user_hash, uint32_t(u.expire_time),
+							   u.host);
+			out += '\n';
+		}
+		if (list_pos_ == list_.size()) {
+			out += '\n';
+			std::vector<core::UserListEntry>().swap(list_);
+			list_pos_ = 0;
+			listing_ = false;
+			stream_.send(out);
+			throttle_if_unread();
+			update_reading();
+			arm_idle_timeout();
+			return;
+		}
+		stream_.send(out);
+		watch_output_progress();
+		stream_.on_drained(admin_output_low_water, [this]() { continue_user_list(); });
 	}
 
 	uint32_t hash_of(const core::AdminCommand &cmd) const
@@ -244,12 +336,12 @@ private:
 			break;
 		}
 		case core::AdminCommandKind::user_list:
-			for (const auto &u : d.user_list(cmd.ip)) {
-				out += core::format_user_list_line(u.user_hash, uint32_t(u.expire_time),
-								   u.host);
-				out += '\n';
-			}
-			stream_.send(out + "\n");
+			list_ = d.user_list(cmd.ip);
+			list_pos_ = 0;
+			listing_ = true;
+			update_reading();
+			arm_idle_timeout();
+			continue_user_list();
 			break;
 		case core::AdminCommandKind::user_move:
 			reply(d.user_move(hash_of(cmd), *cmd.ip, now, fx));
@@ -263,6 +355,7 @@ private:
 		}
 		service_.run_effects(fx);
 		throttle_if_unread();
+		arm_idle_timeout();
 	}
 
 	adapter::Stream stream_;
@@ -270,6 +363,13 @@ private:
 	std::optional<core::AdminCommand> waiting_; // until the ring syncs
 	bool awaiting_reply_ = false;		    // a command answers later
 	bool output_throttled_ = false;		    // replies are not being read
+	// USER-LIST in progress: the users still to send.
+	bool listing_ = false;
+	std::vector<core::UserListEntry> list_;
+	size_t list_pos_ = 0;
+	adapter::TimeoutHandle idle_timer_;
+	adapter::TimeoutHandle stall_timer_;
+	uint64_t stall_bytes_sent_ = 0;
 };
 
 } // namespace

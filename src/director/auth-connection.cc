@@ -8,11 +8,24 @@
 // that ask for a proxy without naming a host: for those we look up the user's
 // mail host and append proxy_refresh= and host= (login-and-userdb.md §2-3).
 // An authreply listener has no auth side: the client sends the OK lines.
+//
+// The connection to auth is made without blocking: while auth refuses (its
+// listener backlog is full, or it is restarting) we retry from a timer for up
+// to auth_connect_retry_msecs, and the client's input waits in its socket.
+// Stock retries inside connect and blocks the whole process meanwhile.
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <optional>
 #include <string>
 
 #include "adapter/dovecot.h"
+#include "adapter/handles.h"
 #include "adapter/stream.h"
+
+extern "C" {
+#include "time-util.h"
+}
 #include "core/tab-escape.h"
 #include "director/service.h"
 
@@ -24,35 +37,44 @@ namespace {
 constexpr size_t auth_max_line_bytes = 16384;
 // Client -> auth bytes are copied, not parsed: any buffer size works.
 constexpr size_t client_read_bytes = 8192;
+// How long auth may refuse before the client is disconnected (stock's
+// retry time), and the first pause between attempts (doubled each time).
 constexpr unsigned auth_connect_retry_msecs = 1000;
+constexpr unsigned auth_connect_first_pause_msecs = 10;
 
 class AuthConnection : public Connection, public LookupOwner {
 public:
-	AuthConnection(DirectorService &service, int client_fd, int auth_fd, ListenerType type)
+	AuthConnection(DirectorService &service, int client_fd, ListenerType type)
 		: Connection(service), type_(type),
 		  socket_(type == ListenerType::userdb ? core::AuthReplySocket::userdb
 						       : core::AuthReplySocket::login),
-		  client_(client_fd, type == ListenerType::authreply ? auth_max_line_bytes
-								     : client_read_bytes)
+		  client_(client_fd,
+			  type == ListenerType::authreply ? auth_max_line_bytes : client_read_bytes,
+			  type == ListenerType::authreply ? adapter::Stream::Framing::lines
+							  : adapter::Stream::Framing::raw)
 	{
 		event_ = event_create(service.event());
 		event_add_str(event_, "listener",
 			      type == ListenerType::userdb      ? "userdb"
 			      : type == ListenerType::authreply ? "authreply"
 								: "login");
-		if (auth_fd != -1) {
-			auth_.emplace(auth_fd, auth_max_line_bytes);
-			auth_->watch([this]() { auth_input(); });
-		} else {
+		if (type == ListenerType::authreply) {
 			client_.send(core::format_authreply_handshake() + "\n");
+			client_.watch([this]() { client_input(); });
+		} else {
+			auth_path_ = type == ListenerType::userdb ? "auth-userdb" : "auth-login";
+			// The first attempt at once; a refusal is retried (and any
+			// failure reported) from the timer, never from here, since
+			// this connection is not registered with the service yet.
+			if (!try_connect_auth())
+				connect_timer_.once(0, [this]() { connect_auth(); });
 		}
-		client_.watch([this]() { client_input(); });
 	}
 
 	~AuthConnection() override
 	{
 		for (const auto &entry : pending_)
-			service_.core().cancel_lookup(entry.first);
+			service_.cancel_lookup(entry.first);
 		event_unref(&event_);
 	}
 
@@ -79,6 +101,42 @@ public:
 	}
 
 private:
+	// One attempt to connect to auth; on refusal another one is scheduled
+	// until the retry time is used up.
+	bool try_connect_auth()
+	{
+		int fd = net_connect_unix(auth_path_);
+		if (fd == -1)
+			return false;
+		auth_.emplace(fd, auth_max_line_bytes);
+		auth_->watch([this]() { auth_input(); });
+		client_.watch([this]() { client_input(); });
+		return true;
+	}
+
+	void connect_auth()
+	{
+		if (try_connect_auth())
+			return;
+		int err = errno;
+		struct timeval now;
+		i_gettimeofday(&now);
+		if (connect_started_.tv_sec == 0)
+			connect_started_ = now;
+		long long waited_msecs = timeval_diff_msecs(&now, &connect_started_);
+		bool retry = err == EAGAIN || err == ECONNREFUSED || err == ENOENT;
+		if (!retry || waited_msecs >= auth_connect_retry_msecs) {
+			e_error(service_.event(), "connect(%s) failed: %s", auth_path_,
+				strerror(err));
+			close();
+			return;
+		}
+		unsigned pause = std::min<unsigned>(
+			next_pause_msecs_, unsigned(auth_connect_retry_msecs - waited_msecs));
+		next_pause_msecs_ *= 2;
+		connect_timer_.once(pause, [this]() { connect_auth(); });
+	}
+
 	struct Pending {
 		std::string line;
 		core::AuthReply reply;
@@ -111,22 +169,28 @@ private:
 			disconnect(nullptr);
 			return;
 		}
-		std::string_view line;
 		core::Effects fx;
-		while (!closed() && client_.next_line(line)) {
-			if (!handshaked_) {
-				core::Status st = core::parse_authreply_handshake(line);
-				if (!st.ok()) {
-					e_error(event_, "%s", st.error().c_str());
-					disconnect(nullptr);
-					return;
+		bool bad_handshake = false;
+		service_.run_batch(fx, [&]() {
+			std::string_view line;
+			while (!closed() && client_.next_line(line)) {
+				if (!handshaked_) {
+					core::Status st = core::parse_authreply_handshake(line);
+					if (!st.ok()) {
+						e_error(event_, "%s", st.error().c_str());
+						bad_handshake = true;
+						return;
+					}
+					handshaked_ = true;
+					continue;
 				}
-				handshaked_ = true;
-				continue;
+				reply_line(line, client_, fx);
 			}
-			reply_line(line, client_, fx);
+		});
+		if (bad_handshake) {
+			disconnect(nullptr);
+			return;
 		}
-		service_.run_effects(fx);
 		if (r == adapter::Stream::ReadResult::eof || r == adapter::Stream::ReadResult::error)
 			disconnect(nullptr);
 	}
@@ -140,14 +204,16 @@ private:
 			disconnect("auth line too long");
 			return;
 		}
-		// One write for all the replies of a read, not one per line.
-		client_.cork();
-		std::string_view line;
-		core::Effects fx;
-		while (!closed() && auth_->next_line(line))
-			reply_line(line, client_, fx);
-		service_.run_effects(fx);
-		client_.uncork();
+		{
+			// One write for all the replies of a read, not one per line.
+			adapter::StreamCork cork(client_);
+			core::Effects fx;
+			service_.run_batch(fx, [&]() {
+				std::string_view line;
+				while (!closed() && auth_->next_line(line))
+					reply_line(line, client_, fx);
+			});
+		}
 		if (r == adapter::Stream::ReadResult::eof || r == adapter::Stream::ReadResult::error) {
 			e_error(service_.event(), "Auth server disconnected unexpectedly");
 			disconnect("auth disconnected");
@@ -184,6 +250,10 @@ private:
 	}
 
 	ListenerType type_;
+	const char *auth_path_ = nullptr;
+	adapter::TimeoutHandle connect_timer_;
+	struct timeval connect_started_ = {0, 0};
+	unsigned next_pause_msecs_ = auth_connect_first_pause_msecs;
 	core::AuthReplySocket socket_;
 	struct event *event_;
 	adapter::Stream client_;
@@ -197,16 +267,7 @@ private:
 std::unique_ptr<Connection> make_auth_connection(DirectorService &service, int fd,
 						 ListenerType type)
 {
-	int auth_fd = -1;
-	if (type != ListenerType::authreply) {
-		const char *path = type == ListenerType::userdb ? "auth-userdb" : "auth-login";
-		auth_fd = net_connect_unix_with_retries(path, auth_connect_retry_msecs);
-		if (auth_fd == -1) {
-			e_error(service.event(), "net_connect_unix(%s) failed: %m", path);
-			return nullptr;
-		}
-	}
-	return std::make_unique<AuthConnection>(service, fd, auth_fd, type);
+	return std::make_unique<AuthConnection>(service, fd, type);
 }
 
 } // namespace director

@@ -14,6 +14,7 @@
 #include "adapter/dovecot.h"
 #include "adapter/event-log.h"
 #include "adapter/director-settings.h"
+#include "adapter/stats-client.h"
 #include "core/config-values.h"
 #include "core/health.h"
 #include "director/service.h"
@@ -337,7 +338,8 @@ void main_preinit()
 
 int main(int argc, char *argv[])
 {
-	const enum master_service_flags flags = MASTER_SERVICE_FLAG_NO_IDLE_DIE;
+	const auto flags = static_cast<enum master_service_flags>(
+		MASTER_SERVICE_FLAG_NO_IDLE_DIE | adapter::stats_client_master_service_flags());
 	master_service = master_service_init("director", flags, &argc, &argv, "Dt:");
 	bool debug = false;
 	int c;
@@ -355,6 +357,7 @@ int main(int argc, char *argv[])
 	}
 	adapter::director_settings_read();
 	master_service_init_log(master_service);
+	adapter::stats_client_start();
 
 	main_preinit();
 	event_set_forced_debug(adapter::director_root_event(), debug);

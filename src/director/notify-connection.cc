@@ -7,6 +7,7 @@
 
 #include "adapter/dovecot.h"
 #include "adapter/stream.h"
+#include "core/line-reader.h"
 #include "core/config-values.h"
 #include "core/tab-escape.h"
 #include "director/service.h"
@@ -15,13 +16,14 @@ namespace director {
 
 namespace {
 
-// The stock proxy-notify line limit.
-constexpr size_t notify_max_line_bytes = 1024;
+// The stock line limit (core/line-reader.h, which splits the lines).
+using core::notify_max_line_bytes;
 
 class NotifyConnection : public Connection {
 public:
 	NotifyConnection(DirectorService &service, int fd, bool fifo)
-		: Connection(service), fifo_(fifo), stream_(fd, notify_max_line_bytes)
+		: Connection(service), fifo_(fifo),
+		  stream_(fd, notify_max_line_bytes, adapter::Stream::Framing::lines_skip_overlong)
 	{
 		counted_as_client_ = !fifo;
 		stream_.watch([this]() { input(); });
@@ -31,30 +33,20 @@ private:
 	void input()
 	{
 		auto r = stream_.read();
-		if (r == adapter::Stream::ReadResult::read_full) {
-			// Stock closes the FIFO here, and with it every later
-			// refresh. We drop only the bad line.
+		int64_t now = service_.now();
+		core::Effects fx;
+		service_.run_batch(fx, [&]() {
+			std::string_view line;
+			while (stream_.next_line(line))
+				service_.core().notify_alive(core::proxy_notify_user(line), now, fx);
+		});
+		// Stock closes the FIFO on an overlong line, and with it every
+		// later refresh. We drop only the bad line.
+		for (unsigned n = stream_.take_skipped_lines(); n > 0; n--) {
 			e_error(service_.event(),
 				"notify: Received a line longer than %zu bytes, ignoring it",
 				notify_max_line_bytes);
-			stream_.skip(stream_.buffered().size());
-			discarding_ = true;
-			return;
 		}
-		if (discarding_) {
-			std::string_view data = stream_.buffered();
-			size_t lf = data.find('\n');
-			stream_.skip(lf == std::string_view::npos ? data.size() : lf + 1);
-			if (lf == std::string_view::npos && r != adapter::Stream::ReadResult::eof)
-				return;
-			discarding_ = false;
-		}
-		std::string_view line;
-		int64_t now = service_.now();
-		core::Effects fx;
-		while (stream_.next_line(line))
-			service_.core().notify_alive(core::proxy_notify_user(line), now, fx);
-		service_.run_effects(fx);
 		if (r == adapter::Stream::ReadResult::eof) {
 			if (fifo_)
 				e_error(service_.event(), "notify: read() unexpectedly returned EOF");
@@ -67,7 +59,6 @@ private:
 	}
 
 	bool fifo_;
-	bool discarding_ = false;
 	adapter::Stream stream_;
 };
 

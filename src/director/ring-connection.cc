@@ -5,6 +5,7 @@
 
 #include "adapter/dovecot.h"
 #include "adapter/stream.h"
+#include "core/line-reader.h"
 #include "core/ring-protocol.h"
 #include "director/service.h"
 
@@ -12,8 +13,8 @@ namespace director {
 
 namespace {
 
-// The stock ring input limit: a longer line is a protocol error.
-constexpr size_t ring_max_line_bytes = 1024;
+// The stock line limit (core/line-reader.h, which splits the lines).
+using core::ring_max_line_bytes;
 // Handshake users are sent in batches; the next batch waits until the
 // output buffer is below this.
 constexpr size_t ring_output_low_water_bytes = 128 * 1024;
@@ -24,12 +25,22 @@ public:
 		: Connection(service), ring_id_(ring_id), stream_(fd, ring_max_line_bytes)
 	{
 		counted_as_client_ = !outgoing;
+		outgoing_ = outgoing;
+		started_usecs_ = DirectorService::now_usecs();
 		if (outgoing) {
 			stream_.on_connected([this](const std::string &error) { connected(error); });
 		} else {
+			peer_ = peer_of(fd);
 			stream_.watch([this]() { input(); });
+			service_.ring_event_connected(*this);
 		}
 	}
+
+	// For the ring events: the other end, which side opened it, since when.
+	const std::string &peer() const override { return peer_; }
+	bool outgoing() const override { return outgoing_; }
+	int64_t started_usecs() const override { return started_usecs_; }
+	void set_peer(std::string peer) { peer_ = std::move(peer); }
 
 	core::RingConnId ring_id() const override { return ring_id_; }
 
@@ -84,6 +95,7 @@ private:
 			return;
 		}
 		stream_.watch([this]() { input(); });
+		service_.ring_event_connected(*this);
 		core::Effects fx;
 		service_.core().ring_connected(ring_id_, service_.now(), fx);
 		service_.run_effects(fx);
@@ -98,17 +110,24 @@ private:
 			lost("Too long input line");
 			return;
 		}
-		std::string_view line;
 		core::Effects fx;
 		int64_t now = service_.now();
 		// Lines of one read are handled as one batch, with the output of
-		// every connection collected into as few writes as possible.
+		// every connection collected into as few writes as possible. An
+		// exception must not leave the ring corked.
 		service_.cork_ring();
-		while (!closed() && stream_.next_line(line)) {
-			service_.count_ring_line();
-			service_.core().ring_line(ring_id_, line, now, fx);
+		try {
+			service_.run_batch(fx, [&]() {
+				std::string_view line;
+				while (!closed() && stream_.next_line(line)) {
+					service_.count_ring_line();
+					service_.core().ring_line(ring_id_, line, now, fx);
+				}
+			});
+		} catch (...) {
+			service_.uncork_ring();
+			throw;
 		}
-		service_.run_effects(fx);
 		service_.uncork_ring();
 		if (closed())
 			return;
@@ -123,13 +142,26 @@ private:
 	{
 		if (closed())
 			return;
+		service_.ring_event_disconnected(*this, reason);
 		close();
 		core::Effects fx;
 		service_.core().ring_closed(ring_id_, reason, service_.now(), fx);
 		service_.run_effects(fx);
 	}
 
+	static std::string peer_of(int fd)
+	{
+		struct ip_addr ip;
+		in_port_t port = 0;
+		if (net_getpeername(fd, &ip, &port) < 0)
+			return "";
+		return std::string(net_ip2addr(&ip)) + ":" + std::to_string(port);
+	}
+
 	core::RingConnId ring_id_;
+	std::string peer_;
+	bool outgoing_ = false;
+	int64_t started_usecs_ = 0;
 	adapter::Stream stream_;
 	int64_t last_output_ = 0;
 	size_t peak_buffered_ = 0;
@@ -138,9 +170,13 @@ private:
 } // namespace
 
 std::unique_ptr<Connection> make_ring_connection(DirectorService &service, int fd,
-						 core::RingConnId ring_id, bool outgoing)
+						 core::RingConnId ring_id, bool outgoing,
+						 const std::string &peer)
 {
-	return std::make_unique<RingConnection>(service, fd, ring_id, outgoing);
+	auto c = std::make_unique<RingConnection>(service, fd, ring_id, outgoing);
+	if (outgoing)
+		c->set_peer(peer);
+	return c;
 }
 
 int connect_ring(const core::IpAddr &ip, uint16_t port, const core::IpAddr &source)

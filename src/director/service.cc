@@ -2,12 +2,15 @@
 // Effects through the adapter (kick client, program client).
 #include "director/service.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "adapter/dovecot.h"
 #include "adapter/metrics-http.h"
+#include "adapter/named-event.h"
 #include "core/metrics.h"
+#include "director/events.h"
 #include "director/health.h"
 
 extern "C" {
@@ -19,6 +22,14 @@ namespace director {
 
 namespace {
 constexpr unsigned flush_connect_timeout_msecs = 10 * 1000;
+// A flush program still running when the core gives up on the user move is
+// of no use any more: it is destroyed then (a flush socket that accepts and
+// never answers would otherwise keep its descriptor for good).
+constexpr unsigned flush_run_timeout_msecs = core::user_move_timeout_secs * 1000;
+// A kick whose reply has not come after this long (a hung ipc server or
+// login process) is reported failed, so the core's count of running kicks
+// does not leak and queued kicks go on. Stock waits forever.
+constexpr unsigned kick_reply_timeout_msecs = core::user_move_timeout_secs * 1000;
 } // namespace
 
 Connection::Connection(DirectorService &service)
@@ -88,6 +99,7 @@ void DirectorService::connection_closed(Connection *conn)
 	auto it = connections_.find(conn->id());
 	if (it == connections_.end())
 		return;
+	lookup_sources_.erase(conn->id());
 	if (auto *t = dynamic_cast<RingTransport *>(conn)) {
 		ring_bytes_in_done_ += t->bytes_read();
 		ring_bytes_out_done_ += t->bytes_sent();
@@ -153,17 +165,73 @@ void DirectorService::client_connected(master_service_connection *conn, Listener
 		return; // not accepted: the master service closes the fd
 	master_service_client_connection_accept(conn);
 	uint64_t id = c->id();
+	if (type == ListenerType::auth || type == ListenerType::authreply)
+		lookup_sources_[id] = "login";
+	else if (type == ListenerType::userdb)
+		lookup_sources_[id] = "userdb";
 	connections_.emplace(id, std::move(c));
 }
 
 void DirectorService::start_lookup(uint64_t owner, core::RequestId id, const std::string &name,
 				   const std::string &tag, core::Effects &fx)
 {
-	lookup_owners_[id] = owner;
+	lookup_owners_[id] = LookupInfo{owner, tag, now_usecs()};
 	core_.lookup(id, name, tag, now(), fx);
 }
 
+void DirectorService::cancel_lookup(core::RequestId id)
+{
+	lookup_owners_.erase(id);
+	core_.cancel_lookup(id);
+}
+
+void DirectorService::run_batch(core::Effects &fx, const std::function<void()> &handle_input)
+{
+	try {
+		handle_input();
+	} catch (...) {
+		run_effects(fx);
+		throw;
+	}
+	run_effects(fx);
+}
+
+int64_t DirectorService::now_usecs()
+{
+	return int64_t(ioloop_timeval.tv_sec) * 1000000 + ioloop_timeval.tv_usec;
+}
+
+// One per lookup answered: metric { filter = event=director_lookup_finished }
+// counts logins by result. Sent at debug level: counted, not logged.
+void DirectorService::lookup_finished_event(const LookupInfo &info,
+					    const core::Effects::LookupDone &done)
+{
+	auto src = lookup_sources_.find(info.owner);
+	const char *source = src == lookup_sources_.end() ? "login" : src->second;
+	std::string result = done.host ? "ok"
+			     : done.error.compare(0, 7, "Timeout") == 0 ? "timeout"
+									 : "fail";
+	std::string host = done.host ? done.host->ip.to_string() : "";
+	uint64_t delay = uint64_t(std::max<int64_t>(0, now_usecs() - info.started_usecs));
+	adapter::send_named_event(
+		event_, "director_lookup_finished",
+		{{"result", result},
+		 {"host", host},
+		 {"tag", info.tag},
+		 {"delay_usecs", delay},
+		 {"source", std::string(source)}},
+		core::LogLevel::debug,
+		"Lookup finished: result=" + result + (host.empty() ? "" : " host=" + host) +
+			" source=" + source + " delay=" + std::to_string(delay / 1000) + " ms");
+}
+
 void DirectorService::run_effects(core::Effects &fx)
+{
+	run_effects_batch(fx);
+	observe_state();
+}
+
+void DirectorService::run_effects_batch(core::Effects &fx)
 {
 	// Carrying out an effect can produce more (a kick may fail
 	// synchronously), so loop until the core is quiet.
@@ -174,16 +242,20 @@ void DirectorService::run_effects(core::Effects &fx)
 			auto it = lookup_owners_.find(done.id);
 			if (it == lookup_owners_.end())
 				continue;
-			uint64_t owner = it->second;
+			LookupInfo info = std::move(it->second);
+			uint64_t owner = info.owner;
 			lookup_owners_.erase(it);
+			lookup_finished_event(info, done);
 			auto conn = connections_.find(owner);
 			if (conn == connections_.end())
 				continue;
 			if (auto *lo = dynamic_cast<LookupOwner *>(conn->second.get()))
 				lo->lookup_done(done.id, done);
 		}
-		for (auto &cmd : todo.ipc)
+		for (auto &cmd : todo.ipc) {
+			kick_event(cmd);
 			start_kick(cmd);
+		}
 		for (auto &flush : todo.flushes)
 			start_flush(flush);
 		for (auto &admin : todo.admin) {
@@ -210,8 +282,10 @@ void DirectorService::run_effects(core::Effects &fx)
 			}
 		}
 		for (auto &close : todo.ring_closes) {
-			if (RingTransport *t = ring_transport(close.id))
+			if (RingTransport *t = ring_transport(close.id)) {
+				ring_event_disconnected(*t, close.reason);
 				t->ring_close();
+			}
 			ring_conns_.erase(close.id);
 		}
 	}
@@ -230,6 +304,7 @@ RingTransport *DirectorService::ring_transport(core::RingConnId id)
 
 void DirectorService::cork_ring()
 {
+	in_ring_input_ = true;
 	for (auto &[rid, cid] : ring_conns_) {
 		if (RingTransport *t = ring_transport(rid))
 			t->cork();
@@ -238,6 +313,7 @@ void DirectorService::cork_ring()
 
 void DirectorService::uncork_ring()
 {
+	in_ring_input_ = false;
 	for (auto &[rid, cid] : ring_conns_) {
 		if (RingTransport *t = ring_transport(rid))
 			t->uncork();
@@ -255,7 +331,9 @@ void DirectorService::start_ring_connect(const core::Effects::RingConnect &rc)
 		run_effects(fx);
 		return;
 	}
-	std::unique_ptr<Connection> c = make_ring_connection(*this, fd, rc.id, true);
+	std::unique_ptr<Connection> c =
+		make_ring_connection(*this, fd, rc.id, true, rc.ip.to_string() + ":" +
+							      std::to_string(rc.port));
 	ring_conns_[rc.id] = c->id();
 	uint64_t cid = c->id();
 	connections_.emplace(cid, std::move(c));
@@ -264,9 +342,25 @@ void DirectorService::start_ring_connect(const core::Effects::RingConnect &rc)
 void DirectorService::start_kick(const core::Effects::IpcCommand &cmd)
 {
 	core::JobId id = cmd.id;
+	// Whichever comes first, the reply or the timeout, reports the kick;
+	// the map entry says it has not been reported yet.
+	auto timer = std::make_unique<adapter::TimeoutHandle>();
+	timer->once(kick_reply_timeout_msecs, [this, id]() {
+		kick_timers_.erase(id); // destroys this handle: touch nothing after
+		e_error(event_, "Kick (job %llu) got no reply in %u secs, giving up on it",
+			(unsigned long long)id, kick_reply_timeout_msecs / 1000);
+		core::Effects fx;
+		core_.ipc_done(id, false, "Timeout waiting for the reply", now(), fx);
+		run_effects(fx);
+	});
+	kick_timers_[id] = std::move(timer);
 	kicks_->kick(cmd.line, [this, id](bool ok, const std::string &error) {
 		if (stopping_)
 			return;
+		auto it = kick_timers_.find(id);
+		if (it == kick_timers_.end())
+			return; // timed out and reported already
+		kick_timers_.erase(it);
 		core::Effects fx;
 		core_.ipc_done(id, ok, error, now(), fx);
 		run_effects(fx);
@@ -314,9 +408,9 @@ void DirectorService::start_flush(const core::Effects::FlushProgram &flush)
 	auto pc = std::make_unique<adapter::ProgramRunner>();
 	std::string error;
 	bool started = pc->start(
-		event_, target, flush.args, flush_connect_timeout_msecs,
+		event_, target, flush.args, flush_connect_timeout_msecs, flush_run_timeout_msecs,
 		[this, id, target](bool ok, int status) {
-			if (!ok) {
+			if (!ok && status != -1) {
 				e_error(event_, "%s: Failed to flush user (exit status %d)",
 					target.c_str(), status);
 			}

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -71,14 +72,27 @@ public:
 	const adapter::DirectorSettings &settings() const { return settings_; }
 	struct event *event() const { return event_; }
 	int64_t now() const;
+	// The ioloop's time in microseconds (wall clock, for durations of
+	// events only).
+	static int64_t now_usecs();
 
 	// Starts a core lookup whose answer goes to connection `owner`. The
 	// caller runs `fx` (once per batch of lines, not per lookup).
 	void start_lookup(uint64_t owner, core::RequestId id, const std::string &name,
 			  const std::string &tag, core::Effects &fx);
+	// The owner of lookup `id` went away before the answer: the core
+	// forgets the lookup and so does the service.
+	void cancel_lookup(core::RequestId id);
+	size_t lookups_owned() const { return lookup_owners_.size(); }
 	core::RequestId new_request_id() { return next_request_id_++; }
 	// Carries out what the core asked for.
 	void run_effects(core::Effects &fx);
+	// Runs `handle_input` (which feeds the core, collecting into `fx`), then
+	// run_effects(fx). If handle_input throws, the effects collected until
+	// then are still carried out before the exception goes on: the core's
+	// state already reflects them, so dropping them would lose answers,
+	// kicks or ring lines.
+	void run_batch(core::Effects &fx, const std::function<void()> &handle_input);
 
 	// The ring: our own address (the source of outgoing connections) and
 	// the transport of a core ring connection, if it still exists.
@@ -98,12 +112,17 @@ public:
 	class HealthMonitor *health() { return health_.get(); }
 
 	void connection_closed(Connection *conn);
+	// Named events of ring connections (director_ring_connected and
+	// director_ring_disconnected). Each connection reports its end once.
+	void ring_event_connected(const RingTransport &t);
+	void ring_event_disconnected(const RingTransport &t, const std::string &reason);
 	// For the process title: one line arrived from another director.
 	void count_ring_line() { ring_lines_++; }
 	uint64_t register_connection(Connection *conn);
 
 private:
 	void tick();
+	void run_effects_batch(core::Effects &fx);
 	void start_ring_connect(const core::Effects::RingConnect &rc);
 	void schedule_reap();
 	// Deletes closed connections and finished program clients.
@@ -125,10 +144,22 @@ private:
 	std::vector<std::unique_ptr<Connection>> graveyard_;
 	adapter::TimeoutHandle graveyard_timer_;
 	adapter::TimeoutHandle tick_timer_;
-	std::unordered_map<core::RequestId, uint64_t> lookup_owners_;
+	// A lookup in the core: who asked, for the director_lookup_finished
+	// event what and since when.
+	struct LookupInfo {
+		uint64_t owner;
+		std::string tag;
+		int64_t started_usecs;
+	};
+	std::unordered_map<core::RequestId, LookupInfo> lookup_owners_;
+	// Lookup connections: "login" or "userdb", the event's source field.
+	std::unordered_map<uint64_t, const char *> lookup_sources_;
+	void lookup_finished_event(const LookupInfo &info, const core::Effects::LookupDone &done);
 
 	std::unique_ptr<adapter::KickClient> kicks_;
 	bool stopping_ = false; // late kick replies are ignored
+	// Running kicks by job: their reply timeouts.
+	std::map<core::JobId, std::unique_ptr<adapter::TimeoutHandle>> kick_timers_;
 	// Flush programs in flight, and finished ones awaiting deletion.
 	std::map<core::JobId, std::unique_ptr<adapter::ProgramRunner>> flushes_;
 	std::vector<std::unique_ptr<adapter::ProgramRunner>> dead_flushes_;
@@ -140,6 +171,12 @@ private:
 	uint64_t ring_bytes_in_done_ = 0, ring_bytes_out_done_ = 0;
 	uint64_t prev_ring_bytes_in_ = 0, prev_ring_bytes_out_ = 0;
 	std::unique_ptr<class HealthMonitor> health_;
+	// Named events from state changes the core makes (director-events.cc):
+	// host changes and ring syncs, seen by comparing with the last state.
+	std::unique_ptr<class StateEvents> state_events_;
+	void observe_state();
+	bool in_ring_input_ = false; // between cork_ring() and uncork_ring()
+	void kick_event(const core::Effects::IpcCommand &cmd);
 	// The director-metrics HTTP server, made with its first client.
 	std::unique_ptr<adapter::MetricsHttpServer> metrics_http_;
 };
@@ -153,8 +190,11 @@ std::unique_ptr<Connection> make_metrics_connection(DirectorService &service,
 						    adapter::MetricsHttpServer &server, int fd);
 // The gauges of the director-metrics listener, as of now.
 core::MetricsSnapshot metrics_snapshot(DirectorService &service);
+// peer: "ip:port" of an outgoing connection's target (an incoming one finds
+// its own).
 std::unique_ptr<Connection> make_ring_connection(DirectorService &service, int fd,
-						 core::RingConnId ring_id, bool outgoing);
+						 core::RingConnId ring_id, bool outgoing,
+						 const std::string &peer = "");
 // Starts a non-blocking TCP connect from `source`; -1 on failure.
 int connect_ring(const core::IpAddr &ip, uint16_t port, const core::IpAddr &source);
 
@@ -174,6 +214,9 @@ public:
 	virtual uint64_t bytes_sent() const = 0;
 	virtual size_t bytes_buffered() const = 0;
 	virtual size_t peak_buffered() const = 0;
+	virtual const std::string &peer() const = 0; // "ip:port", "" if unknown
+	virtual bool outgoing() const = 0;
+	virtual int64_t started_usecs() const = 0; // DirectorService::now_usecs()
 };
 
 // Hooks the service calls on connections of a known kind.

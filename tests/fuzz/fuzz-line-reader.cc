@@ -1,7 +1,9 @@
 // libFuzzer target: LineReader fed in arbitrary chunkings. The first byte picks the
-// line limit, the next bytes (up to the first 0xff) the chunk sizes, the rest is the
-// stream. The lines popped, and whether the reader fails, must match a reference
-// split of the whole stream, whatever the chunking.
+// line limit (bits 0-2) and the mode for an overlong line (bit 3: fail as the ring,
+// admin and auth connections use it, or skip_line as proxy-notify does), the next
+// bytes (up to the first 0xff) the chunk sizes, the rest is the stream. The lines
+// popped, the overlong lines reported, and whether the reader fails, must match a
+// reference split of the whole stream, whatever the chunking.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -21,13 +23,16 @@ namespace {
 	abort();
 }
 
+// What a skip_line reader reports in place of a dropped line.
+const std::string skipped_marker("\xff<skipped>", 10);
+
 struct Expected {
-	std::vector<std::string> lines;
-	bool too_long = false;
-	size_t tail = 0; // bytes after the last LF, when not too long
+	std::vector<std::string> lines; // skip_line: skipped_marker for each dropped line
+	bool too_long = false;		// fail mode: the reader failed
+	size_t tail = 0; // bytes after the last LF, when not too long (fail) or not dropped
 };
 
-Expected reference_split(std::string_view stream, size_t max)
+Expected reference_split(std::string_view stream, size_t max, bool skip)
 {
 	Expected e;
 	size_t pos = 0;
@@ -35,12 +40,24 @@ Expected reference_split(std::string_view stream, size_t max)
 		size_t lf = stream.find('\n', pos);
 		if (lf == std::string_view::npos) {
 			e.tail = stream.size() - pos;
-			e.too_long = e.tail >= max;
+			if (e.tail >= max) {
+				if (skip) {
+					e.lines.push_back(skipped_marker);
+					e.tail = 0;
+				} else {
+					e.too_long = true;
+				}
+			}
 			return e;
 		}
 		if (lf - pos + 1 > max) {
-			e.too_long = true;
-			return e;
+			if (!skip) {
+				e.too_long = true;
+				return e;
+			}
+			e.lines.push_back(skipped_marker);
+			pos = lf + 1;
+			continue;
 		}
 		size_t end = lf;
 		if (end > pos && stream[end - 1] == '\r')
@@ -58,6 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	static const size_t limits[] = {1, 2, 3, 5, 8, 16, 64, 1024};
 	size_t max = limits[data[0] & 7];
+	bool skip = (data[0] & 8) != 0;
 	size_t i = 1;
 	std::vector<size_t> chunks;
 	while (i < size && data[i] != 0xff && chunks.size() < 32)
@@ -70,9 +88,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!chunks.empty() && all_zero)
 		chunks.push_back(1); // keep making progress
 	std::string_view stream(reinterpret_cast<const char *>(data) + i, size - i);
-	Expected want = reference_split(stream, max);
+	Expected want = reference_split(stream, max, skip);
 
-	LineReader reader(max);
+	LineReader reader(max, skip ? LineReader::OnTooLong::skip_line : LineReader::OnTooLong::fail);
 	std::vector<std::string> got;
 	bool too_long = false;
 	size_t pos = 0, chunk = 0;
@@ -84,6 +102,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (too_long)
 					fail("line after too_long", got.size());
 				got.push_back(line);
+				continue;
+			}
+			if (st == LineReader::Status::too_long && skip) {
+				if (reader.failed())
+					fail("skip_line reader failed", got.size());
+				got.push_back(skipped_marker);
 				continue;
 			}
 			if (st == LineReader::Status::too_long) {

@@ -261,9 +261,14 @@ def abuse_all(c, d, cases=CASES):
                 socks, fig = run_case(d, kind, where)
             secs, err = probe(d, c.users[len(out) % len(c.users)])
             now_pid = d.director_pid()
-            with contextlib.suppress(OSError, TypeError):
-                fig["rss_kb"] = ringrig.rss_kb(now_pid)[0]
-            growth = fig.get("rss_kb", rss0) - rss0 if now_pid == pid else 0
+            rss1 = None
+            if now_pid:
+                with contextlib.suppress(OSError):
+                    rss1 = ringrig.rss_kb(now_pid)[0]
+            fig["rss_kb"] = rss1
+            # None (a failure, see check()) unless both readings worked: an
+            # unreadable VmRSS must not pass the memory bound.
+            growth = rss1 - rss0 if now_pid == pid and None not in (rss0, rss1) else None
         finally:
             close_all(socks)
         out.append(("%s/%s" % (kind, where) if where else kind, fig, round(secs, 3), err,
@@ -275,12 +280,15 @@ def report(name, rows):
     print("\nBAD CLIENTS %s (case, figures, probe secs, probe error, VmRSS growth kB, "
           "pid changed)" % name)
     for r in rows:
-        print("  %-32s %-48s %6.3fs %-10s %7d kB %s" % (
-            r[0], r[1], r[2], (r[3] or "ok")[:80], r[4], "PID CHANGED" if r[5] else ""))
+        print("  %-32s %-48s %6.3fs %-10s %7s kB %s" % (
+            r[0], r[1], r[2], (r[3] or "ok")[:80], "?" if r[4] is None else r[4],
+            "PID CHANGED" if r[5] else ""))
 
 
 def check(rows):
-    return [r for r in rows if r[3] or r[5] or r[4] > RSS_GROWTH_LIMIT_KB]
+    """Failed rows: a probe error, a new pid, VmRSS growth over the bound or
+    VmRSS that could not be read."""
+    return [r for r in rows if r[3] or r[5] or r[4] is None or r[4] > RSS_GROWTH_LIMIT_KB]
 
 
 def test_bad_clients_ours(pair, record_property):

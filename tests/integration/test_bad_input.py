@@ -8,7 +8,9 @@ way: same connection outcome, same director/auth log lines after normalizing
 timestamps and counters.  After each case both directors must still be the
 same process and still serve logins."""
 
+import os
 import re
+import socket
 import time
 
 import pytest
@@ -119,6 +121,29 @@ def send_case(d, sock, payload):
     return off, closed
 
 
+_barrier_counter = [0]
+
+
+def log_until_barrier(d, off):
+    """d's log from `off` up to a barrier: both processes that log for these
+    cases (the director, and auth behind login/director) are made to log a
+    line with a fresh token, and once both lines are there every line the
+    case caused in either process is too (each process's lines reach the log
+    in order).  Auth is asked directly on its auth-login socket, so the
+    director sees nothing of it.  Returns the log without the barrier lines."""
+    _barrier_counter[0] += 1
+    token = "barrier%d" % _barrier_counter[0]
+    with rig.LineSocket.unix(d.path("director-admin"), timeout=2) as s:
+        s.send(ADMIN_HELLO + token.encode() + b"\n")
+        s.read_until_closed(4)
+    with rig.LineSocket.unix(d.path("auth-login"), timeout=2) as s:
+        s.send(b"HELLO\t" + token.encode() + b"\n")
+        s.read_until_closed(4)
+    d.wait_log(r"doveadm sent unknown command: %s$" % token, offset=off, deadline_secs=5)
+    d.wait_log(r"invalid VERSION line: HELLO\t%s$" % token, offset=off, deadline_secs=5)
+    return "".join(line for line in d.log_since(off).splitlines(True) if token not in line)
+
+
 @pytest.mark.parametrize("sock,name,payload,expect,closes", CASES,
                          ids=["%s-%s" % (c[0], c[1]) for c in CASES])
 def test_bad_input(bad_pair, sock, name, payload, expect, closes):
@@ -131,8 +156,7 @@ def test_bad_input(bad_pair, sock, name, payload, expect, closes):
             wait_for = OURS_DIFFERS[(sock, name)][1][0].strip("^$")
         if wait_for:
             d.wait_log(wait_for, offset=off, deadline_secs=5)
-        time.sleep(0.3)   # let the log process flush any further lines
-        results[d.name] = (closed, normalize_log(d.log_since(off)))
+        results[d.name] = (closed, normalize_log(log_until_barrier(d, off)))
     s_closed, s_log = results[oracle.name]
     # what stock does (the target)
     assert s_closed == closes, "stock connection outcome: %r" % s_closed
@@ -181,3 +205,57 @@ def test_notify_fifo_still_refreshes_after_oversized_line(bad_pair):
     def refreshed():
         return rig.status_fields(dut, user) != before
     rig.wait_until(refreshed, 5, "expiry of %s to move after a proxy-notify refresh" % user)
+
+
+def admin_roundtrip_secs(d):
+    """Seconds for a HOST-LIST on d's admin socket (handshake included)."""
+    t0 = time.monotonic()
+    with rig.LineSocket.unix(d.path("director-admin"), timeout=10) as s:
+        s.send(ADMIN_HELLO + b"HOST-LIST\n")
+        assert s.read_line().startswith("VERSION\t")
+        while s.read_line() != "":
+            pass
+    return time.monotonic() - t0
+
+
+def test_auth_refusing_does_not_block_the_director(bad_pair):
+    """While auth refuses connections (its auth-login socket exists but
+    nobody accepts), each new login connection makes the director retry for
+    up to a second.  Ours retries from a timer, so the director keeps
+    answering; stock retries inside connect() and blocks for each of them
+    (its figure is printed, not asserted)."""
+    c, oracle, dut, pids, sessions = bad_pair
+    conns = 4
+    figures = {}
+    for d in (oracle, dut):
+        real = d.path("auth-login")
+        moved = real + ".real"
+        os.rename(real, moved)
+        dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        socks = []
+        try:
+            dead.bind(real)   # bound, never listening: connect() is refused
+            os.chmod(real, 0o666)
+            off = rig.os.path.getsize(d.log)
+            for _ in range(conns):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(d.path("login/director"))
+                s.sendall(b"VERSION\t1\t2\nCPID\t1\n")
+                socks.append(s)
+            secs = admin_roundtrip_secs(d)
+            figures[d.name] = round(secs, 3)
+            d.wait_log(r"connect\(auth-login\) failed: Connection refused", offset=off,
+                       deadline_secs=conns * 2 + 5)
+        finally:
+            for s in socks:
+                s.close()
+            dead.close()
+            os.unlink(real)
+            os.rename(moved, real)
+    print("\nADMIN ROUND TRIP while auth refuses %d login connections: %r" % (conns, figures))
+    assert figures[dut.name] < 0.5, figures
+    # both serve logins again
+    for d in (oracle, dut):
+        assert d.director_pid() == pids[d.name]
+        ip, _ = rig.imap_roundtrip(d, c.users[0])
+        assert ip == c.backends[0].ip

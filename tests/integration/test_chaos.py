@@ -14,7 +14,11 @@ Invariants, each counted as violations:
   (c) at the end every director has the same host list and user table
       (USER-LIST and `doveadm director map -f`);
   (d) no director process outlives its master (instance stop, final stop);
-      a survivor is killed by pid so the run can go on.
+      a survivor is killed by pid so the run can go on;
+  (e) every doveadm director command succeeds, except one sent to a director
+      while it is SIGSTOPped (counted as excused);
+  (f) after every action the ring converges within SETTLE_CONVERGED_SECS of
+      forming again, and every director answers USER-LIST.
 
 Environment:
   CHAOS_SECONDS   seconds of chaos (default 75; 0 skips; 600 = long mode)
@@ -74,6 +78,7 @@ class Chaos:
         self.faults = {}            # kind -> count
         self.recovery = {}          # kind -> [seconds until the ring formed again]
         self.admin_errors = []      # (action, doveadm args, rc, text)
+        self.admin_excused = []     # the same, sent to a stopped director
         self.force_windows = []     # (t0, t1) of flush -F
         self.violations = []        # text
         self.slow_settle = []       # (action, what)
@@ -82,13 +87,16 @@ class Chaos:
     def rel(self):
         return time.time() - self.t_start
 
-    def doveadm(self, label, d, *args):
+    def doveadm(self, label, d, *args, excused=False):
+        """Runs doveadm on d; a failure is an (e) error, or excused when d
+        was stopped on purpose while the command ran."""
         try:
             rc, out, err = rig.doveadm(d, *args, timeout=ADMIN_TIMEOUT_SECS)
         except Exception as e:   # timeout: counted
             rc, out, err = -1, "", "%s: %s" % (type(e).__name__, e)
         if rc != 0:
-            self.admin_errors.append((label, " ".join(args), rc, (out + err).strip()[:200]))
+            (self.admin_excused if excused else self.admin_errors).append(
+                (label, " ".join(args), rc, (out + err).strip()[:200]))
         return rc
 
     def kill9(self, d):
@@ -134,7 +142,8 @@ class Chaos:
                 if a["during_stop"]:
                     hashes.add(user_hash(user))
                     mover = threading.Thread(target=self.doveadm, args=(
-                        label, via, "director", "move", user, b.ip), daemon=True)
+                        label, via, "director", "move", user, b.ip),
+                        kwargs={"excused": via is d}, daemon=True)
                     mover.start()
                 time.sleep(a["secs"])
             if mover:
@@ -302,6 +311,7 @@ def run_chaos(c, record_property):
         "double_served_flush_force": len(force_bad),
         "admin_errors": len(chaos.admin_errors),
         "admin_error_examples": chaos.admin_errors[:6],
+        "admin_errors_excused": len(chaos.admin_excused),
         "slow_settle": len(chaos.slow_settle),
         "slow_settle_examples": chaos.slow_settle[:4],
         "violations": len(chaos.violations),
@@ -321,3 +331,8 @@ def run_chaos(c, record_property):
     assert ls["imap"]["ok"] > 0 and ls["lmtp"]["ok"] > 0, summary
     assert not chaos.violations, "%d violations (seed %d), first: %s" % (
         len(chaos.violations), CHAOS_SEED, "\n".join(chaos.violations[:10]))
+    # (e) and (f)
+    assert not chaos.admin_errors, "%d doveadm errors (seed %d): %r" % (
+        len(chaos.admin_errors), CHAOS_SEED, chaos.admin_errors[:6])
+    assert not chaos.slow_settle, "%d slow settles (seed %d): %r" % (
+        len(chaos.slow_settle), CHAOS_SEED, chaos.slow_settle[:6])

@@ -2,6 +2,8 @@
 down hosts, moves (kicking an open session), flush --max-parallel, expiry."""
 
 import collections
+import os
+import signal
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -207,3 +209,39 @@ def test_user_expires_after_director_user_expire(make_cluster):
     f = rig.status_fields(d, u)
     assert f["Current"] == "n/a (expires -1)"
     assert rig.host_table(d)[ip]["users"] == 0
+
+
+def test_kick_without_ipc_reply_times_out_and_kicks_go_on(make_cluster):
+    """A hung ipc server (SIGSTOP) never answers kicks.  Once the running
+    kicks fill director_max_parallel_kicks, a nowait kick gets TRYAGAIN;
+    the director gives up on an unanswered kick after 30 s, so kicking works
+    again while ipc is still hung (before, the running-kick count leaked for
+    as long as ipc hung, for good if it never answered)."""
+    c = make_cluster(nbackends=1, nusers=4)
+    d = c.add_director(extra_conf="director_max_parallel_kicks = 2")
+    c.start()
+    # a login brings up the ipc service (login processes connect to it)
+    ip, _ = rig.imap_roundtrip(d, c.users[0])
+    ipc = rig.wait_until(lambda: d.service_pid("dovecot/ipc"), 10, "ipc process")
+    os.kill(ipc, signal.SIGSTOP)
+    try:
+        s = rig.admin_socket(d, timeout=10)
+        for u in c.users[:2]:
+            s.send_line("USER-KICK\t%s\tnowait" % u)
+            assert s.read_line() == "OK"
+        s.send_line("USER-KICK\t%s\tnowait" % c.users[2])
+        assert s.read_line() == "TRYAGAIN"
+        t0 = time.monotonic()
+
+        def kick_accepted():
+            s.send_line("USER-KICK\t%s\tnowait" % c.users[3])
+            return s.read_line() == "OK"
+        rig.wait_until(kick_accepted, 45, "a kick to be accepted while ipc hangs", interval=1)
+        assert time.monotonic() - t0 > 20, "kicks accepted again before the reply timeout"
+        d.wait_log(r"got no reply in 30 secs, giving up on it", deadline_secs=5)
+        s.close()
+    finally:
+        os.kill(ipc, signal.SIGCONT)
+    assert d.director_pid()
+    ip, _ = rig.imap_roundtrip(d, c.users[0])
+    assert ip == c.backends[0].ip

@@ -141,6 +141,77 @@ START_TEST(test_line_reader_long_stream_of_short_lines_never_fails)
 }
 END_TEST
 
+// Collects lines, with "<too long>" where skip_line mode dropped one.
+std::vector<std::string> read_skipping(const std::string &input, size_t chunk,
+				       LineReader *reader)
+{
+	std::vector<std::string> out;
+	std::string line;
+	for (size_t pos = 0; pos < input.size(); pos += chunk) {
+		reader->feed(std::string_view(input).substr(pos, chunk));
+		for (;;) {
+			LineReader::Status st = reader->next_line(line);
+			if (st == LineReader::Status::need_more)
+				break;
+			out.push_back(st == LineReader::Status::line ? line : "<too long>");
+		}
+	}
+	return out;
+}
+
+START_TEST(test_line_reader_skip_mode_drops_only_the_overlong_line)
+{
+	// Any chunking: the overlong line is reported once, before or after its LF
+	// arrived, and the lines around it come through unchanged.
+	std::string input = "a\n" + std::string(3000, 'Y') + "\nb\r\nc\n" + std::string(16, 'Z') +
+			    "\nd\n";
+	for (size_t chunk : {size_t(1), size_t(7), size_t(1000), input.size()}) {
+		LineReader r(16, LineReader::OnTooLong::skip_line);
+		std::vector<std::string> got = read_skipping(input, chunk, &r);
+		ck_assert_uint_eq(got.size(), 6);
+		CK_STR_EQ(got[0], "a");
+		CK_STR_EQ(got[1], "<too long>");
+		CK_STR_EQ(got[2], "b");
+		CK_STR_EQ(got[3], "c");
+		CK_STR_EQ(got[4], "<too long>"); // 16 bytes + LF is over 16
+		CK_STR_EQ(got[5], "d");
+		ck_assert(!r.failed());
+		ck_assert_uint_eq(r.buffered_bytes(), 0);
+	}
+}
+END_TEST
+
+START_TEST(test_line_reader_skip_mode_keeps_memory_bounded)
+{
+	// 1 MB without a LF is dropped as it arrives.
+	LineReader r(1024, LineReader::OnTooLong::skip_line);
+	std::string line;
+	unsigned reported = 0;
+	for (int i = 0; i < 1024; i++) {
+		r.feed(std::string(1024, 'x'));
+		while (r.next_line(line) == LineReader::Status::too_long)
+			reported++;
+		ck_assert_uint_le(r.buffered_bytes(), 1024);
+	}
+	ck_assert_uint_eq(reported, 1);
+	r.feed("\nnext\n");
+	ck_assert(r.next_line(line) == LineReader::Status::line);
+	CK_STR_EQ(line, "next");
+}
+END_TEST
+
+START_TEST(test_line_reader_fail_mode_stays_failed)
+{
+	LineReader r(8);
+	std::string line;
+	r.feed("0123456789\nok\n");
+	ck_assert(r.next_line(line) == LineReader::Status::too_long);
+	r.feed("more\n");
+	ck_assert(r.next_line(line) == LineReader::Status::too_long);
+	ck_assert(r.failed());
+}
+END_TEST
+
 int main()
 {
 	Suite *s = suite_create("line-reader");
@@ -154,6 +225,11 @@ int main()
 	tcase_add_test(tc, test_line_reader_accepts_line_of_exactly_the_limit);
 	tcase_add_test(tc, test_line_reader_reports_line_over_the_limit);
 	tcase_add_test(tc, test_line_reader_reports_too_long_before_lf_arrives);
+	tcase_add_test(tc, test_line_reader_fail_mode_stays_failed);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("skip_line");
+	tcase_add_test(tc, test_line_reader_skip_mode_drops_only_the_overlong_line);
+	tcase_add_test(tc, test_line_reader_skip_mode_keeps_memory_bounded);
 	suite_add_tcase(s, tc);
 
 	return run_suite(s);

@@ -1,0 +1,31 @@
+// Named events (event_set_name) with fields, for metric { filter = event=... }
+// and for debug filters. The adapter's one way to send a named event, so that
+// names and field types stay as Dovecot's conventions want them.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <variant>
+
+#include "core/director.h"
+
+struct event;
+
+namespace director::adapter {
+
+// A field of a named event: a string or an unsigned number (durations in
+// _usecs, counts).
+struct EventField {
+	const char *key;
+	std::variant<std::string, uint64_t> value;
+};
+
+// Sends a child event of `parent` named `name` with `fields`, logged with
+// `message` at `level` (debug: counted by metrics, logged only when debug
+// logging is on for it). The event is freed before returning.
+void send_named_event(struct event *parent, const char *name,
+		      std::initializer_list<EventField> fields, core::LogLevel level,
+		      const std::string &message);
+
+} // namespace director::adapter

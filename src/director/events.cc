@@ -1,0 +1,74 @@
+// Named events the adapter can see without the core's help: ring connections
+// starting and ending, ring syncs, host changes (found by comparing the host
+// list with the last one seen) and kicks. Sent at debug level: metrics count
+// them, the log shows them only with debug logging on.
+#include <map>
+
+#include "adapter/dovecot.h"
+#include "adapter/named-event.h"
+#include "core/anvil-kick.h"
+#include "director/events.h"
+#include "director/service.h"
+
+namespace director {
+
+void DirectorService::observe_state()
+{
+	if (!state_events_)
+		state_events_ = std::make_unique<StateEvents>(event_);
+	state_events_->observe(core_, in_ring_input_);
+}
+
+void DirectorService::ring_event_connected(const RingTransport &t)
+{
+	const char *direction = t.outgoing() ? "out" : "in";
+	adapter::send_named_event(event_, "director_ring_connected",
+				  {{"peer", t.peer()}, {"direction", std::string(direction)}},
+				  core::LogLevel::debug,
+				  "Ring connection " + std::string(direction) + " " + t.peer() +
+					  " established");
+}
+
+void DirectorService::ring_event_disconnected(const RingTransport &t, const std::string &reason)
+{
+	const char *direction = t.outgoing() ? "out" : "in";
+	uint64_t duration = uint64_t(std::max<int64_t>(0, now_usecs() - t.started_usecs()));
+	adapter::send_named_event(event_, "director_ring_disconnected",
+				  {{"peer", t.peer()},
+				   {"direction", std::string(direction)},
+				   {"reason", reason},
+				   {"duration_usecs", duration},
+				   {"bytes_in", t.bytes_read()},
+				   {"bytes_out", t.bytes_sent()}},
+				  core::LogLevel::debug,
+				  "Ring connection " + std::string(direction) + " " + t.peer() +
+					  " closed: " + reason);
+}
+
+// A kick by user hash is the core killing the sessions of a user it moved
+// (doveadm director move, flush, host removal, health, or a move from the
+// ring): the kick names the host the user moved to. Other kicks are admin
+// kicks (doveadm director kick).
+void DirectorService::kick_event(const core::Effects::IpcCommand &cmd)
+{
+	auto kick = core::anvil_kick_from_ipc(cmd.line);
+	if (!kick.ok())
+		return;
+	if (kick->by_hash) {
+		std::string to = kick->except_ip ? kick->except_ip->to_string() : "";
+		adapter::send_named_event(event_, "director_user_moved",
+					  {{"host_to", to}, {"user_hash", uint64_t(kick->user_hash)}},
+					  core::LogLevel::debug,
+					  "User hash " + std::to_string(kick->user_hash) +
+						  " moved to " + to + ": kicking its sessions");
+		adapter::send_named_event(event_, "director_user_kicked",
+					  {{"reason", std::string("move")}}, core::LogLevel::debug,
+					  "Kicking the sessions of a moved user");
+	} else {
+		adapter::send_named_event(event_, "director_user_kicked",
+					  {{"reason", std::string("admin")}}, core::LogLevel::debug,
+					  "Kicking sessions for doveadm director kick");
+	}
+}
+
+} // namespace director
