@@ -78,7 +78,8 @@ package_log=$build/package.log
 rm -f "$package_log"
 if [ "${PACKAGE_TESTS:-yes}" != no ]; then
 	if [ "$(id -u)" = 0 ]; then
-		"$src/tests/package/test-package.sh" all "$src" \
+		# nocheck: the unit suites already ran above.
+		DEB_BUILD_OPTIONS=nocheck "$src/tests/package/test-package.sh" all "$src" \
 			"${PACKAGE_BUILD_DIR:-${TMPDIR:-/tmp}/dovecot-director-package}" 2>&1 |
 			tee "$package_log" || status=$?
 		[ "${PIPESTATUS[0]}" -eq 0 ] || status=1

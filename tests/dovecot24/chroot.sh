@@ -92,10 +92,10 @@ create() {
 			{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap; }
 	}
 	local t0=$SECONDS
-	[ -n "$mirror" ] || mirror=$(host_mirror)
-	[ -n "$mirror" ] || die "no Debian mirror in /etc/apt/sources.list(.d); set DD_MIRROR"
-	echo "chroot.sh: debootstrap from $mirror"
 	if [ ! -x "$root/usr/bin/apt-get" ] || [ ! -f "$root/.dd-bootstrapped" ]; then
+		[ -n "$mirror" ] || mirror=$(host_mirror)
+		[ -n "$mirror" ] || die "no Debian mirror in /etc/apt/sources.list(.d); set DD_MIRROR"
+		echo "chroot.sh: debootstrap $suite from $mirror"
 		unmount_all
 		rm -rf "$root"
 		mkdir -p "$root"
