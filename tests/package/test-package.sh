@@ -134,6 +134,10 @@ install_pkg() {
 	else
 		ok "$confd is all comments"
 	fi
+	# The system's own configuration (which does not use the director)
+	# still loads with the package and its conf.d file in place.
+	doveconf -n >/dev/null 2>&1 && ok "doveconf -n: the system configuration still loads" ||
+		fail "doveconf -n fails with the package installed"
 	local tmp
 	tmp=$(mktemp -d)
 	sed -E 's/^([[:space:]]*)#([^[:space:]#])/\1\2/' $confd >"$tmp/director.conf"
@@ -208,6 +212,8 @@ remove_pkg() {
 	fi
 	[ ! -e $moddir/doveadm/lib10_doveadm_director_plugin.so ] && ok "doveadm plugin removed" ||
 		fail "doveadm plugin left"
+	doveconf -n >/dev/null 2>&1 && ok "doveconf -n: the system configuration loads after removal" ||
+		fail "doveconf -n fails after removal"
 }
 
 case "${1:-}" in
