@@ -1,9 +1,13 @@
-// MD5 through OpenSSL's libcrypto; a table-driven CRC-32. No I/O here.
+// MD5 and HMAC-SHA256 through OpenSSL's libcrypto; a table-driven CRC-32.
+// No I/O here.
 #include "digest.h"
 
 // The one-shot MD5 functions are deprecated in OpenSSL 3 in favour of EVP,
 // which costs an allocation per call; the director hashes on every login.
 #define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/md5.h>
 
 namespace director::core {
@@ -49,6 +53,24 @@ uint32_t crc32_update(uint32_t crc, const void *data, size_t size)
 	for (size_t i = 0; i < size; i++)
 		crc = crc32_table.v[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
 	return ~crc;
+}
+
+std::optional<std::array<uint8_t, 32>> hmac_sha256(std::string_view key, std::string_view data)
+{
+	std::array<uint8_t, 32> out{};
+	unsigned int len = 0;
+	// HMAC() fails only when out of memory: SHA-256 always exists.
+	if (HMAC(EVP_sha256(), key.data(), int(key.size()),
+		 reinterpret_cast<const unsigned char *>(data.data()), data.size(), out.data(),
+		 &len) == nullptr ||
+	    len != out.size())
+		return std::nullopt;
+	return out;
+}
+
+bool equal_constant_time(const uint8_t *a, const uint8_t *b, size_t size)
+{
+	return CRYPTO_memcmp(a, b, size) == 0;
 }
 
 } // namespace director::core

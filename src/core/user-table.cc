@@ -201,8 +201,60 @@ size_t UserTable::erase_host(HostId host)
 	return erased;
 }
 
+UserTable::Cursor UserTable::open_cursor()
+{
+	Cursor c = 0;
+	while (c < cursors_.size() && cursors_[c] != closed_cursor_)
+		c++;
+	if (c == cursors_.size())
+		cursors_.push_back(no_user);
+	cursors_[c] = head_;
+	open_cursors_++;
+	return c;
+}
+
+UserIndex UserTable::cursor_next(Cursor c)
+{
+	UserIndex u = cursors_.at(c);
+	if (u == closed_cursor_)
+		invariant_failed_("cursor_next on a closed cursor");
+	if (u != no_user)
+		cursors_[c] = raw_entry_(u).next;
+	return u;
+}
+
+void UserTable::close_cursor(Cursor c)
+{
+	if (cursors_.at(c) == closed_cursor_)
+		invariant_failed_("close_cursor on a closed cursor");
+	cursors_[c] = closed_cursor_;
+	if (--open_cursors_ == 0 && sort_pending_)
+		sort_now_();
+}
+
+void UserTable::cursors_step_over_(UserIndex u)
+{
+	if (open_cursors_ == 0)
+		return;
+	for (UserIndex &pos : cursors_) {
+		if (pos == u)
+			pos = raw_entry_(u).next;
+	}
+}
+
 void UserTable::sort_by_timestamp()
 {
+	if (open_cursors_ > 0) {
+		sort_pending_ = true;
+		return;
+	}
+	sort_now_();
+}
+
+void UserTable::sort_now_()
+{
+	sort_pending_ = false;
+	{
 	std::vector<uint64_t> keys;
 	keys.reserve(count_);
 	for (UserIndex u = head_; u != no_user; u = raw_entry_(u).next)
@@ -226,6 +278,7 @@ void UserTable::sort_by_timestamp()
 		raw_entry_(prev).next = no_user;
 	tail_ = prev;
 	sorted_ = true;
+	}
 }
 
 size_t UserTable::memory_bytes() const
@@ -264,7 +317,11 @@ void UserTable::link_in_order_(UserIndex u)
 {
 	Entry &e = raw_entry_(u);
 	UserIndex after = tail_;
-	if (tail_ != no_user && sorted_ && raw_entry_(tail_).timestamp > e.timestamp) {
+	if (open_cursors_ > 0 && tail_ != no_user && raw_entry_(tail_).timestamp > e.timestamp) {
+		// A cursor must meet it: append, and sort once the cursors are closed.
+		sorted_ = false;
+		sort_pending_ = true;
+	} else if (tail_ != no_user && sorted_ && raw_entry_(tail_).timestamp > e.timestamp) {
 		unsigned steps = 0;
 		while (after != no_user && raw_entry_(after).timestamp > e.timestamp &&
 		       steps < max_order_walk_steps) {
@@ -290,6 +347,7 @@ void UserTable::link_in_order_(UserIndex u)
 
 void UserTable::unlink_(UserIndex u)
 {
+	cursors_step_over_(u);
 	Entry &e = raw_entry_(u);
 	if (e.prev == no_user)
 		head_ = e.next;

@@ -93,6 +93,24 @@ public:
 	UserIndex newer(UserIndex u) const { return entry_(u).next; }
 	UserIndex older(UserIndex u) const { return entry_(u).prev; }
 
+	// Cursors: walks over the expiry list that stay valid while the table changes
+	// (a ring handshake streams the users in batches while lookups and the other
+	// side's handshake keep changing them). A cursor starts at the oldest entry and
+	// runs to the newest end as it is when reached, so entries added or refreshed
+	// during the walk are met too (some twice: harmless for a user stream). The
+	// table advances every cursor itself when the entry under it is erased or
+	// moved. While any cursor is open, inserts go to the newest end without
+	// walking and sort_by_timestamp() is postponed until the last cursor closes,
+	// as stock postpones its sort while an iteration runs.
+	using Cursor = uint32_t;
+	Cursor open_cursor();
+	// The next entry of `c` (no_user at the end), advancing it.
+	UserIndex cursor_next(Cursor c);
+	// True when cursor_next(c) would return no_user.
+	bool cursor_done(Cursor c) const { return cursors_.at(c) == no_user; }
+	void close_cursor(Cursor c);
+	size_t open_cursors() const { return open_cursors_; }
+
 	size_t size() const { return count_; }
 	// Users on `host` over all tags, maintained incrementally (no scan). 0 for unknown hosts.
 	size_t users_on_host(HostId host) const
@@ -101,7 +119,8 @@ public:
 	}
 
 	// Orders the expiry list by timestamp (ties by index) and makes sorted() true. The caller
-	// runs it when a ring handshake ends. O(n log n); needs 8 bytes per user of temporary
+	// runs it when a ring handshake ends; while a cursor is open the sort happens when the
+	// last cursor closes. O(n log n); needs 8 bytes per user of temporary
 	// memory.
 	void sort_by_timestamp();
 	// False once a bounded insert could not place an entry in order, until the next sort.
@@ -182,6 +201,14 @@ private:
 	bool sorted_ = true;
 
 	std::vector<uint32_t> host_users_;
+
+	// Cursor positions by cursor number; free slots hold closed_cursor_.
+	static constexpr UserIndex closed_cursor_ = UINT32_MAX - 1;
+	std::vector<UserIndex> cursors_;
+	size_t open_cursors_ = 0;
+	bool sort_pending_ = false;
+	void cursors_step_over_(UserIndex u);
+	void sort_now_();
 };
 
 } // namespace director::core

@@ -23,6 +23,9 @@ ADMIN_HELLO = b"VERSION\tdirector-doveadm\t1\t0\n"
 CASES = [
     ("admin", "unknown-command", ADMIN_HELLO + b"FOO\tbar\n",
      r"director: Error: doveadm sent unknown command: FOO\tbar$", True),
+    # one CR before the LF is not part of the line (the line splitter strips it)
+    ("admin", "crlf-unknown-command", ADMIN_HELLO + b"FOO\tcr\r\n",
+     r"director: Error: doveadm sent unknown command: FOO\tcr$", True),
     ("admin", "empty-line", ADMIN_HELLO + b"\n",
      r"director: Error: doveadm sent empty command line$", True),
     ("admin", "host-set-bad-ip", ADMIN_HELLO + b"HOST-SET\tnot-an-ip\n",

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <deque>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -506,6 +507,148 @@ START_TEST(test_ring_shutdown_quits_every_peer_and_connects_nowhere)
 }
 END_TEST
 
+// Regression (outside audit): finishing an incoming handshake re-sorted the user
+// list while the outgoing user stream to our right was in progress, and the
+// stream's position was not adjusted: users that arrived from the left during
+// the stream were never sent to the right. 5,000 users arrive from the left
+// while the stream of 25,000 runs; every one must reach the right.
+START_TEST(test_ring_users_arriving_during_a_stream_all_reach_the_right)
+{
+	QuietLog log;
+	Director d(DirectorConfig(), log);
+	Effects fx;
+	const int64_t now = t0 + 1000;
+	d.add_config_host(ip("10.0.0.1"), "", "");
+	d.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}, {ip("127.0.0.3"), 9090}},
+		     ip("127.0.0.2"), 9090, now, fx);
+	auto handshake_from_left = [&](uint32_t first_hash, unsigned n, int64_t oldest) {
+		RingConnId in = d.ring_accept(ip("127.0.0.1"), now, fx);
+		ck_assert_uint_ne(in, 0);
+		for (const char *line : {"VERSION\tdirector\t1\t9", "ME\t127.0.0.1\t9090\t1700001000",
+					 "HOST-HAND-START\t0", "HOST\t10.0.0.1\t100\t\tU0\t",
+					 "HOST-HAND-END\t0"})
+			d.ring_line(in, line, now, fx);
+		for (unsigned i = 0; i < n; i++) {
+			std::string line = "U\t" + std::to_string(first_hash + i) +
+					   "\t10.0.0.1\t" + std::to_string(oldest + (i * 7919) % 300);
+			d.ring_line(in, line, now, fx);
+		}
+		d.ring_line(in, "DONE", now, fx);
+		return in;
+	};
+	handshake_from_left(1, 25000, now - 400);
+	ck_assert_uint_eq(d.user_count(), 25000);
+
+	ck_assert_uint_ge(fx.ring_connects.size(), 1);
+	RingConnId out = 0;
+	for (const auto &c : fx.ring_connects) {
+		if (c.ip == ip("127.0.0.3"))
+			out = c.id;
+	}
+	ck_assert_uint_ne(out, 0);
+	d.ring_connected(out, now, fx);
+	fx = Effects();
+	d.ring_line(out, "VERSION\tdirector\t1\t9", now, fx);
+	d.ring_line(out, "ME\t127.0.0.3\t9090\t1700001000", now, fx);
+	ck_assert(d.ring_wants_drain(out));
+
+	// The left reconnects while the stream runs and brings 5,000 more users,
+	// older than the ones already streamed.
+	handshake_from_left(1000000, 5000, now - 800);
+	ck_assert_uint_eq(d.user_count(), 30000);
+	for (int i = 0; i < 100 && d.ring_wants_drain(out); i++)
+		d.ring_drained(out, now, fx);
+	ck_assert(!d.ring_wants_drain(out));
+
+	std::vector<bool> seen(5000, false);
+	bool done = false;
+	for (const auto &s : fx.ring_sends) {
+		if (s.id != out)
+			continue;
+		size_t start = 0;
+		while (start < s.data.size()) {
+			size_t lf = s.data.find('\n', start);
+			std::string line = s.data.substr(start, lf - start);
+			start = lf + 1;
+			done |= line == "DONE";
+			size_t tab = line.find('\t');
+			if (tab == std::string::npos)
+				continue;
+			std::string cmd = line.substr(0, tab);
+			if (cmd != "U" && cmd != "USER")
+				continue;
+			unsigned long h = std::strtoul(line.c_str() + tab + 1, nullptr, 10);
+			if (h >= 1000000 && h < 1005000)
+				seen[h - 1000000] = true;
+		}
+	}
+	ck_assert(done);
+	unsigned missing = 0;
+	for (bool b : seen)
+		missing += !b;
+	ck_assert_msg(missing == 0, "%u of 5000 users never sent to the right", missing);
+}
+END_TEST
+
+// Regression (outside audit): USER timestamps from peers were used unbounded. A
+// USER with 4294967295 after the handshake kept the user forever (and went round
+// the ring), INT64_MAX overflowed the expiry arithmetic, and ME with INT64_MIN
+// overflowed the clock difference. They are bounded, and USER is capped at now.
+START_TEST(test_ring_peer_timestamps_are_bounded_and_capped)
+{
+	QuietLog log;
+	Director d(DirectorConfig(), log);
+	Effects fx;
+	d.add_config_host(ip("10.0.0.1"), "", "");
+	d.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}}, ip("127.0.0.2"), 9090, t0,
+		     fx);
+	RingConnId in = d.ring_accept(ip("127.0.0.1"), t0, fx);
+	d.ring_line(in, "VERSION\tdirector\t1\t9", t0, fx);
+	d.ring_line(in, "ME\t127.0.0.1\t9090\t-9223372036854775808", t0, fx);
+	bool clock_logged = false;
+	for (const auto &l : log.lines)
+		clock_logged |= l.find("clock differs by -" + std::to_string(t0) + " secs") !=
+				std::string::npos;
+	ck_assert(clock_logged);
+	d.ring_line(in, "DONE", t0, fx);
+	ck_assert(fx.ring_closes.empty());
+	d.ring_line(in, "USER\t1\t10.0.0.1\t4294967295", t0, fx);
+	d.ring_line(in, "USER\t2\t10.0.0.1\t9223372036854775807", t0, fx);
+	d.ring_line(in, "USER\t3\t10.0.0.1\t-9223372036854775808", t0, fx);
+	ck_assert(fx.ring_closes.empty());
+	size_t found = 0;
+	for (const auto &e : d.user_list(std::nullopt)) {
+		ck_assert_int_le(e.expire_time, t0 + DirectorConfig().user_expire_secs);
+		found++;
+	}
+	ck_assert_uint_eq(found, 2); // user 3 is long expired
+}
+END_TEST
+
+// Regression (outside audit): every DIRECTOR or CONNECT line from a peer added a
+// director, with linear lookups: 40,000 lines stalled the event loop for seconds.
+// The director list is capped and indexed now.
+START_TEST(test_ring_director_lines_are_capped)
+{
+	QuietLog log;
+	Director d(DirectorConfig(), log);
+	Effects fx;
+	RingConnId in = accept_from_left(d, fx, 2);
+	d.ring_line(in, "DONE", t0, fx);
+	for (uint32_t i = 0; i < 40000; i++) {
+		std::string addr = "10." + std::to_string((i >> 16) & 255) + "." +
+				   std::to_string((i >> 8) & 255) + "." + std::to_string(i & 255);
+		d.ring_line(in, (i % 2 ? "DIRECTOR\t" : "CONNECT\t") + addr + "\t9090", t0, fx);
+	}
+	std::set<std::string> listed;
+	for (const auto &e : d.director_list(t0)) {
+		if (e.ip)
+			listed.insert(e.ip->to_string() + ":" + std::to_string(e.port));
+	}
+	ck_assert_uint_le(listed.size(), max_ring_directors);
+}
+END_TEST
+
 int main()
 {
 	Suite *s = suite_create("director-ring");
@@ -523,6 +666,9 @@ int main()
 	tcase_add_test(tc, test_ring_host_change_reaches_everyone_and_reply_waits_for_sync);
 	tcase_add_test(tc, test_ring_move_kicks_on_every_director_and_blocks_until_done);
 	tcase_add_test(tc, test_ring_conflicting_assignment_resolves_to_lower_ip);
+	tcase_add_test(tc, test_ring_users_arriving_during_a_stream_all_reach_the_right);
+	tcase_add_test(tc, test_ring_peer_timestamps_are_bounded_and_capped);
+	tcase_add_test(tc, test_ring_director_lines_are_capped);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

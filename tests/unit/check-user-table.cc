@@ -515,6 +515,80 @@ START_TEST(test_user_table_inserting_with_invalid_host_aborts)
 }
 END_TEST
 
+// ---- cursors ----
+
+START_TEST(test_user_table_cursor_steps_over_erased_and_refreshed_entries)
+{
+	UserTable t;
+	std::vector<UserIndex> us;
+	for (uint32_t i = 0; i < 10; i++)
+		us.push_back(t.insert(i, 0, 1, 1000 + i));
+	UserTable::Cursor c = t.open_cursor();
+	ck_assert_uint_eq(t.cursor_next(c), us[0]);
+	// The entry under the cursor is erased, the next one refreshed to the newest end.
+	t.erase(us[1]);
+	t.refresh(us[2], 2000);
+	std::vector<uint32_t> seen;
+	for (UserIndex u; (u = t.cursor_next(c)) != no_user;)
+		seen.push_back(t.user_hash(u));
+	t.close_cursor(c);
+	std::vector<uint32_t> want = {3, 4, 5, 6, 7, 8, 9, 2};
+	ck_assert(seen == want);
+	verify_list(t);
+}
+END_TEST
+
+START_TEST(test_user_table_sort_waits_for_open_cursors)
+{
+	UserTable t;
+	for (uint32_t i = 0; i < 300; i++)
+		t.insert(i, 0, 1, 10000 + i);
+	UserTable::Cursor c = t.open_cursor();
+	for (int i = 0; i < 100; i++)
+		t.cursor_next(c);
+	// Older users arrive during the walk: appended so the cursor meets them, and
+	// the sort asked for meanwhile waits for the cursor.
+	for (uint32_t i = 0; i < 50; i++)
+		t.insert(1000 + i, 0, 1, 500 + i);
+	ck_assert(!t.sorted());
+	t.sort_by_timestamp();
+	ck_assert(!t.sorted());
+	size_t rest = 0, late = 0;
+	for (UserIndex u; (u = t.cursor_next(c)) != no_user; rest++)
+		late += t.user_hash(u) >= 1000;
+	ck_assert_uint_eq(rest, 250);
+	ck_assert_uint_eq(late, 50);
+	ck_assert(t.cursor_done(c));
+	t.close_cursor(c);
+	ck_assert(t.sorted());
+	ck_assert_uint_eq(t.user_hash(t.oldest()), 1000);
+	verify_list(t);
+}
+END_TEST
+
+START_TEST(test_user_table_erase_host_keeps_cursors_valid)
+{
+	UserTable t;
+	for (uint32_t i = 0; i < 100; i++)
+		t.insert(i, 0, HostId(i % 2), 1000 + i);
+	UserTable::Cursor a = t.open_cursor(), b = t.open_cursor();
+	for (int i = 0; i < 11; i++)
+		t.cursor_next(a);
+	ck_assert_uint_eq(t.erase_host(1), 50);
+	size_t n = 0;
+	for (UserIndex u; (u = t.cursor_next(a)) != no_user; n++)
+		ck_assert_uint_eq(t.host(u), 0);
+	ck_assert_uint_eq(n, 44);
+	n = 0;
+	while (t.cursor_next(b) != no_user)
+		n++;
+	ck_assert_uint_eq(n, 50);
+	t.close_cursor(a);
+	t.close_cursor(b);
+	ck_assert_uint_eq(t.open_cursors(), 0);
+}
+END_TEST
+
 static Suite *user_table_suite()
 {
 	Suite *s = suite_create("user-table");
@@ -560,6 +634,11 @@ static Suite *user_table_suite()
 				    SIGABRT);
 	tcase_add_test_raise_signal(tc, test_user_table_inserting_with_invalid_host_aborts,
 				    SIGABRT);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("cursors");
+	tcase_add_test(tc, test_user_table_cursor_steps_over_erased_and_refreshed_entries);
+	tcase_add_test(tc, test_user_table_sort_waits_for_open_cursors);
+	tcase_add_test(tc, test_user_table_erase_host_keeps_cursors_valid);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,331 @@
+// The ring handshake (see ring.h): VERSION and ME, the host list and user stream of an
+// outgoing connection, DONE, and choosing left and right. No I/O here.
+#include "ring.h"
+
+#include <algorithm>
+
+namespace director::core {
+
+bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t now,
+					Effects &fx)
+{
+	std::string who = c.host ? c.host->name() : c.remote_ip.to_string();
+	switch (cmd.kind) {
+	case RingCommandKind::version:
+		if (c.pctx.version_received) {
+			// Stock would send its host list and users again (or
+			// assert while still sending them); a peer never sends
+			// VERSION twice, so treat it as the protocol error it is.
+			log_.log(LogLevel::error, "director(" + who + "): Duplicate VERSION");
+			close_conn(c, "Duplicate VERSION", now, fx, true);
+			return true;
+		}
+		c.pctx.version_received = true;
+		c.pctx.peer_minor = cmd.minor_version;
+		if (cmd.minor_version < ring_minor_options) {
+			log_.log(LogLevel::error,
+				 "director(" + who + "): Director version is too old for supporting "
+						     "director_consistent_hashing=yes");
+			close_conn(c, "Director version is too old", now, fx);
+		} else if (hosts_.have_tags() && cmd.minor_version < ring_minor_tags_v2) {
+			log_.log(LogLevel::error, "director(" + who + "): Director version supports "
+								      "incompatible tags");
+			close_conn(c, "Director version supports incompatible tags", now, fx);
+		} else if (!c.incoming()) {
+			send_handshake_start(c, now, fx);
+		}
+		return true;
+	case RingCommandKind::me:
+		handle_me(c, cmd, now, fx);
+		return true;
+	case RingCommandKind::host_hand_start:
+		c.pctx.in_host_list = true;
+		if (cmd.ring_handshaked && !ring_handshaked_) {
+			// We are joining a working ring: its hosts replace ours.
+			handler_.ring_joining(now);
+			log_.log(LogLevel::info, "director(" + who + "): Joining an existing ring, "
+								     "replacing our mail hosts with theirs");
+		} else if (!cmd.ring_handshaked && ring_handshaked_) {
+			c.ignore_host_list = true; // the sender joins our ring
+		}
+		return true;
+	case RingCommandKind::handshake_host:
+		handler_.ring_handshake_host(c, cmd, now, fx);
+		return true;
+	case RingCommandKind::host_hand_end:
+		c.pctx.in_host_list = false;
+		c.ignore_host_list = false;
+		return true;
+	case RingCommandKind::handshake_user: {
+		HostId host = hosts_.find(cmd.ip);
+		if (host == invalid_host) {
+			c.users_received++;
+			std::string msg = "USER used unknown host " + cmd.ip.to_string() + " in handshake";
+			log_.log(LogLevel::error, "director(" + who + "): " + msg);
+			close_conn(c, msg, now, fx, true);
+			return true;
+		}
+		handler_.ring_handshake_user(c, cmd.user_hash, host, cmd.timestamp.value_or(now),
+					     cmd.weak, now, fx);
+		return true;
+	}
+	case RingCommandKind::options:
+		return true;
+	case RingCommandKind::done:
+		c.done_received = true;
+		if (c.incoming()) {
+			RingCommand d;
+			d.kind = RingCommandKind::done;
+			send(c, d, fx);
+			handshake_done(c, now, fx);
+		} else if (c.handshake_sent) {
+			handshake_done(c, now, fx);
+		}
+		return true;
+	default:
+		return false;
+	}
+}
+
+// ME: who the peer is. An incoming connection learns its director here and may
+// become (or displace) our left side.
+void Ring::handle_me(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx)
+{
+	std::string who = c.who();
+	c.pctx.me_received = true;
+	int64_t peer_now = cmd.timestamp ? bound_peer_time(*cmd.timestamp) : now;
+	if (peer_now > now + 1 || peer_now < now - 1) {
+		log_.log(LogLevel::warning, "director(" + who + "): Director clock differs by " +
+						    std::to_string(peer_now - now) +
+						    " secs from ours");
+	}
+	if (!c.incoming()) {
+		if (c.host == nullptr || c.host->ip != cmd.ip || c.host->port != cmd.port) {
+			std::string msg = "Remote director thinks it's someone else (connected to " +
+					  who + ", remote says it's " +
+					  cmd.ip.to_string() + ":" + std::to_string(cmd.port) + ")";
+			log_.log(LogLevel::error, "director(" + who + "): " + msg);
+			close_conn(c, msg, now, fx, true);
+		}
+		return;
+	}
+	DirectorHost *h = dirs_.find(cmd.ip, cmd.port);
+	if (h == nullptr) {
+		h = dirs_.add(cmd.ip, cmd.port);
+		if (h == nullptr) {
+			log_.log(LogLevel::error, "director(" + who + "): Director list is full (" +
+							  std::to_string(max_ring_directors) +
+							  "), dropping");
+			close_conn(c, "Director list is full", now, fx);
+			return;
+		}
+		ring_change_counter_++;
+	}
+	h->removed = false;
+	h->reset_sequences();
+	c.host = h;
+	if (h->last_protocol_failure + ring_failure_retry_secs > now) {
+		close_conn(c, "Director recently sent invalid protocol data", now, fx);
+		return;
+	}
+	RingLink *left = conn(left_);
+	if (left == nullptr) {
+		h->last_network_failure = 0;
+		bool outgoing = false;
+		for (auto &[id, oc] : conns_) {
+			if (!oc.incoming() && !oc.closing())
+				outgoing = true;
+		}
+		if (!outgoing && right_ == 0)
+			connect_right(now, fx);
+	} else if (left->host == h) {
+		close_conn(*left, "Replacing with a new connection from the same director",
+			   now, fx);
+	} else if (left->host != nullptr && dirs_.cmp_to_self(h, left->host) < 0) {
+		// The newcomer sits between our left and us: tell our
+		// left to connect to it instead.
+		RingCommand cc;
+		cc.kind = RingCommandKind::connect;
+		cc.ip = h->ip;
+		cc.port = h->port;
+		send(*left, cc, fx);
+	} else {
+		left->verifying_left = true;
+		ping(*left, now, fx);
+	}
+}
+
+void Ring::send_handshake_start(RingLink &c, int64_t now, Effects &fx)
+{
+	RingCommand start;
+	start.kind = RingCommandKind::host_hand_start;
+	start.ring_handshaked = ring_handshaked_;
+	send(c, start, fx);
+	for (HostId id : hosts_.sorted_ids()) {
+		const MailHost &h = hosts_.get(id);
+		RingCommand hc;
+		hc.kind = RingCommandKind::handshake_host;
+		hc.ip = h.ip;
+		hc.vhost_count = h.vhost_count;
+		hc.tag = hosts_.tag_name(h.tag);
+		hc.updown = RingUpDown{h.down, h.last_updown_change};
+		hc.hostname = h.hostname;
+		send(c, hc, fx);
+	}
+	RingCommand end;
+	end.kind = RingCommandKind::host_hand_end;
+	end.ring_handshaked = ring_handshaked_;
+	send(c, end, fx);
+	c.start_user_stream(users_);
+	continue_user_stream(c, now, fx);
+}
+
+void Ring::continue_user_stream(RingLink &c, int64_t now, Effects &fx)
+{
+	if (!c.sending_users() || !c.continue_user_stream(hosts_, now, fx))
+		return;
+	if (c.pctx.peer_minor >= ring_minor_options) {
+		RingCommand o;
+		o.kind = RingCommandKind::options;
+		o.options = {std::string(ring_option_consistent_hashing)};
+		send(c, o, fx);
+	}
+	RingCommand d;
+	d.kind = RingCommandKind::done;
+	send(c, d, fx);
+	c.handshake_sent = true;
+	if (c.done_received)
+		handshake_done(c, now, fx);
+}
+
+void Ring::handshake_done(RingLink &c, int64_t now, Effects &fx)
+{
+	if (c.handshaked())
+		return;
+	c.set_handshaked();
+	std::string who = c.who();
+	if (c.users_unsorted) {
+		users_.sort_by_timestamp();
+		c.users_unsorted = false;
+	}
+	if (c.host != nullptr)
+		c.host->last_network_failure = 0;
+	if (c.incoming()) {
+		log_.log(LogLevel::info, "director(" + who + "): Handshake finished in " +
+						 std::to_string(now - c.created) + " secs (users received=" +
+						 std::to_string(c.users_received) + ")");
+		// Tell the rest of the ring about our new left.
+		if (c.host != nullptr) {
+			RingCommand dc;
+			dc.kind = RingCommandKind::director;
+			dc.ip = c.host->ip;
+			dc.port = c.host->port;
+			update_send(c.host, dc, fx);
+			c.host->director_sent_at = now;
+		}
+		assign_left(c, now, fx);
+	} else {
+		log_.log(LogLevel::info, "director(" + who + "): Handshake finished in " +
+						 std::to_string(now - c.created) + " secs (users sent=" +
+						 std::to_string(c.users_sent) + ")");
+		assign_right(c, now, fx);
+	}
+}
+
+void Ring::assign_right(RingLink &c, int64_t now, Effects &fx)
+{
+	if (RingLink *right = conn(right_)) {
+		if (right->host != nullptr && dirs_.cmp_to_self(c.host, right->host) <= 0) {
+			log_.log(LogLevel::warning, "Aborting incorrect outgoing connection to " +
+							    c.host->name() +
+							    " (already connected to correct one: " +
+							    right->host->name() + ")");
+			close_conn(c, "Incorrect outgoing connection", now, fx);
+			return;
+		}
+		log_.log(LogLevel::info, "Replacing right director connection " +
+						 (right->host ? right->host->name() : "") + " with " +
+						 c.host->name());
+		RingConnId old = right_;
+		right_ = 0;
+		close_conn(conns_.at(old), "Replacing with a better right side", now, fx);
+	}
+	right_ = c.id();
+	ring_first_alone_ = 0;
+	if (left_ != 0)
+		ring_sync(now, fx);
+	// SYNCs that waited for a right side can go now.
+	for (auto &d : dirs_.all()) {
+		if (d->delayed_sync && !d->self) {
+			RingCommand s = *d->delayed_sync;
+			d->delayed_sync.reset();
+			sync_send(*d, s.origin.seq, s.sync_minor.value_or(0),
+				  s.sync_timestamp.value_or(uint32_t(now)), s.hosts_hash.value_or(0),
+				  now, fx);
+		}
+	}
+}
+
+void Ring::assign_left(RingLink &c, int64_t now, Effects &fx)
+{
+	if (c.host == dirs_.self()) {
+		close_conn(c, "Connection from self, dropping", now, fx);
+		return;
+	}
+	RingLink *left = conn(left_);
+	if (left == nullptr || left->host == c.host) {
+		if (left != nullptr && left->id() != c.id()) {
+			RingConnId old = left_;
+			left_ = 0;
+			close_conn(conns_.at(old), "Replacing with a new connection", now, fx);
+		}
+	} else if (left->verifying_left) {
+		return; // decided when the PONG arrives
+	} else if (dirs_.cmp_to_self(left->host, c.host) < 0) {
+		// Our left is the better one: the newcomer should connect there.
+		RingCommand cc;
+		cc.kind = RingCommandKind::connect;
+		cc.ip = left->host->ip;
+		cc.port = left->host->port;
+		send(c, cc, fx);
+		c.connect_sent = true;
+		c.connect_sent_at = now;
+		return;
+	} else {
+		return; // becomes our left once the old left goes away
+	}
+	left_ = c.id();
+	ring_first_alone_ = 0;
+	if (right_ != 0)
+		ring_sync(now, fx);
+	else
+		connect_right(now, fx);
+}
+
+void Ring::promote_left(int64_t now, Effects &fx)
+{
+	RingLink *best = nullptr;
+	for (auto &[id, c] : conns_) {
+		if (!c.incoming() || c.closing() || !c.handshaked() || c.host == nullptr)
+			continue;
+		if (best == nullptr || dirs_.cmp_to_self(c.host, best->host) < 0)
+			best = &c;
+	}
+	if (best == nullptr)
+		return;
+	assign_left(*best, now, fx);
+	RingLink *left = conn(left_);
+	if (left == nullptr)
+		return;
+	// The others were waiting for the old left to go; now that the best
+	// one is our left they get CONNECT to it. Otherwise a director that
+	// still takes us for its right never learns that a newcomer sits
+	// between us (two directors joining at once left the ring unclosed).
+	for (auto &[id, c] : conns_) {
+		if (c.incoming() && !c.closing() && c.handshaked() && c.host != nullptr &&
+		    c.host != left->host && !c.connect_sent)
+			assign_left(c, now, fx);
+	}
+}
+
+} // namespace director::core

@@ -1,0 +1,120 @@
+// RingLink (see ring-link.h). No I/O here.
+#include "ring-link.h"
+
+#include <cstdio>
+
+namespace director::core {
+
+RingLink::RingLink(RingConnId id, bool incoming, const IpAddr &remote, int64_t now)
+	: pctx(RingParseContext::fresh(incoming)), remote_ip(remote), created(now),
+	  last_input(now), id_(id), incoming_(incoming),
+	  state_(incoming ? State::handshaking : State::connecting)
+{
+}
+
+RingLink::~RingLink()
+{
+	stop_user_stream();
+}
+
+void RingLink::set_connected(int64_t now)
+{
+	if (state_ == State::connecting)
+		state_ = State::handshaking;
+	last_input = now;
+}
+
+void RingLink::send(const RingCommand &cmd, unsigned ring_min_version, Effects &fx)
+{
+	std::string line = format_ring_command(cmd, {pctx.peer_minor, ring_min_version});
+	line += '\n';
+	fx.ring_sends.push_back({id_, std::move(line)});
+}
+
+void RingLink::ping(int64_t now, unsigned ring_min_version, Effects &fx)
+{
+	if (ping_pending || !connected())
+		return;
+	RingCommand cmd;
+	cmd.kind = RingCommandKind::ping;
+	cmd.timestamp = now;
+	cmd.buffer_bytes = 0;
+	send(cmd, ring_min_version, fx);
+	ping_pending = true;
+	ping_sent_at = now;
+}
+
+bool RingLink::pong(int64_t now)
+{
+	if (!ping_pending)
+		return false;
+	ping_pending = false;
+	last_ping_msecs = uint32_t((now - ping_sent_at) * 1000);
+	return true;
+}
+
+void RingLink::start_user_stream(UserTable &users)
+{
+	stop_user_stream();
+	stream_users_ = &users;
+	stream_cursor_ = users.open_cursor();
+}
+
+void RingLink::stop_user_stream()
+{
+	if (stream_users_ != nullptr)
+		stream_users_->close_cursor(stream_cursor_);
+	stream_users_ = nullptr;
+	want_drain = false;
+}
+
+bool RingLink::continue_user_stream(const HostList &hosts, int64_t now, Effects &fx)
+{
+	if (stream_users_ == nullptr)
+		return true;
+	UserTable &users = *stream_users_;
+	want_drain = false;
+	std::string batch;
+	batch.reserve(ring_handshake_users_per_batch * 40);
+	// Written by hand rather than through format_ring_command(): a million of these go
+	// out when a director joins.
+	const char *cmd = pctx.peer_minor >= ring_minor_handshake_u ? "U\t" : "USER\t";
+	char num[16];
+	size_t n = 0;
+	if (send_ip_generation_ != hosts.ids_generation()) {
+		send_ip_text_.clear();
+		send_ip_generation_ = hosts.ids_generation();
+	}
+	while (n < ring_handshake_users_per_batch) {
+		UserIndex u = users.cursor_next(stream_cursor_);
+		if (u == no_user)
+			break;
+		HostId host = users.host(u);
+		if (send_ip_text_.size() <= host)
+			send_ip_text_.resize(host + 1);
+		if (send_ip_text_[host].empty())
+			send_ip_text_[host] = hosts.get(host).ip.to_string();
+		batch += cmd;
+		batch.append(num, size_t(std::snprintf(num, sizeof(num), "%u", users.user_hash(u))));
+		batch += '\t';
+		batch += send_ip_text_[host];
+		batch += '\t';
+		batch.append(num, size_t(std::snprintf(num, sizeof(num), "%u", users.timestamp(u))));
+		if (users.weak(u))
+			batch += "\tw";
+		batch += '\n';
+		users_sent++;
+		n++;
+	}
+	if (!batch.empty())
+		fx.ring_sends.push_back({id_, std::move(batch)});
+	last_output = now;
+	if (!users.cursor_done(stream_cursor_)) {
+		want_drain = true;
+		return false;
+	}
+	stop_user_stream();
+	return true;
+}
+
+} // namespace director::core

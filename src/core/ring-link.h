@@ -1,0 +1,103 @@
+// RingLink: one TCP connection to another director, as the ring sees it: its handshake
+// state, the user stream of an outgoing handshake, pings and counters. Owned by Ring;
+// the adapter knows it only by RingConnId. No I/O here: lines leave as Effects.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "director-list.h"
+#include "director-types.h"
+#include "host-list.h"
+#include "ring-protocol.h"
+#include "user-table.h"
+
+namespace director::core {
+
+class RingLink {
+public:
+	enum class State {
+		connecting,  // outgoing: TCP connect under way
+		handshaking, // VERSION, ME, host list, users and DONE being exchanged
+		handshaked,  // DONE both ways: ring commands flow
+		closing,     // closed by us or the peer; swept on the next tick
+	};
+
+	RingLink(RingConnId id, bool incoming, const IpAddr &remote, int64_t now);
+	~RingLink();
+	RingLink(const RingLink &) = delete;
+	RingLink &operator=(const RingLink &) = delete;
+
+	RingConnId id() const { return id_; }
+	bool incoming() const { return incoming_; }
+	State state() const { return state_; }
+	bool connected() const { return state_ == State::handshaking || state_ == State::handshaked; }
+	bool handshaked() const { return state_ == State::handshaked; }
+	bool closing() const { return state_ == State::closing; }
+	void set_connected(int64_t now);
+	void set_handshaked() { state_ = State::handshaked; pctx.handshake_done = true; }
+	void set_closing() { stop_user_stream(); state_ = State::closing; }
+
+	// The peer's name for log lines: ip:port once known, else its IP.
+	std::string who() const { return host ? host->name() : remote_ip.to_string(); }
+	unsigned peer_minor() const { return pctx.peer_minor; }
+	bool ignoring_host_list() const { return ignore_host_list; }
+
+	// Queues a command for the peer, formatted for its version and the ring's.
+	void send(const RingCommand &cmd, unsigned ring_min_version, Effects &fx);
+	// Sends PING unless one is outstanding.
+	void ping(int64_t now, unsigned ring_min_version, Effects &fx);
+	// A PONG arrived: false when none was expected.
+	bool pong(int64_t now);
+
+	// The user stream of an outgoing handshake: every user of `users`, in batches
+	// of ring_handshake_users_per_batch, each sent when the output has drained. The
+	// table owns the stream's cursor, so users erased, refreshed or re-sorted meanwhile
+	// are never skipped.
+	void start_user_stream(UserTable &users);
+	// Sends the next batch; true when the last user has been sent.
+	bool continue_user_stream(const HostList &hosts, int64_t now, Effects &fx);
+	bool sending_users() const { return stream_users_ != nullptr; }
+	void stop_user_stream();
+
+	// Set by the ring; read by the ring and the handler.
+	RingParseContext pctx;
+	DirectorHost *host = nullptr; // known after ME (incoming), at connect (outgoing)
+	IpAddr remote_ip;
+	bool ignore_host_list = false;
+	bool handshake_sent = false; // outgoing: host list, users and DONE queued
+	bool done_received = false;
+	bool synced = false;
+	bool verifying_left = false;
+	bool connect_sent = false;
+	int64_t connect_sent_at = 0;
+	int64_t close_at = 0; // after an ignored CONNECT
+	unsigned users_received = 0;
+	unsigned users_sent = 0;
+	bool want_drain = false;
+	bool users_unsorted = false;
+	int64_t created = 0;
+	int64_t last_input = 0;
+	int64_t last_output = 0;
+	bool ping_pending = false;
+	int64_t ping_sent_at = 0;
+	uint32_t last_ping_msecs = 0;
+	// handshake fast path: the last U line's host, by text
+	std::string hs_ip_text;
+	HostId hs_host = invalid_host;
+	uint64_t hs_hosts_generation = 0;
+
+private:
+	RingConnId id_;
+	bool incoming_;
+	State state_;
+	UserTable *stream_users_ = nullptr;
+	UserTable::Cursor stream_cursor_ = 0;
+	// handshake sending: host id -> address text, valid for one generation of host ids
+	std::vector<std::string> send_ip_text_;
+	uint64_t send_ip_generation_ = 0;
+};
+
+} // namespace director::core

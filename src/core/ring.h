@@ -1,0 +1,170 @@
+// Ring: this director's place in the director ring: the director list, one RingLink per
+// connection, left and right, the handshake, SYNC and origin sequence checks
+// (ring-protocol.md). User and host commands from peers go up through RingHandler; user
+// and host logic reaches the ring only through RingPort. No I/O here: lines go out as
+// Effects and come in through line().
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "director-list.h"
+#include "director-types.h"
+#include "host-list.h"
+#include "ring-link.h"
+#include "ring-port.h"
+#include "user-table.h"
+
+namespace director::core {
+
+class Ring final : public RingPort {
+public:
+	// `hosts` is read for the handshake and SYNC; `users` is streamed to new right
+	// sides (and re-sorted after a handshake). Both outlive the ring.
+	Ring(const DirectorConfig &config, LogSink &log, const HostList &hosts, UserTable &users,
+	     RingHandler &handler);
+
+	// See Director for these.
+	void start_alone(int64_t now, uint16_t ring_port)
+	{
+		ring_last_sync_time_ = now;
+		ring_listen_port_ = ring_port;
+	}
+	void start(const std::vector<RingDirectorConfig> &directors, const IpAddr &self_ip,
+		   uint16_t self_port, int64_t now, Effects &fx);
+	RingConnId accept(const IpAddr &remote, int64_t now, Effects &fx);
+	void connected(RingConnId id, int64_t now, Effects &fx);
+	void line(RingConnId id, std::string_view line, int64_t now, Effects &fx);
+	void closed(RingConnId id, const std::string &reason, int64_t now, Effects &fx);
+	void shutdown(int64_t now, Effects &fx);
+	void drained(RingConnId id, int64_t now, Effects &fx);
+	bool wants_drain(RingConnId id) const;
+	void tick(int64_t now, Effects &fx);
+	bool heartbeat(int64_t now, Effects &fx);
+	int64_t director_last_sync_seen(const IpAddr &ip, uint16_t port) const;
+	std::vector<DirectorListEntry> director_list(int64_t now) const;
+	AdminReply director_add(const IpAddr &ip, std::optional<uint16_t> port, int64_t now,
+				Effects &fx);
+	AdminReply director_remove(JobId job, const IpAddr &ip, std::optional<uint16_t> port,
+				   int64_t now, Effects &fx);
+	bool admin_may_run(JobId job);
+	// An admin change's reply: now when nothing is pending, else once the ring syncs
+	// (or "Ring sync timed out").
+	AdminReply reply_after_sync(JobId job, int64_t now);
+	size_t connection_count() const { return conns_.size(); }
+	bool mode() const { return ring_mode_; }
+	bool alone() const { return left_ == 0 && right_ == 0; }
+
+	// RingPort
+	bool active() const override { return ring_mode_; }
+	bool has_neighbours() const override { return !alone(); }
+	bool has_right() const override { return right_ != 0; }
+	bool has_links() const override { return !conns_.empty(); }
+	bool synced() const override { return ring_synced_; }
+	bool handshaked() const override { return ring_handshaked_; }
+	unsigned min_version() const override { return ring_min_version_; }
+	int64_t last_sync_time() const override { return ring_last_sync_time_; }
+	const DirectorHost *self() const override { return dirs_.self(); }
+	RingOrigin next_origin() override;
+	void send(const DirectorHost *src, const RingCommand &cmd, Effects &fx,
+		  unsigned min_minor = 0) override
+	{
+		update_send(src, cmd, fx, min_minor);
+	}
+	bool send_right(const RingCommand &cmd, Effects &fx) override;
+	void pass_on(const RingLink &from, const RingCommand &cmd, Effects &fx) override;
+	void close(RingLink &link, const std::string &reason, int64_t now, Effects &fx,
+		   bool protocol_failure) override
+	{
+		close_conn(link, reason, now, fx, protocol_failure);
+	}
+	void changed(int64_t now, Effects &fx) override { ring_sync(now, fx); }
+
+private:
+	struct SyncWaiter {
+		JobId job;
+		int64_t deadline;
+	};
+
+	RingLink *conn(RingConnId id);
+	RingLink &new_link(bool incoming, const IpAddr &remote, int64_t now);
+	void send(RingLink &c, const RingCommand &cmd, Effects &fx)
+	{
+		c.send(cmd, ring_min_version_, fx);
+	}
+	void ping(RingLink &c, int64_t now, Effects &fx) { c.ping(now, ring_min_version_, fx); }
+	void update_send(const DirectorHost *src, const RingCommand &cmd, Effects &fx,
+			 unsigned min_minor = 0);
+	void send_version_me(RingLink &c, int64_t now, Effects &fx);
+	void connect_right(int64_t now, Effects &fx);
+	bool connect_to(DirectorHost *h, int64_t now, Effects &fx);
+	void close_conn(RingLink &c, const std::string &reason, int64_t now, Effects &fx,
+			bool protocol_failure = false);
+	void conn_gone(RingConnId id, int64_t now, Effects &fx);
+
+	// ring-handshake.cc
+	bool handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t now,
+				      Effects &fx);
+	void handle_me(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx);
+	void send_handshake_start(RingLink &c, int64_t now, Effects &fx);
+	void continue_user_stream(RingLink &c, int64_t now, Effects &fx);
+	void handshake_done(RingLink &c, int64_t now, Effects &fx);
+	void assign_left(RingLink &c, int64_t now, Effects &fx);
+	void assign_right(RingLink &c, int64_t now, Effects &fx);
+	void promote_left(int64_t now, Effects &fx);
+
+	// ring-sync.cc
+	void ring_sync(int64_t now, Effects &fx);
+	void sync_send(const DirectorHost &origin, uint32_t seq, uint32_t minor, uint32_t timestamp,
+		       uint32_t hosts_hash, int64_t now, Effects &fx);
+	void set_ring_synced(int64_t now, Effects &fx);
+	void set_ring_unsynced(int64_t now);
+	void set_ring_handshaked(int64_t now, Effects &fx);
+	void handle_sync(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx);
+	void state_changed(int64_t now, Effects &fx);
+	void purge_removed_directors();
+
+	// ring-commands.cc
+	bool check_origin(const RingOrigin &origin, bool &reoriginate_r);
+	void handle_ring_command(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx);
+	void handle_director(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx);
+	void handle_connect(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx);
+	void handle_pong(RingLink &c, int64_t now, Effects &fx);
+
+	const DirectorConfig &config_;
+	LogSink &log_;
+	const HostList &hosts_;
+	UserTable &users_;
+	RingHandler &handler_;
+
+	DirectorList dirs_;
+	std::map<RingConnId, RingLink> conns_;
+	RingConnId next_conn_ = 1;
+	RingConnId left_ = 0;
+	RingConnId right_ = 0;
+	bool ring_mode_ = false;
+	bool shutting_down_ = false;
+	uint16_t ring_listen_port_ = 0;
+	bool ring_handshaked_ = true;
+	bool ring_synced_ = true;
+	int64_t ring_last_sync_time_ = 0;
+	uint32_t sync_seq_ = 0;
+	unsigned ring_min_version_ = ring_version_minor;
+	uint64_t ring_change_counter_ = 0;
+	uint64_t last_sync_sent_change_counter_ = 0;
+	int64_t last_sync_start_ = 0;
+	uint32_t last_sync_msecs_ = 0;
+	int64_t ring_first_alone_ = 0;
+	int64_t reconnect_at_ = 0;
+	int64_t preferred_reconnect_at_ = 0;
+	int64_t sync_resend_at_ = 0;
+	int64_t last_sync_resend_ = 0;
+	std::vector<SyncWaiter> sync_waiters_;
+	std::vector<JobId> presync_waiters_;
+};
+
+} // namespace director::core

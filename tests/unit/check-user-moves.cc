@@ -1,0 +1,165 @@
+// Check suite for core::UserMoves: a move's kill, flush and kick delay, move timeouts,
+// admin kicks and their parallel limit, against a recording RingPort.
+#include "user-moves.h"
+
+#include <check.h>
+
+#include "check-main.h"
+
+#include <string>
+#include <vector>
+
+using namespace director::core;
+
+namespace {
+
+struct Log : LogSink {
+	std::vector<std::string> lines;
+	void log(LogLevel, const std::string &m) override { lines.push_back(m); }
+};
+
+// A standalone ring: inactive, no neighbours; records what it is asked to send.
+struct FakeRing : RingPort {
+	std::vector<RingCommand> sent;
+	unsigned changes = 0;
+	bool active() const override { return false; }
+	bool has_neighbours() const override { return false; }
+	bool has_right() const override { return false; }
+	bool has_links() const override { return false; }
+	bool synced() const override { return true; }
+	bool handshaked() const override { return true; }
+	unsigned min_version() const override { return ring_version_minor; }
+	int64_t last_sync_time() const override { return 0; }
+	const DirectorHost *self() const override { return nullptr; }
+	RingOrigin next_origin() override { return RingOrigin{}; }
+	void send(const DirectorHost *, const RingCommand &cmd, Effects &, unsigned) override
+	{
+		sent.push_back(cmd);
+	}
+	bool send_right(const RingCommand &cmd, Effects &) override
+	{
+		sent.push_back(cmd);
+		return false;
+	}
+	void pass_on(const RingLink &, const RingCommand &, Effects &) override {}
+	void close(RingLink &, const std::string &, int64_t, Effects &, bool) override {}
+	void changed(int64_t, Effects &) override { changes++; }
+};
+
+struct Owner : UserMoves::Owner {
+	unsigned ended = 0;
+	std::vector<HostId> flushed;
+	void moves_ended(int64_t, Effects &) override { ended++; }
+	void flush_host(HostId host, int64_t, Effects &) override { flushed.push_back(host); }
+};
+
+struct Fixture {
+	DirectorConfig config;
+	Log log;
+	UserTable users;
+	HostList hosts;
+	FakeRing ring;
+	Owner owner;
+	HostId a, b;
+	UserMoves moves;
+	explicit Fixture(DirectorConfig cfg = DirectorConfig())
+		: config(cfg), a(*hosts.add(IpAddr::v4(10, 0, 0, 1), "")),
+		  b(*hosts.add(IpAddr::v4(10, 0, 0, 2), "")),
+		  moves(config, log, users, hosts, ring, owner)
+	{
+	}
+};
+
+const int64_t t0 = 1700000000;
+
+} // namespace
+
+START_TEST(test_user_moves_move_kicks_then_waits_the_kick_delay)
+{
+	Fixture f;
+	UserIndex u = f.users.insert(42, 0, f.a, uint32_t(t0));
+	Effects fx;
+	f.moves.move(nullptr, std::nullopt, 42, f.b, t0, fx);
+	ck_assert_uint_eq(f.users.host(u), f.b);
+	ck_assert(f.users.kill_pending(u));
+	ck_assert(f.moves.moving(42, 0));
+	ck_assert_uint_eq(fx.ipc.size(), 1);
+	ck_assert_str_eq(fx.ipc[0].line.c_str(), "proxy\t*\tKICK-DIRECTOR-HASH\t42");
+	ck_assert_uint_eq(f.moves.users_kicking(), 1);
+	f.moves.ipc_done(fx.ipc[0].id, true, "", t0 + 1, fx);
+	ck_assert_uint_eq(f.moves.users_kicking(), 0);
+	ck_assert(f.moves.moving(42, 0)); // in the kick delay
+	f.moves.tick(t0 + 1 + f.config.user_kick_delay_secs - 1, fx);
+	ck_assert(f.moves.moving(42, 0));
+	f.moves.tick(t0 + 1 + f.config.user_kick_delay_secs, fx);
+	ck_assert(!f.moves.moving(42, 0));
+	ck_assert(!f.users.kill_pending(u));
+	ck_assert_uint_eq(f.owner.ended, 1);
+}
+END_TEST
+
+START_TEST(test_user_moves_flush_program_runs_after_the_kill)
+{
+	DirectorConfig cfg;
+	cfg.flush_program_set = true;
+	Fixture f(cfg);
+	f.users.insert(42, 0, f.a, uint32_t(t0));
+	Effects fx;
+	f.moves.move(nullptr, std::nullopt, 42, f.b, t0, fx);
+	f.moves.ipc_done(fx.ipc[0].id, true, "", t0, fx);
+	ck_assert_uint_eq(fx.flushes.size(), 1);
+	std::vector<std::string> want = {"FLUSH", "42", "10.0.0.1", "10.0.0.2", "up", "100"};
+	ck_assert(fx.flushes[0].args == want);
+	f.moves.flush_done(fx.flushes[0].id, true, t0 + 1, fx);
+	ck_assert(!f.moves.moving(42, 0)); // success skips the kick delay
+}
+END_TEST
+
+START_TEST(test_user_moves_stuck_move_times_out)
+{
+	Fixture f;
+	f.users.insert(42, 0, f.a, uint32_t(t0));
+	Effects fx;
+	f.moves.move(nullptr, std::nullopt, 42, f.b, t0, fx);
+	f.moves.tick(t0 + user_move_timeout_secs - 1, fx);
+	ck_assert(f.moves.moving(42, 0));
+	f.moves.tick(t0 + user_move_timeout_secs, fx);
+	ck_assert(!f.moves.moving(42, 0));
+	ck_assert(!f.log.lines.empty());
+	ck_assert(f.log.lines.back().find("move timed out") != std::string::npos);
+}
+END_TEST
+
+START_TEST(test_user_moves_admin_kicks_queue_over_the_limit)
+{
+	DirectorConfig cfg;
+	cfg.max_parallel_kicks = 1;
+	Fixture f(cfg);
+	Effects fx;
+	AdminReply r = f.moves.user_kick(1, "", "alice", false, fx);
+	ck_assert(!r.later);
+	ck_assert_str_eq(fx.ipc[0].line.c_str(), "proxy\t*\tKICK\talice");
+	r = f.moves.user_kick(2, "", "bob", true, fx);
+	ck_assert_str_eq(r.line.c_str(), "TRYAGAIN");
+	r = f.moves.user_kick(3, "user", "b\tob", false, fx);
+	ck_assert(r.later);
+	ck_assert_uint_eq(fx.ipc.size(), 1);
+	f.moves.ipc_done(fx.ipc[0].id, true, "", t0, fx);
+	ck_assert_uint_eq(fx.ipc.size(), 2);
+	ck_assert_str_eq(fx.ipc[1].line.c_str(), "proxy\t*\tKICK-ALT\tuser\tb\001tob");
+	ck_assert_uint_eq(fx.admin.size(), 1);
+	ck_assert_uint_eq(fx.admin[0].id, 3);
+}
+END_TEST
+
+int main()
+{
+	Suite *s = suite_create("user-moves");
+	TCase *tc = tcase_create("moves");
+	tcase_add_test(tc, test_user_moves_move_kicks_then_waits_the_kick_delay);
+	tcase_add_test(tc, test_user_moves_flush_program_runs_after_the_kill);
+	tcase_add_test(tc, test_user_moves_stuck_move_times_out);
+	tcase_add_test(tc, test_user_moves_admin_kicks_queue_over_the_limit);
+	suite_add_tcase(s, tc);
+	return run_suite(s);
+}
