@@ -18,6 +18,8 @@ int Director::user_refresh(const std::string &who, uint32_t hash, HostId host, i
 	UserIndex u = users_.find(hash, tag);
 	if (u == no_user) {
 		u = users_.insert(hash, tag, host, static_cast<uint32_t>(timestamp));
+		if (u == no_user)
+			return -1; // table full: ignored, as if expired
 		users_.set_weak(u, weak);
 		user_r = u;
 		return 1;

@@ -32,6 +32,8 @@ struct DirectorConfig {
 	uint32_t ping_max_timeout_secs = 60;
 	UsernameHash username_hash;
 	bool flush_program_set = false; // director_flush_socket is non-empty
+	// The most users the table holds; lookups of new users beyond it fail.
+	size_t max_users = size_t{1} << 27;
 };
 
 // Stock timing constants (ring-protocol.md §8).

@@ -9,7 +9,7 @@
 namespace director::core {
 
 Director::Director(DirectorConfig config, LogSink &log)
-	: config_(std::move(config)), log_(log), ring_(config_, log_, hosts_, users_, *this),
+	: config_(std::move(config)), log_(log), users_(config_.max_users), ring_(config_, log_, hosts_, users_, *this),
 	  moves_(config_, log_, users_, hosts_, ring_, *this)
 {
 }
@@ -122,6 +122,16 @@ bool Director::try_lookup(PendingLookup &req, int64_t now, Effects &fx)
 			return false;
 		}
 		u = users_.insert(req.user_hash, *tag, host, static_cast<uint32_t>(now));
+		if (u == no_user) {
+			// The table is full: answering with the hashed host would
+			// leave the user unknown to the ring.
+			log_.log(LogLevel::error, "User table is full (" +
+							  std::to_string(users_.size()) +
+							  " users): failing lookup of user hash " +
+							  std::to_string(req.user_hash));
+			fx.lookups.push_back({req.id, std::nullopt, "User table is full"});
+			return true;
+		}
 	}
 	broadcast_user(ring_.self(), u, fx);
 	const MailHost &h = hosts_.get(host);

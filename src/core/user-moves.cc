@@ -81,6 +81,11 @@ void UserMoves::move(const DirectorHost *src, std::optional<RingOrigin> origin, 
 	std::optional<HostId> old_host;
 	if (u == no_user) {
 		u = users_.insert(hash, tag, host, static_cast<uint32_t>(now));
+		if (u == no_user) {
+			log_.log(LogLevel::error, "User table is full: not moving user hash " +
+							  std::to_string(hash));
+			return;
+		}
 	} else {
 		old_host = users_.host(u);
 		if (*old_host != host)

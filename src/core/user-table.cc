@@ -47,7 +47,7 @@ inline uint32_t fingerprint(uint64_t h)
 
 } // namespace
 
-UserTable::UserTable() = default;
+UserTable::UserTable(size_t limit) : limit_(limit < max_users ? limit : max_users) {}
 UserTable::~UserTable() = default;
 
 void UserTable::invalid_index_(UserIndex u)
@@ -87,7 +87,7 @@ UserIndex UserTable::insert(uint32_t user_hash, TagId tag, HostId host, uint32_t
 		invariant_failed_("insert with invalid_host");
 	if (tag > max_tag_id)
 		invariant_failed_("insert with a tag above max_tag_id");
-	if (count_ >= max_users)
+	if (count_ >= limit_)
 		return no_user;
 	if (count_ + 1 > index_grow_at_)
 		index_grow_();

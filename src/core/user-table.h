@@ -38,8 +38,10 @@ public:
 	// The most users the table can hold (its index packs the slab position into 27 bits).
 	static constexpr size_t max_users = (size_t{1} << 27) - 1;
 
-	UserTable();
+	// `limit`: the most users insert() accepts (at most max_users).
+	explicit UserTable(size_t limit = max_users);
 	~UserTable();
+	size_t limit() const { return limit_; }
 	UserTable(const UserTable &) = delete;
 	UserTable &operator=(const UserTable &) = delete;
 
@@ -48,7 +50,7 @@ public:
 
 	// Adds a user that find() does not know (adding it twice aborts), with its flags clear,
 	// and places it in expiry order by `timestamp`. Returns its index, or no_user only when
-	// the table already holds max_users. The caller caps `timestamp` at "now".
+	// the table already holds limit() users. The caller caps `timestamp` at "now".
 	UserIndex insert(uint32_t user_hash, TagId tag, HostId host, uint32_t timestamp);
 
 	// Sets u's timestamp and moves it in expiry order. The table enforces that timestamps
@@ -198,6 +200,7 @@ private:
 	UserIndex head_ = no_user;
 	UserIndex tail_ = no_user;
 	size_t count_ = 0;
+	size_t limit_;
 	bool sorted_ = true;
 
 	std::vector<uint32_t> host_users_;

@@ -20,7 +20,7 @@ suite=${DD_SUITE:-trixie}
 mirror=${DD_MIRROR:-}
 packages=(dovecot-core dovecot-dev dovecot-imapd dovecot-pop3d dovecot-lmtpd
 	  build-essential g++ autoconf automake libtool pkg-config check libssl-dev
-	  python3 python3-pytest debhelper ucf)
+	  python3 python3-pytest python3-prometheus-client debhelper ucf)
 ready_stamp=$root/.dd-ready
 
 die() {

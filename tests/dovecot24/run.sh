@@ -51,7 +51,8 @@ status=0
 	DIRECTOR_CONFIGURE_FLAGS=--enable-werror /src/tests/package/test-package.sh build /src /build
 	/src/tests/package/test-package.sh install /build
 	cd /src/tests/dovecot24
-	timeout 600 python3 -m pytest -v -p no:cacheprovider test_smoke24.py >/build/pytest.log 2>&1
+	timeout 600 python3 -m pytest -v -p no:cacheprovider test_smoke24.py test_metrics24.py \
+		>/build/pytest.log 2>&1
 ' | tee "$root.package.log" || status=$?
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 if [ $status -eq 0 ]; then

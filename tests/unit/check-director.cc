@@ -374,6 +374,29 @@ START_TEST(test_director_refuses_more_tags_than_the_user_table_holds)
 }
 END_TEST
 
+// Regression (outside audit): at the user table's limit insert() returned "no
+// user", no caller checked it and the process aborted. The lookup fails with an
+// error now; known users are still answered, and moves and ring users are refused.
+START_TEST(test_director_full_user_table_fails_the_lookup)
+{
+	DirectorConfig cfg;
+	cfg.max_users = 3;
+	Fixture f(cfg);
+	ck_assert(!f.lookup(1, "u1", t0).empty());
+	ck_assert(!f.lookup(2, "u2", t0).empty());
+	std::string third = f.lookup(3, "u3", t0);
+	ck_assert(third.rfind("FAIL:", 0) != 0);
+	std::string fourth = f.lookup(4, "u4", t0);
+	ck_assert_str_eq(fourth.c_str(), "FAIL:User table is full");
+	ck_assert_uint_eq(f.dir.user_count(), 3);
+	std::string again = f.lookup(5, "u3", t0);
+	ck_assert_str_eq(again.c_str(), third.c_str());
+	AdminReply moved = f.dir.user_move(f.dir.user_hash("u9"), ip("10.0.0.1"), t0, f.fx);
+	ck_assert_str_eq(moved.line.c_str(), "OK");
+	ck_assert_uint_eq(f.dir.user_count(), 3);
+}
+END_TEST
+
 int main()
 {
 	Suite *s = suite_create("director");
@@ -382,6 +405,7 @@ int main()
 	tcase_add_test(tc, test_director_lookup_without_hosts_waits_then_times_out);
 	tcase_add_test(tc, test_director_queued_lookup_is_answered_when_a_host_comes_up);
 	tcase_add_test(tc, test_director_cancelled_lookup_is_never_answered);
+	tcase_add_test(tc, test_director_full_user_table_fails_the_lookup);
 	tcase_add_test(tc, test_director_tagged_user_goes_to_tagged_host_only);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("moves");
