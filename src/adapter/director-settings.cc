@@ -9,9 +9,7 @@ extern "C" {
 #include "master-service.h"
 #include "master-service-settings.h"
 #include "settings-shim.h"
-#if DIRECTOR_DOVECOT_API == 23
 #include "health-settings-shim.h"
-#endif
 }
 
 namespace director::adapter {
@@ -45,6 +43,23 @@ DirectorSettings copy_and_check(const director_settings_shim *set)
 	return out;
 }
 
+void copy_health(const director_health_settings_shim *hs, DirectorSettings &out)
+{
+	out.health_checks = hs->director_health_checks;
+	out.health_interval_msecs = hs->director_health_interval;
+	out.health_timeout_msecs = hs->director_health_timeout;
+	out.health_fail_rounds = hs->director_health_fail_rounds;
+	out.health_rapid_interval_msecs = hs->director_health_rapid_interval;
+	out.health_rapid_polls = hs->director_health_rapid_polls;
+	out.health_rapid_threshold = hs->director_health_rapid_threshold;
+	out.health_max_down = hs->director_health_max_down;
+	out.health_deciders = hs->director_health_deciders;
+	out.health_decider_timeout_secs = hs->director_health_decider_timeout;
+	out.health_login_file = hs->director_health_login_file;
+	out.health_lmtp_from = hs->director_health_lmtp_from;
+	out.health_lmtp_rcpt = hs->director_health_lmtp_rcpt;
+}
+
 } // namespace
 
 #if DIRECTOR_DOVECOT_API == 23
@@ -64,20 +79,7 @@ DirectorSettings director_settings_get()
 	DirectorSettings out = copy_and_check(static_cast<const director_settings_shim *>(others[0]));
 	out.verbose_proctitle = master_service_settings_get(master_service)->verbose_proctitle;
 
-	const auto *hs = static_cast<const director_health_settings_shim *>(others[1]);
-	out.health_checks = hs->director_health_checks;
-	out.health_interval_msecs = hs->director_health_interval;
-	out.health_timeout_msecs = hs->director_health_timeout;
-	out.health_fail_rounds = hs->director_health_fail_rounds;
-	out.health_rapid_interval_msecs = hs->director_health_rapid_interval;
-	out.health_rapid_polls = hs->director_health_rapid_polls;
-	out.health_rapid_threshold = hs->director_health_rapid_threshold;
-	out.health_max_down = hs->director_health_max_down;
-	out.health_deciders = hs->director_health_deciders;
-	out.health_decider_timeout_secs = hs->director_health_decider_timeout;
-	out.health_login_file = hs->director_health_login_file;
-	out.health_lmtp_from = hs->director_health_lmtp_from;
-	out.health_lmtp_rcpt = hs->director_health_lmtp_rcpt;
+	copy_health(static_cast<const director_health_settings_shim *>(others[1]), out);
 	return out;
 }
 
@@ -90,15 +92,21 @@ void director_settings_read()
 		i_fatal("Error reading configuration: %s", error);
 }
 
-// Health checks are not declared for 2.4 yet: they stay off (defaults).
 DirectorSettings director_settings_get()
 {
+	struct event *event = master_service_get_event(master_service);
 	const director_settings_shim *set;
 	const char *error;
-	if (director_settings_shim_get(master_service_get_event(master_service), &set, &error) < 0)
+	if (director_settings_shim_get(event, &set, &error) < 0)
 		i_fatal("Error reading configuration: %s", error);
 	DirectorSettings out = copy_and_check(set);
 	director_settings_shim_free(&set);
+
+	const director_health_settings_shim *hs;
+	if (director_health_settings_shim_get(event, &hs, &error) < 0)
+		i_fatal("Error reading configuration: %s", error);
+	copy_health(hs, out);
+	director_health_settings_shim_free(&hs);
 	out.verbose_proctitle =
 		master_service_get_service_settings(master_service)->verbose_proctitle;
 	return out;

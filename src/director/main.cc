@@ -318,9 +318,22 @@ void main_preinit()
 	if (auto health = make_health_config(set, ring_port)) {
 		std::optional<core::HealthDecider> self;
 		std::optional<core::IpAddr> source;
-		if (!ring.directors.empty()) {
-			self = core::HealthDecider{ring.self_ip, ring.self_port};
+		// A ring of one (director_servers lists only this director) has
+		// no peer to share the decision with: it decides as a standalone
+		// director does, unless director_health_deciders leaves it out.
+		bool ring_of_one = std::all_of(
+			ring.directors.begin(), ring.directors.end(),
+			[&ring](const core::RingDirectorConfig &d) {
+				return d.ip == ring.self_ip && d.port == ring.self_port;
+			});
+		core::HealthDecider me{ring.self_ip, ring.self_port};
+		bool excluded = !health->deciders.empty() &&
+				std::find(health->deciders.begin(), health->deciders.end(),
+					  me) == health->deciders.end();
+		if (!ring.directors.empty())
 			source = ring.self_ip;
+		if (!ring.directors.empty() && (!ring_of_one || excluded)) {
+			self = me;
 			if (health->deciders.empty()) {
 				e_warning(adapter::director_root_event(),
 					  "health: director_health_deciders is empty: backends are "

@@ -7,7 +7,8 @@
 # into it, builds the Debian package there with warnings as errors (which runs
 # the unit suites), installs it with apt-get (the director, the settings
 # plugin, the doveadm and login plugins in the chroot's Dovecot), and runs the
-# 2.4 integration tests (test_smoke24.py) against the installed files and real
+# 2.4 integration tests (test_smoke24.py, test_metrics24.py, test_health24.py,
+# test_features24.py) against the installed files and real
 # 2.4.1 processes on loopback; at the end the package is removed again
 # (tests/package/test-package.sh). Then, on the
 # host, the mixed-version ring (test_mixed_ring.py): the host's Dovecot 2.3
@@ -51,8 +52,8 @@ status=0
 	DIRECTOR_CONFIGURE_FLAGS=--enable-werror /src/tests/package/test-package.sh build /src /build
 	/src/tests/package/test-package.sh install /build
 	cd /src/tests/dovecot24
-	timeout 600 python3 -m pytest -v -p no:cacheprovider test_smoke24.py test_metrics24.py \
-		>/build/pytest.log 2>&1
+	timeout 900 python3 -m pytest -v -p no:cacheprovider test_smoke24.py test_metrics24.py \
+		test_health24.py test_features24.py >/build/pytest.log 2>&1
 ' | tee "$root.package.log" || status=$?
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 if [ $status -eq 0 ]; then
