@@ -9,6 +9,7 @@ extern "C" {
 #include "master-service.h"
 #include "master-service-settings.h"
 #include "settings-shim.h"
+#include "state-settings-shim.h"
 #include "health-settings-shim.h"
 }
 
@@ -43,6 +44,14 @@ DirectorSettings copy_and_check(const director_settings_shim *set)
 	return out;
 }
 
+void check_state(const DirectorSettings &out)
+{
+	if (!out.state_file.empty() && out.state_interval_secs == 0) {
+		i_fatal("Invalid setting director_state_interval=0: must be at least 1 sec "
+			"(to keep no state file, set director_state_file empty)");
+	}
+}
+
 void copy_health(const director_health_settings_shim *hs, DirectorSettings &out)
 {
 	out.health_checks = hs->director_health_checks;
@@ -67,7 +76,8 @@ void copy_health(const director_health_settings_shim *hs, DirectorSettings &out)
 void director_settings_read()
 {
 	static const setting_parser_info *roots[] = {&director_settings_shim_info,
-						     &director_health_settings_shim_info, nullptr};
+						     &director_health_settings_shim_info,
+						     &director_state_settings_shim_info, nullptr};
 	const char *error;
 	if (master_service_settings_read_simple(master_service, roots, &error) < 0)
 		i_fatal("Error reading configuration: %s", error);
@@ -78,6 +88,12 @@ DirectorSettings director_settings_get()
 	void **others = master_service_settings_get_others(master_service);
 	DirectorSettings out = copy_and_check(static_cast<const director_settings_shim *>(others[0]));
 	out.verbose_proctitle = master_service_settings_get(master_service)->verbose_proctitle;
+	out.state_dir = master_service_settings_get(master_service)->state_dir;
+
+	const auto *ss = static_cast<const director_state_settings_shim *>(others[2]);
+	out.state_file = ss->director_state_file;
+	out.state_interval_secs = ss->director_state_interval;
+	check_state(out);
 
 	copy_health(static_cast<const director_health_settings_shim *>(others[1]), out);
 	return out;
@@ -109,6 +125,16 @@ DirectorSettings director_settings_get()
 	director_health_settings_shim_free(&hs);
 	out.verbose_proctitle =
 		master_service_get_service_settings(master_service)->verbose_proctitle;
+	out.state_dir = master_service_get_service_settings(master_service)->state_dir;
+
+	const director_state_settings_shim *ss;
+	if (director_state_settings_shim_get(master_service_get_event(master_service), &ss,
+					     &error) < 0)
+		i_fatal("Error reading configuration: %s", error);
+	out.state_file = ss->director_state_file;
+	out.state_interval_secs = ss->director_state_interval;
+	director_state_settings_shim_free(&ss);
+	check_state(out);
 	return out;
 }
 

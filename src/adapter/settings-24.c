@@ -10,6 +10,7 @@
 #include "settings-parser.h"
 #include "service-settings.h"
 #include "settings-shim.h"
+#include "state-settings-shim.h"
 #include "health-settings-shim.h"
 
 #undef DEF
@@ -64,6 +65,43 @@ int director_settings_shim_get(struct event *event, const struct director_settin
 }
 
 void director_settings_shim_free(const struct director_settings_shim **set)
+{
+	settings_free(*set);
+}
+
+/* The state file (director_state_*): its own parser info, so it can move to a
+   unified settings table without touching the stock-named ones above. */
+#undef DEF
+#define DEF(type, name) \
+	SETTING_DEFINE_STRUCT_##type(#name, name, struct director_state_settings_shim)
+
+static const struct setting_define director_state_shim_defines[] = {
+	DEF(STR_NOVARS, director_state_file),
+	DEF(TIME, director_state_interval),
+	SETTING_DEFINE_LIST_END
+};
+
+static const struct director_state_settings_shim director_state_shim_defaults = {
+	.director_state_file = DIRECTOR_STATE_FILE_DEFAULT,
+	.director_state_interval = DIRECTOR_STATE_INTERVAL_DEFAULT,
+};
+
+const struct setting_parser_info director_state_settings_shim_info = {
+	.name = "director_state",
+	.defines = director_state_shim_defines,
+	.defaults = &director_state_shim_defaults,
+	.struct_size = sizeof(struct director_state_settings_shim),
+	.pool_offset1 = 1 + offsetof(struct director_state_settings_shim, pool),
+};
+
+int director_state_settings_shim_get(struct event *event,
+				     const struct director_state_settings_shim **set_r,
+				     const char **error_r)
+{
+	return settings_get(event, &director_state_settings_shim_info, 0, set_r, error_r);
+}
+
+void director_state_settings_shim_free(const struct director_state_settings_shim **set)
 {
 	settings_free(*set);
 }
@@ -140,6 +178,7 @@ const char *director_settings_version = DOVECOT_ABI_VERSION;
 
 const struct setting_parser_info *const director_settings_set_infos[] = {
 	&director_settings_shim_info,
+	&director_state_settings_shim_info,
 	&director_health_settings_shim_info,
 	NULL
 };

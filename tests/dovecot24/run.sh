@@ -12,7 +12,8 @@
 # 2.4.1 processes on loopback; at the end the package is removed again
 # (tests/package/test-package.sh). Then, on the
 # host, the mixed-version ring (test_mixed_ring.py): the host's Dovecot 2.3
-# director (stock, or MIXED_DIRECTOR_BIN) and ours on 2.4 in one ring. The chroot is
+# director (stock, or MIXED_DIRECTOR_BIN) and ours on 2.4 in one ring, and the
+# chaos test with one 2.4 director in a 2.3 ring (CHAOS24_SECONDS). The chroot is
 # deleted afterwards unless DD_KEEP_CHROOT=yes; DD_CHROOT picks its place
 # (default /tmp/dd-trixie). The last line is "tests24: N passed, N failed".
 set -euo pipefail
@@ -61,6 +62,23 @@ if [ $status -eq 0 ]; then
 		-p no:cacheprovider "$here/test_mixed_ring.py" >"$root/build/pytest-mixed.log" 2>&1 ||
 		status=$?
 fi
+# The chaos test (tests/integration/test_chaos.py) with our 2.4 director in a
+# ring of 2.3 ones: CHAOS24_SECONDS of chaos (default 60; 0 skips it; longer
+# runs e.g. 600), CHAOS24_MIX the ring (default stock,ours24,stock: stock 2.3
+# directors on the host, ours on 2.4 from the chroot; "ours" needs DIRECTOR_BIN,
+# a 2.3 build of ours). The cluster lives inside the chroot so that both
+# sides see its files.
+if [ $status -eq 0 ] && [ "${CHAOS24_SECONDS:-60}" != 0 ]; then
+	rm -rf "$root/tmp/chaos24"
+	mkdir -p "$root/tmp/chaos24"
+	CHAOS_SECONDS=${CHAOS24_SECONDS:-60} CHAOS_MIX=${CHAOS24_MIX:-stock,ours24,stock} \
+		CHAOS_TMPDIR=$root/tmp/chaos24 DIRECTOR_BIN=${DIRECTOR_BIN:-/usr/lib/dovecot/director} \
+		STOCK_DIRECTOR_BIN=${STOCK_DIRECTOR_BIN:-/usr/lib/dovecot/director} \
+		PYTHONDONTWRITEBYTECODE=1 timeout $((${CHAOS24_SECONDS:-60} + 900)) \
+		"$here/chroot.sh" host /usr/bin/python3 -m pytest -v -p no:cacheprovider \
+		"$src/tests/integration/test_chaos.py" >"$root/build/pytest-chaos24.log" 2>&1 ||
+		status=$?
+fi
 # Removing the package takes every file out of Dovecot's directories again.
 "$here/chroot.sh" run /src/tests/package/test-package.sh remove | tee -a "$root.package.log" ||
 	status=$?
@@ -71,7 +89,8 @@ passed=0 failed=0 skipped=0
 # shellcheck source=tests/tally.sh
 . "$src/tests/tally.sh"
 tally_check_logs "$root"/build/src/debian/build/tests/unit/check-*.log
-for log in "$root/build/pytest.log" "$root/build/pytest-mixed.log"; do
+for log in "$root/build/pytest.log" "$root/build/pytest-mixed.log" \
+	"$root/build/pytest-chaos24.log"; do
 	[ -f "$log" ] || continue
 	grep -E '(PASSED|FAILED|ERROR)' "$log" | grep '::' || true
 	[ $status -eq 0 ] || tail -n 80 "$log"
