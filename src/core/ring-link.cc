@@ -53,9 +53,16 @@ bool RingLink::pong(int64_t now)
 	return true;
 }
 
+void RingLink::start_resend_stream(UserTable &users)
+{
+	start_user_stream(users);
+	resend_ = true;
+}
+
 void RingLink::start_user_stream(UserTable &users)
 {
 	stop_user_stream();
+	resend_ = false;
 	stream_users_ = &users;
 	stream_cursor_ = users.open_cursor();
 }
@@ -78,7 +85,7 @@ bool RingLink::continue_user_stream(const HostList &hosts, int64_t now, Effects 
 	batch.reserve(ring_handshake_users_per_batch * 40);
 	// Written by hand rather than through format_ring_command(): a million of these go
 	// out when a director joins.
-	const char *cmd = pctx.peer_minor >= ring_minor_handshake_u ? "U\t" : "USER\t";
+	const char *cmd = pctx.peer_minor >= ring_minor_handshake_u && !resend_ ? "U\t" : "USER\t";
 	char num[16];
 	size_t n = 0;
 	if (send_ip_generation_ != hosts.ids_generation()) {
@@ -89,6 +96,12 @@ bool RingLink::continue_user_stream(const HostList &hosts, int64_t now, Effects 
 		UserIndex u = users.cursor_next(stream_cursor_);
 		if (u == no_user)
 			break;
+		if (!users.resend(u)) {
+			if (resend_)
+				continue;
+		} else {
+			users.set_resend(u, false);
+		}
 		HostId host = users.host(u);
 		if (send_ip_text_.size() <= host)
 			send_ip_text_.resize(host + 1);
@@ -100,7 +113,7 @@ bool RingLink::continue_user_stream(const HostList &hosts, int64_t now, Effects 
 		batch += send_ip_text_[host];
 		batch += '\t';
 		batch.append(num, size_t(std::snprintf(num, sizeof(num), "%u", users.timestamp(u))));
-		if (users.weak(u))
+		if (users.weak(u) && !resend_)
 			batch += "\tw";
 		batch += '\n';
 		users_sent++;

@@ -57,6 +57,10 @@ public:
 	// table owns the stream's cursor, so users erased, refreshed or re-sorted meanwhile
 	// are never skipped.
 	void start_user_stream(UserTable &users);
+	// Like the handshake stream, but after the handshake: only users marked resend,
+	// as USER commands, which peers refresh and pass on only when new to them.
+	void start_resend_stream(UserTable &users);
+	bool resending() const { return resend_; }
 	// Sends the next batch; true when the last user has been sent.
 	bool continue_user_stream(const HostList &hosts, int64_t now, Effects &fx);
 	bool sending_users() const { return stream_users_ != nullptr; }
@@ -78,6 +82,8 @@ public:
 	unsigned users_sent = 0;
 	bool want_drain = false;
 	bool users_unsorted = false;
+	// Users this incoming handshake added or changed (marked resend in the table).
+	unsigned users_to_resend = 0;
 	int64_t created = 0;
 	int64_t last_input = 0;
 	int64_t last_output = 0;
@@ -95,6 +101,7 @@ private:
 	State state_;
 	UserTable *stream_users_ = nullptr;
 	UserTable::Cursor stream_cursor_ = 0;
+	bool resend_ = false;
 	// handshake sending: host id -> address text, valid for one generation of host ids
 	std::vector<std::string> send_ip_text_;
 	uint64_t send_ip_generation_ = 0;
