@@ -1,4 +1,4 @@
-// Stats client set-up with director_log naming on 2.3 (see stats-client.h).
+// Stats client set-up with director_log naming (see stats-client.h).
 #include "adapter/stats-client.h"
 
 #include <cstring>
@@ -9,7 +9,6 @@ extern "C" {
 #include "master-service.h"
 }
 
-#if DIRECTOR_DOVECOT_API < 24
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 extern "C" {
@@ -18,11 +17,8 @@ extern "C" {
 #include "lib-event-private.h"
 }
 #pragma GCC diagnostic pop
-#endif
 
 namespace director::adapter {
-
-#if DIRECTOR_DOVECOT_API < 24
 
 namespace {
 
@@ -60,16 +56,5 @@ void stats_client_start()
 	event_register_callback(name_director_event);
 	master_service_init_stats_client(master_service, false);
 }
-
-#else
-
-unsigned stats_client_master_service_flags()
-{
-	return 0;
-}
-
-void stats_client_start() {}
-
-#endif
 
 } // namespace director::adapter

@@ -18,7 +18,7 @@ root=${DD_CHROOT:-/tmp/dd-trixie}
 mirror=${DD_MIRROR:-http://deb.debian.org/debian}
 packages=(dovecot-core dovecot-dev dovecot-imapd dovecot-pop3d dovecot-lmtpd
 	  build-essential g++ autoconf automake libtool pkg-config check libssl-dev
-	  python3 python3-pytest)
+	  python3 python3-pytest python3-prometheus-client)
 ready_stamp=$root/.dd-ready
 
 die() {

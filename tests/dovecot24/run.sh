@@ -50,7 +50,8 @@ status=0
 	make -j2 -C tests/unit check >unit.log 2>&1 || { cat tests/unit/test-suite.log; exit 1; }
 	make install >install.log 2>&1 || { tail -n 30 install.log; exit 1; }
 	cd /src/tests/dovecot24
-	timeout 600 python3 -m pytest -v -p no:cacheprovider test_smoke24.py >/build/pytest.log 2>&1
+	timeout 600 python3 -m pytest -v -p no:cacheprovider test_smoke24.py test_metrics24.py \
+		>/build/pytest.log 2>&1
 ' || status=$?
 if [ $status -eq 0 ]; then
 	PYTHONDONTWRITEBYTECODE=1 timeout 600 "$here/chroot.sh" host /usr/bin/python3 -m pytest -v \

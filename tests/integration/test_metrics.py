@@ -464,3 +464,43 @@ def test_counters_follow_a_killed_ring_peer(make_cluster):
                 gauge(m, "dovecot_director_ring_connections", direction="left") == 1 and
                 gauge(m, "dovecot_director_ring_connections", direction="right") == 1)
     wait_gauges(d1, formed, "ring formed again on d1", deadline_secs=60)
+
+
+def test_health_gauges_and_counters_follow_a_stopped_backend(make_cluster):
+    """With health checks on: the stateset, check result and down-by-health
+    gauges of a stopped backend, and the health counters in stats."""
+    import test_health as th
+    if os.path.realpath(rig.director_bin()) == os.path.realpath(rig.STOCK_DIRECTOR):
+        pytest.skip("health checks are a feature of our director, not of stock")
+    src = os.environ.get("HEALTH_SETTINGS_MODULE") or th.built_file(
+        "adapter", th.MODULE_NAME, th.SETTINGS_DIR)
+    with th.installed(src, th.SETTINGS_DIR, th.MODULE_NAME):
+        c = make_cluster(nbackends=3, nusers=10)
+        ip = "%s.100" % c.base
+        probe = c.users[-1]
+        d = c.add_director(extra_conf=th.health_conf(c, probe, "", max_down="1") +
+                           stats_conf(ip) + metrics_conf(ip))
+        c.start()
+        m = wait_gauges(d, lambda m: gauge(m, "dovecot_director_health_decider") == 1 and
+                        all(gauge(m, "dovecot_director_host_health_check_ok", host=b.ip,
+                                  tag="") == 1 for b in c.backends),
+                        "every backend checked ok")
+        for b in c.backends:
+            assert gauge(m, "dovecot_director_host_health", host=b.ip, tag="",
+                         dovecot_director_host_health="up") == 1
+        victim = c.backends[1]
+        c.stop(only=[victim])
+        m = wait_gauges(d, lambda m: gauge(m, "dovecot_director_host_down_by_health",
+                                           host=victim.ip, tag="") == 1,
+                        "stopped backend taken down by health", deadline_secs=th.VERDICT_DEADLINE_SECS)
+        assert gauge(m, "dovecot_director_host_health", host=victim.ip, tag="",
+                     dovecot_director_host_health="down") == 1
+        assert gauge(m, "dovecot_director_host_health_check_ok", host=victim.ip, tag="") == 0
+        assert gauge(m, "dovecot_director_host_up", host=victim.ip, tag="") == 0
+        for b in c.backends:
+            if b is not victim:
+                assert gauge(m, "dovecot_director_host_up", host=b.ip, tag="") == 1
+        wait_counters(d, lambda m: counter(m, "dovecot_director_health_actions_total",
+                                           action="down") == 1 and
+                      counter(m, "dovecot_director_host_changes_total", action="down") == 1,
+                      "one health down action and one host change")
