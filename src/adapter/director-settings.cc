@@ -9,9 +9,8 @@ extern "C" {
 #include "master-service.h"
 #include "master-service-settings.h"
 #include "settings-shim.h"
-#if DIRECTOR_DOVECOT_API == 23
+#include "state-settings-shim.h"
 #include "health-settings-shim.h"
-#endif
 }
 
 namespace director::adapter {
@@ -45,26 +44,16 @@ DirectorSettings copy_and_check(const director_settings_shim *set)
 	return out;
 }
 
-} // namespace
-
-#if DIRECTOR_DOVECOT_API == 23
-
-void director_settings_read()
+void check_state(const DirectorSettings &out)
 {
-	static const setting_parser_info *roots[] = {&director_settings_shim_info,
-						     &director_health_settings_shim_info, nullptr};
-	const char *error;
-	if (master_service_settings_read_simple(master_service, roots, &error) < 0)
-		i_fatal("Error reading configuration: %s", error);
+	if (!out.state_file.empty() && out.state_interval_secs == 0) {
+		i_fatal("Invalid setting director_state_interval=0: must be at least 1 sec "
+			"(to keep no state file, set director_state_file empty)");
+	}
 }
 
-DirectorSettings director_settings_get()
+void copy_health(const director_health_settings_shim *hs, DirectorSettings &out)
 {
-	void **others = master_service_settings_get_others(master_service);
-	DirectorSettings out = copy_and_check(static_cast<const director_settings_shim *>(others[0]));
-	out.verbose_proctitle = master_service_settings_get(master_service)->verbose_proctitle;
-
-	const auto *hs = static_cast<const director_health_settings_shim *>(others[1]);
 	out.health_checks = hs->director_health_checks;
 	out.health_interval_msecs = hs->director_health_interval;
 	out.health_timeout_msecs = hs->director_health_timeout;
@@ -78,6 +67,35 @@ DirectorSettings director_settings_get()
 	out.health_login_file = hs->director_health_login_file;
 	out.health_lmtp_from = hs->director_health_lmtp_from;
 	out.health_lmtp_rcpt = hs->director_health_lmtp_rcpt;
+}
+
+} // namespace
+
+#if DIRECTOR_DOVECOT_API == 23
+
+void director_settings_read()
+{
+	static const setting_parser_info *roots[] = {&director_settings_shim_info,
+						     &director_health_settings_shim_info,
+						     &director_state_settings_shim_info, nullptr};
+	const char *error;
+	if (master_service_settings_read_simple(master_service, roots, &error) < 0)
+		i_fatal("Error reading configuration: %s", error);
+}
+
+DirectorSettings director_settings_get()
+{
+	void **others = master_service_settings_get_others(master_service);
+	DirectorSettings out = copy_and_check(static_cast<const director_settings_shim *>(others[0]));
+	out.verbose_proctitle = master_service_settings_get(master_service)->verbose_proctitle;
+	out.state_dir = master_service_settings_get(master_service)->state_dir;
+
+	const auto *ss = static_cast<const director_state_settings_shim *>(others[2]);
+	out.state_file = ss->director_state_file;
+	out.state_interval_secs = ss->director_state_interval;
+	check_state(out);
+
+	copy_health(static_cast<const director_health_settings_shim *>(others[1]), out);
 	return out;
 }
 
@@ -90,17 +108,33 @@ void director_settings_read()
 		i_fatal("Error reading configuration: %s", error);
 }
 
-// Health checks are not declared for 2.4 yet: they stay off (defaults).
 DirectorSettings director_settings_get()
 {
+	struct event *event = master_service_get_event(master_service);
 	const director_settings_shim *set;
 	const char *error;
-	if (director_settings_shim_get(master_service_get_event(master_service), &set, &error) < 0)
+	if (director_settings_shim_get(event, &set, &error) < 0)
 		i_fatal("Error reading configuration: %s", error);
 	DirectorSettings out = copy_and_check(set);
 	director_settings_shim_free(&set);
+
+	const director_health_settings_shim *hs;
+	if (director_health_settings_shim_get(event, &hs, &error) < 0)
+		i_fatal("Error reading configuration: %s", error);
+	copy_health(hs, out);
+	director_health_settings_shim_free(&hs);
 	out.verbose_proctitle =
 		master_service_get_service_settings(master_service)->verbose_proctitle;
+	out.state_dir = master_service_get_service_settings(master_service)->state_dir;
+
+	const director_state_settings_shim *ss;
+	if (director_state_settings_shim_get(master_service_get_event(master_service), &ss,
+					     &error) < 0)
+		i_fatal("Error reading configuration: %s", error);
+	out.state_file = ss->director_state_file;
+	out.state_interval_secs = ss->director_state_interval;
+	director_state_settings_shim_free(&ss);
+	check_state(out);
 	return out;
 }
 

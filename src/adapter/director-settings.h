@@ -21,6 +21,11 @@ struct DirectorSettings {
 	unsigned max_parallel_kicks = 100;
 	uint64_t output_buffer_size = 10 * 1024 * 1024;
 	bool verbose_proctitle = false;
+	std::string state_dir; // Dovecot's state_dir
+
+	// director_state_* (the state file); file empty = no state file.
+	std::string state_file = "director.state";
+	unsigned state_interval_secs = 30;
 
 	// director_health_* (issue #7); checks empty = health checks off.
 	std::string health_checks;

@@ -4,8 +4,17 @@
 // proxied sessions whose user name hashes to it. One command is in flight at
 // a time: anvil answers a kick only once the login processes did, and a
 // later CONNECT-DUMP would be answered before it.
+//
+// The connection: an anvil restart (a crash, a kill) closes it, and by then
+// the director runs unprivileged. It connects to "anvil-director", the anvil
+// listener the settings plugin adds for the director's user, at startup and
+// again after every disconnect, so kicks keep working. Only when that
+// listener is missing (an operator removed it) does it fall back to anvil's
+// root-only socket, which works while privileged (at startup) and fails
+// loudly after a restart.
 #include "adapter/kick-client.h"
 
+#include <cerrno>
 #include <deque>
 #include <optional>
 
@@ -19,8 +28,9 @@ namespace director::adapter {
 
 namespace {
 
-// anvil's client socket, relative to base_dir. It is root's (mode 0600), so
-// the connection is made before privileges are dropped and kept.
+// anvil's listeners, relative to base_dir: ours (owned by the director's
+// user, settings-24.c) and anvil's own (root's, mode 0600).
+constexpr const char *anvil_director_socket_path = "anvil-director";
 constexpr const char *anvil_socket_path = "anvil";
 constexpr size_t anvil_max_line_bytes = 64 * 1024;
 // anvil gives up on a login process after 25 s; we wait a little longer.
@@ -43,7 +53,7 @@ public:
 			done(false, kick.error());
 			return;
 		}
-		jobs_.push_back(Job{std::move(kick).value(), std::move(done), {}, 0, false});
+		jobs_.push_back(Job{std::move(kick).value(), std::move(done), {}, 0, false, false});
 		// Inside a callback of ours, finish_front() starts it afterwards.
 		if (jobs_.size() == 1 && !in_callback_)
 			start_front();
@@ -56,17 +66,39 @@ private:
 		std::deque<std::string> session_kicks; // by hash: still to send
 		unsigned kicked;
 		bool dumping; // reading CONNECT-DUMP output
+		bool retried = false; // sent again after anvil disconnected
 	};
 
 	bool ensure_connected()
 	{
 		if (stream_)
 			return true;
-		int fd = net_connect_unix(anvil_socket_path);
-		if (fd == -1) {
-			e_error(event_, "net_connect_unix(%s) failed: %m", anvil_socket_path);
+		int fd = net_connect_unix(anvil_director_socket_path);
+		if (fd == -1 && errno == ENOENT) {
+			fd = net_connect_unix(anvil_socket_path);
+			if (fd == -1) {
+				e_error(event_,
+					"Can't reach anvil: %s is missing and "
+					"net_connect_unix(%s) failed: %m; kicks fail until "
+					"service anvil has unix_listener %s owned by the "
+					"director's user",
+					anvil_director_socket_path, anvil_socket_path,
+					anvil_director_socket_path);
+				return false;
+			}
+			if (!warned_fallback_) {
+				e_warning(event_,
+					  "%s is missing: kicking through anvil's root-only "
+					  "socket, which fails after anvil restarts",
+					  anvil_director_socket_path);
+				warned_fallback_ = true;
+			}
+		} else if (fd == -1) {
+			e_error(event_, "net_connect_unix(%s) failed: %m; kicks fail",
+				anvil_director_socket_path);
 			return false;
 		}
+		e_debug(event_, "anvil: connected");
 		stream_.emplace(fd, anvil_max_line_bytes);
 		// No service/pid in the handshake: a plain command connection.
 		stream_->send("VERSION\tanvil-client\t2\t0\n\n");
@@ -145,7 +177,31 @@ private:
 			line_input(copy);
 		}
 		if (stream_ && (r == Stream::ReadResult::eof || r == Stream::ReadResult::error)) {
-			e_error(event_, "anvil disconnected: %s", stream_->read_error().c_str());
+			// anvil restarted (or died): with nothing in flight this
+			// loses nothing, the next kick reconnects.
+			if (jobs_.empty()) {
+				e_warning(event_, "anvil disconnected: %s; reconnecting on "
+						  "the next kick",
+					  stream_->read_error().c_str());
+			} else if (!jobs_.front().retried) {
+				// The kick in flight is sent again on a new
+				// connection, once: kicks are idempotent.
+				e_warning(event_, "anvil disconnected: %s; reconnecting to "
+						  "retry the kick",
+					  stream_->read_error().c_str());
+				Job &job = jobs_.front();
+				job.retried = true;
+				job.dumping = false;
+				job.session_kicks.clear();
+				timeout_.reset();
+				stream_.reset();
+				dump_header_seen_ = false;
+				start_front();
+				return;
+			} else {
+				e_error(event_, "anvil disconnected: %s",
+					stream_->read_error().c_str());
+			}
 			disconnect("anvil disconnected");
 		}
 	}
@@ -221,6 +277,7 @@ private:
 	bool server_version_seen_ = false;
 	bool dump_header_seen_ = false;
 	bool in_callback_ = false;
+	bool warned_fallback_ = false;
 	std::deque<Job> jobs_;
 	TimeoutHandle timeout_;
 };

@@ -10,6 +10,8 @@
 #include "settings-parser.h"
 #include "service-settings.h"
 #include "settings-shim.h"
+#include "state-settings-shim.h"
+#include "health-settings-shim.h"
 
 #undef DEF
 #define DEF(type, name) \
@@ -67,16 +69,117 @@ void director_settings_shim_free(const struct director_settings_shim **set)
 	settings_free(*set);
 }
 
+/* The state file (director_state_*): its own parser info, so it can move to a
+   unified settings table without touching the stock-named ones above. */
+#undef DEF
+#define DEF(type, name) \
+	SETTING_DEFINE_STRUCT_##type(#name, name, struct director_state_settings_shim)
+
+static const struct setting_define director_state_shim_defines[] = {
+	DEF(STR_NOVARS, director_state_file),
+	DEF(TIME, director_state_interval),
+	SETTING_DEFINE_LIST_END
+};
+
+static const struct director_state_settings_shim director_state_shim_defaults = {
+	.director_state_file = DIRECTOR_STATE_FILE_DEFAULT,
+	.director_state_interval = DIRECTOR_STATE_INTERVAL_DEFAULT,
+};
+
+const struct setting_parser_info director_state_settings_shim_info = {
+	.name = "director_state",
+	.defines = director_state_shim_defines,
+	.defaults = &director_state_shim_defaults,
+	.struct_size = sizeof(struct director_state_settings_shim),
+	.pool_offset1 = 1 + offsetof(struct director_state_settings_shim, pool),
+};
+
+int director_state_settings_shim_get(struct event *event,
+				     const struct director_state_settings_shim **set_r,
+				     const char **error_r)
+{
+	return settings_get(event, &director_state_settings_shim_info, 0, set_r, error_r);
+}
+
+void director_state_settings_shim_free(const struct director_state_settings_shim **set)
+{
+	settings_free(*set);
+}
+
+/* director_health_*: the names, types and defaults of the 2.3 build
+   (health-settings-23.c). Strings are taken as written: "30%" in
+   director_health_max_down is not a %variable. Defaults keep health
+   checks off. */
+#undef DEF
+#define DEF(type, name) \
+	SETTING_DEFINE_STRUCT_##type(#name, name, struct director_health_settings_shim)
+
+static const struct setting_define director_health_shim_defines[] = {
+	DEF(STR_NOVARS, director_health_checks),
+	DEF(TIME_MSECS, director_health_interval),
+	DEF(TIME_MSECS, director_health_timeout),
+	DEF(UINT, director_health_fail_rounds),
+	DEF(TIME_MSECS, director_health_rapid_interval),
+	DEF(UINT, director_health_rapid_polls),
+	DEF(UINT, director_health_rapid_threshold),
+	DEF(STR_NOVARS, director_health_max_down),
+	DEF(STR_NOVARS, director_health_deciders),
+	DEF(TIME, director_health_decider_timeout),
+	DEF(STR_NOVARS, director_health_login_file),
+	DEF(STR_NOVARS, director_health_lmtp_from),
+	DEF(STR_NOVARS, director_health_lmtp_rcpt),
+	SETTING_DEFINE_LIST_END
+};
+
+static const struct director_health_settings_shim director_health_shim_defaults = {
+	.director_health_checks = "",
+	.director_health_interval = 10 * 1000,
+	.director_health_timeout = 5 * 1000,
+	.director_health_fail_rounds = 3,
+	.director_health_rapid_interval = 1000,
+	.director_health_rapid_polls = 10,
+	.director_health_rapid_threshold = 7,
+	.director_health_max_down = "30%",
+	.director_health_deciders = "",
+	.director_health_decider_timeout = 30,
+	.director_health_login_file = "",
+	.director_health_lmtp_from = "",
+	.director_health_lmtp_rcpt = "",
+};
+
+const struct setting_parser_info director_health_settings_shim_info = {
+	.name = "director_health",
+	.defines = director_health_shim_defines,
+	.defaults = &director_health_shim_defaults,
+	.struct_size = sizeof(struct director_health_settings_shim),
+	.pool_offset1 = 1 + offsetof(struct director_health_settings_shim, pool),
+};
+
+int director_health_settings_shim_get(struct event *event,
+				      const struct director_health_settings_shim **set_r,
+				      const char **error_r)
+{
+	return settings_get(event, &director_health_settings_shim_info, 0, set_r, error_r);
+}
+
+void director_health_settings_shim_free(const struct director_health_settings_shim **set)
+{
+	settings_free(*set);
+}
+
 /* The settings plugin's exports (module "director_settings"). */
 extern const char *director_settings_version;
 extern const struct setting_parser_info *const director_settings_set_infos[];
 extern struct service_settings director_settings_service_settings;
 extern const struct setting_keyvalue director_settings_service_settings_defaults[];
+extern const char *director_settings_config_import;
 
 const char *director_settings_version = DOVECOT_ABI_VERSION;
 
 const struct setting_parser_info *const director_settings_set_infos[] = {
 	&director_settings_shim_info,
+	&director_state_settings_shim_info,
+	&director_health_settings_shim_info,
 	NULL
 };
 
@@ -133,3 +236,18 @@ const struct setting_keyvalue director_settings_service_settings_defaults[] = {
 
 	{ NULL, NULL }
 };
+
+/* Kicks go through anvil, whose own socket is root's (mode 0600): the
+   director, running as default_internal_user, could not reconnect to it after
+   anvil restarts. This extra anvil listener, owned by that user and speaking
+   the same protocol, is the one the director uses (2.3's ipc socket had the
+   same owner). Parsed by the config process as defaults, so an operator's
+   "service anvil { unix_listener anvil-director { ... } }" overrides it. */
+const char *director_settings_config_import =
+	"service anvil {\n"
+	"  unix_listener anvil-director {\n"
+	"    path = anvil-director\n"
+	"    mode = 0600\n"
+	"    user = $SET:default_internal_user\n"
+	"  }\n"
+	"}\n";

@@ -489,6 +489,8 @@ void Director::admin_gone(JobId job)
 void Director::ring_start(const std::vector<RingDirectorConfig> &directors, const IpAddr &self_ip,
 			  uint16_t self_port, int64_t now, Effects &fx)
 {
+	if (restored_ && directors.size() > 1)
+		ring_.hold_user_streams(now + ring_restore_hold_secs);
 	ring_.start(directors, self_ip, self_port, now, fx);
 }
 

@@ -19,11 +19,23 @@
 #include "lookup-queue.h"
 #include "ring-protocol.h"
 #include "ring.h"
+#include "state-file.h"
 #include "user-hash.h"
 #include "user-moves.h"
 #include "user-table.h"
 
 namespace director::core {
+
+class StateSnapshot;
+
+// What restore_state() took from the file.
+struct StateRestore {
+	size_t users = 0;
+	size_t expired = 0; // dropped: expired while the director was down
+	size_t skipped = 0; // dropped: host or tag not in the file's host list
+	size_t hosts = 0;
+	std::vector<RingDirectorConfig> directors; // the ring's list when written
+};
 
 class Director final : private RingHandler, private UserMoves::Owner {
 public:
@@ -139,6 +151,18 @@ public:
 		return config_.username_hash.hash(username);
 	}
 
+	// --- the state file (state-file.h) -------------------------------------
+	// Startup, after add_config_host() and before start_alone()/ring_start(): the
+	// file's host list replaces the configured one, and its users that have not
+	// expired by `now` are added with their stored timestamps (weak flags are not
+	// restored). In ring mode the restored users go out in the ring handshake
+	// only if the ring restarted too (see Ring::hold_user_streams()).
+	StateRestore restore_state(const StateFile &file, int64_t now);
+	// A snapshot of the current state for the state file, streamed in pieces. It
+	// holds a cursor of the user table: destroy it before the director.
+	std::unique_ptr<StateSnapshot> state_snapshot(const std::array<uint8_t, 16> &identity,
+						      int64_t now);
+
 	// --- state for the admin and the process title ------------------------
 	bool ring_synced() const { return ring_.synced(); }
 	bool ring_handshaked() const { return ring_.handshaked(); }
@@ -197,6 +221,7 @@ private:
 	LookupQueue lookups_;
 	Ring ring_;
 	UserMoves moves_;
+	bool restored_ = false; // restore_state() ran: ring_start() holds user streams
 };
 
 } // namespace director::core

@@ -48,6 +48,15 @@ bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t
 		} else if (!cmd.ring_handshaked && ring_handshaked_) {
 			c.ignore_host_list = true; // the sender joins our ring
 		}
+		// Our left has told us whether the ring kept running: held user
+		// streams (a restored table) may go now, emptied by ring_joining()
+		// if it did.
+		if (hold_users_until_ != 0 && c.incoming()) {
+			// A running ring's state replaces ours; a restarting one
+			// learns our restored table, the left side once we are synced.
+			push_restored_users_ = !cmd.ring_handshaked;
+			release_user_streams(now, fx);
+		}
 		return true;
 	case RingCommandKind::handshake_host:
 		handler_.ring_handshake_host(c, cmd, now, fx);
@@ -176,8 +185,26 @@ void Ring::send_handshake_start(RingLink &c, int64_t now, Effects &fx)
 	end.kind = RingCommandKind::host_hand_end;
 	end.ring_handshaked = ring_handshaked_;
 	send(c, end, fx);
+	if (hold_users_until_ != 0) {
+		held_streams_.push_back(c.id());
+		return;
+	}
 	c.start_user_stream(users_);
 	continue_user_stream(c, now, fx);
+}
+
+void Ring::release_user_streams(int64_t now, Effects &fx)
+{
+	hold_users_until_ = 0;
+	std::vector<RingConnId> held;
+	held.swap(held_streams_);
+	for (RingConnId id : held) {
+		RingLink *c = conn(id);
+		if (c == nullptr || c->closing())
+			continue;
+		c->start_user_stream(users_);
+		continue_user_stream(*c, now, fx);
+	}
 }
 
 void Ring::continue_user_stream(RingLink &c, int64_t now, Effects &fx)
@@ -185,6 +212,8 @@ void Ring::continue_user_stream(RingLink &c, int64_t now, Effects &fx)
 	bool resend = c.resending();
 	if (!c.sending_users() || !c.continue_user_stream(hosts_, now, fx) || resend)
 		return;
+	if (c.handshaked())
+		return; // a restored table's push (start_user_push()) ends without DONE
 	if (c.pctx.peer_minor >= ring_minor_options) {
 		RingCommand o;
 		o.kind = RingCommandKind::options;

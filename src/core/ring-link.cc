@@ -57,6 +57,7 @@ void RingLink::start_resend_stream(UserTable &users)
 {
 	start_user_stream(users);
 	resend_ = true;
+	stream_as_updates_ = true;
 }
 
 void RingLink::start_user_stream(UserTable &users)
@@ -72,6 +73,7 @@ void RingLink::stop_user_stream()
 	if (stream_users_ != nullptr)
 		stream_users_->close_cursor(stream_cursor_);
 	stream_users_ = nullptr;
+	stream_as_updates_ = false;
 	want_drain = false;
 }
 
@@ -85,7 +87,9 @@ bool RingLink::continue_user_stream(const HostList &hosts, int64_t now, Effects 
 	batch.reserve(ring_handshake_users_per_batch * 40);
 	// Written by hand rather than through format_ring_command(): a million of these go
 	// out when a director joins.
-	const char *cmd = pctx.peer_minor >= ring_minor_handshake_u && !resend_ ? "U\t" : "USER\t";
+	const char *cmd = !stream_as_updates_ && pctx.peer_minor >= ring_minor_handshake_u
+				  ? "U\t"
+				  : "USER\t";
 	char num[16];
 	size_t n = 0;
 	if (send_ip_generation_ != hosts.ids_generation()) {
@@ -113,7 +117,7 @@ bool RingLink::continue_user_stream(const HostList &hosts, int64_t now, Effects 
 		batch += send_ip_text_[host];
 		batch += '\t';
 		batch.append(num, size_t(std::snprintf(num, sizeof(num), "%u", users.timestamp(u))));
-		if (users.weak(u) && !resend_)
+		if (users.weak(u) && !stream_as_updates_)
 			batch += "\tw";
 		batch += '\n';
 		users_sent++;

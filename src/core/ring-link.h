@@ -61,6 +61,14 @@ public:
 	// as USER commands, which peers refresh and pass on only when new to them.
 	void start_resend_stream(UserTable &users);
 	bool resending() const { return resend_; }
+	// The same stream on a handshaked link, as plain USER updates (with timestamps),
+	// which the peer applies and forwards around the ring: how a restored table
+	// reaches the directors that do not get it in a handshake.
+	void start_user_push(UserTable &users)
+	{
+		start_user_stream(users);
+		stream_as_updates_ = true;
+	}
 	// Sends the next batch; true when the last user has been sent.
 	bool continue_user_stream(const HostList &hosts, int64_t now, Effects &fx);
 	bool sending_users() const { return stream_users_ != nullptr; }
@@ -102,6 +110,7 @@ private:
 	UserTable *stream_users_ = nullptr;
 	UserTable::Cursor stream_cursor_ = 0;
 	bool resend_ = false;
+	bool stream_as_updates_ = false;
 	// handshake sending: host id -> address text, valid for one generation of host ids
 	std::vector<std::string> send_ip_text_;
 	uint64_t send_ip_generation_ = 0;

@@ -72,6 +72,20 @@ void Ring::sync_send(const DirectorHost &origin, uint32_t seq, uint32_t minor,
 void Ring::set_ring_handshaked(int64_t now, Effects &fx)
 {
 	ring_handshaked_ = true;
+	if (hold_users_until_ != 0)
+		release_user_streams(now, fx);
+	if (push_restored_users_) {
+		push_restored_users_ = false;
+		RingLink *left = conn(left_);
+		if (left != nullptr && left->handshaked() && !left->sending_users() &&
+		    users_.size() != 0) {
+			log_.log(LogLevel::info, "director(" + left->who() + "): Sending the "
+						 "restored user table as updates (" +
+						 std::to_string(users_.size()) + " users)");
+			left->start_user_push(users_);
+			continue_user_stream(*left, now, fx);
+		}
+	}
 	log_.log(LogLevel::info, "Director ring handshaked");
 	set_ring_synced(now, fx);
 }

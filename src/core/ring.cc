@@ -107,7 +107,12 @@ void Ring::start(const std::vector<RingDirectorConfig> &directors, const IpAddr 
 		self = dirs_.add(self_ip, self_port);
 	}
 	dirs_.set_self(self);
+	if (sequences_restored_) {
+		sync_seq_ = restored_sync_seq_ + ring_restore_seq_margin;
+		self->last_seq = restored_last_seq_ + ring_restore_seq_margin;
+	}
 	if (dirs_.size() == 1) {
+		hold_users_until_ = 0;
 		start_alone(now, self_port);
 		return;
 	}
@@ -345,6 +350,8 @@ void Ring::tick(int64_t now, Effects &fx)
 {
 	if (!ring_mode_)
 		return;
+	if (hold_users_until_ != 0 && now >= hold_users_until_)
+		release_user_streams(now, fx);
 	// Connections we closed ourselves are gone for good by now; they were
 	// kept until here because they may be closed while iterating.
 	for (auto it = conns_.begin(); it != conns_.end();)

@@ -56,6 +56,28 @@ public:
 	// (or "Ring sync timed out").
 	AdminReply reply_after_sync(JobId job, int64_t now);
 	size_t connection_count() const { return conns_.size(); }
+
+	// --- the state file ------------------------------------------------------
+	uint32_t sync_seq() const { return sync_seq_; }
+	// After a restore, before start(): our origin and SYNC sequences continue past the
+	// stored ones (applied at start()).
+	void restore_sequences(uint32_t sync_seq, uint32_t last_seq)
+	{
+		restored_sync_seq_ = sync_seq;
+		restored_last_seq_ = last_seq;
+		sequences_restored_ = true;
+	}
+	// After a restore: outgoing handshakes send their host list at once but hold the
+	// user stream until our left's HOST-HAND-START shows whether the ring kept running
+	// (then its hosts and users replace ours, as stock does, and our stale users are
+	// never sent), or until `until` (the whole ring restarted and our left is not up
+	// yet: the restored users go out).
+	void hold_user_streams(int64_t until)
+	{
+		hold_users_until_ = until;
+		push_restored_users_ = true;
+	}
+	bool holding_user_streams() const { return hold_users_until_ != 0; }
 	bool mode() const { return ring_mode_; }
 	bool alone() const { return left_ == 0 && right_ == 0; }
 
@@ -117,6 +139,7 @@ private:
 	void assign_left(RingLink &c, int64_t now, Effects &fx);
 	void assign_right(RingLink &c, int64_t now, Effects &fx);
 	void promote_left(int64_t now, Effects &fx);
+	void release_user_streams(int64_t now, Effects &fx);
 
 	// ring-sync.cc
 	void ring_sync(int64_t now, Effects &fx);
@@ -166,6 +189,27 @@ private:
 	int64_t last_sync_resend_ = 0;
 	std::vector<SyncWaiter> sync_waiters_;
 	std::vector<JobId> presync_waiters_;
+	// State file restore: see hold_user_streams() and restore_sequences().
+	int64_t hold_users_until_ = 0;
+	// After a restore that was not replaced by a running ring: once the ring is
+	// handshaked, the whole table goes to our left as USER updates, so the directors
+	// on that side (which never get our handshake users: stock does not forward them)
+	// learn it too.
+	bool push_restored_users_ = false;
+	std::vector<RingConnId> held_streams_;
+	bool sequences_restored_ = false;
+	uint32_t restored_sync_seq_ = 0;
+	uint32_t restored_last_seq_ = 0;
 };
+
+// How long a restored director waits to hear from its left whether the ring kept
+// running: a running left reaches us within a second (our right tells it to connect
+// to us as soon as we say ME); a peer waits 40 s for our DONE.
+constexpr int64_t ring_restore_hold_secs = 5;
+// Restored sequences continue this far past the stored ones: the file may be up to
+// director_state_interval old, and a peer that still remembers our sequence (it did
+// not see us reconnect) drops commands whose number it thinks it saw. 100,000 covers
+// far more ring commands than a director originates between two writes.
+constexpr uint32_t ring_restore_seq_margin = 100000;
 
 } // namespace director::core

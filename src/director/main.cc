@@ -17,7 +17,9 @@
 #include "adapter/stats-client.h"
 #include "core/config-values.h"
 #include "core/health.h"
+#include "core/state-file.h"
 #include "director/service.h"
+#include "director/state-keeper.h"
 
 extern "C" {
 #include "master-interface.h"
@@ -172,7 +174,8 @@ core::DirectorConfig make_config(const adapter::DirectorSettings &set)
 
 // director_mail_servers -> the initial hosts (names resolved here, before
 // the chroot takes /etc away).
-void add_mail_servers(core::Director &dir, const adapter::DirectorSettings &set)
+void add_mail_servers(core::Director &dir, const adapter::DirectorSettings &set,
+		      std::vector<core::StateIdentity::ConfigHost> &added_r)
 {
 	auto parsed = core::parse_mail_servers(set.director_mail_servers);
 	if (!parsed.ok()) {
@@ -182,6 +185,7 @@ void add_mail_servers(core::Director &dir, const adapter::DirectorSettings &set)
 	for (const auto &entry : *parsed) {
 		if (!entry.needs_dns) {
 			dir.add_config_host(entry.ip, "", entry.tag);
+			added_r.push_back({entry.ip, entry.tag});
 			continue;
 		}
 		struct ip_addr *ips;
@@ -193,8 +197,10 @@ void add_mail_servers(core::Director &dir, const adapter::DirectorSettings &set)
 				entry.hostname.c_str(), net_gethosterror(ret));
 		}
 		for (unsigned i = 0; i < ips_count; i++) {
-			if (auto ip = to_core_ip(ips[i]))
+			if (auto ip = to_core_ip(ips[i])) {
 				dir.add_config_host(*ip, entry.hostname, entry.tag);
+				added_r.push_back({*ip, entry.tag});
+			}
 		}
 	}
 }
@@ -300,9 +306,32 @@ void main_preinit()
 			"(for standalone keep director_servers empty)");
 	}
 	RingSetup ring = init_directors(set, ring_ip, ring_port);
+	// While still root and outside the chroot.
+	std::optional<adapter::StateFileLocation> state_loc = state_file_open_location(set);
 	core::DirectorConfig cfg = make_config(set);
 	service = std::make_unique<DirectorService>(set, std::move(cfg));
-	add_mail_servers(service->core(), set);
+	core::StateIdentity identity;
+	add_mail_servers(service->core(), set, identity.mail_servers);
+	if (state_loc) {
+		for (const auto &d : ring.directors)
+			identity.director_servers.push_back({d.ip, d.port});
+		if (!ring.directors.empty())
+			identity.self = {ring.self_ip, ring.self_port};
+		identity.username_hash = set.director_username_hash;
+		auto keeper = std::make_unique<StateKeeper>(*service, std::move(*state_loc),
+							    identity.fingerprint(),
+							    set.state_interval_secs);
+		// Directors added at runtime come back too (the ones configured are
+		// in the file as well, unless the ring removed them).
+		for (const auto &d : keeper->restore(ioloop_time)) {
+			bool known = false;
+			for (const auto &c : ring.directors)
+				known = known || (c.ip == d.ip && c.port == d.port);
+			if (!known && !ring.directors.empty())
+				ring.directors.push_back(d);
+		}
+		service->set_state_keeper(std::move(keeper));
+	}
 	if (ring.directors.empty()) {
 		service->core().start_alone(ioloop_time, ring_port);
 	} else {
@@ -318,9 +347,22 @@ void main_preinit()
 	if (auto health = make_health_config(set, ring_port)) {
 		std::optional<core::HealthDecider> self;
 		std::optional<core::IpAddr> source;
-		if (!ring.directors.empty()) {
-			self = core::HealthDecider{ring.self_ip, ring.self_port};
+		// A ring of one (director_servers lists only this director) has
+		// no peer to share the decision with: it decides as a standalone
+		// director does, unless director_health_deciders leaves it out.
+		bool ring_of_one = std::all_of(
+			ring.directors.begin(), ring.directors.end(),
+			[&ring](const core::RingDirectorConfig &d) {
+				return d.ip == ring.self_ip && d.port == ring.self_port;
+			});
+		core::HealthDecider me{ring.self_ip, ring.self_port};
+		bool excluded = !health->deciders.empty() &&
+				std::find(health->deciders.begin(), health->deciders.end(),
+					  me) == health->deciders.end();
+		if (!ring.directors.empty())
 			source = ring.self_ip;
+		if (!ring.directors.empty() && (!ring_of_one || excluded)) {
+			self = me;
 			if (health->deciders.empty()) {
 				e_warning(adapter::director_root_event(),
 					  "health: director_health_deciders is empty: backends are "
@@ -332,6 +374,8 @@ void main_preinit()
 
 	restrict_access_by_env(RESTRICT_ACCESS_FLAG_ALLOW_ROOT, nullptr);
 	restrict_access_allow_coredumps(TRUE);
+	if (StateKeeper *keeper = service->state_keeper())
+		keeper->start();
 }
 
 } // namespace
@@ -368,6 +412,9 @@ int main(int argc, char *argv[])
 	core::Effects fx;
 	service->core().ring_shutdown(ioloop_time, fx);
 	service->run_effects(fx);
+	// The state file is written last, so it holds everything up to the stop.
+	if (StateKeeper *keeper = service->state_keeper())
+		keeper->write_final(ioloop_time);
 	service.reset();
 	adapter::director_root_event_free();
 	master_service_deinit(&master_service);

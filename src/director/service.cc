@@ -12,6 +12,7 @@
 #include "core/metrics.h"
 #include "director/events.h"
 #include "director/health.h"
+#include "director/state-keeper.h"
 
 extern "C" {
 #include "master-service.h"
@@ -61,6 +62,7 @@ DirectorService::DirectorService(adapter::DirectorSettings settings, core::Direc
 
 DirectorService::~DirectorService()
 {
+	state_keeper_.reset();
 	health_.reset();
 	stopping_ = true;
 	kicks_.reset();
@@ -70,6 +72,11 @@ DirectorService::~DirectorService()
 	flushes_.clear();
 	reap();
 	metrics_http_.reset();
+}
+
+void DirectorService::set_state_keeper(std::unique_ptr<StateKeeper> keeper)
+{
+	state_keeper_ = std::move(keeper);
 }
 
 void DirectorService::connect_privileged()

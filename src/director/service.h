@@ -111,6 +111,11 @@ public:
 			  std::optional<core::IpAddr> source);
 	class HealthMonitor *health() { return health_.get(); }
 
+	// The state file keeper (nullptr when director_state_file is empty). Held here so
+	// it goes before the core: its snapshot holds a cursor into the user table.
+	void set_state_keeper(std::unique_ptr<class StateKeeper> keeper);
+	class StateKeeper *state_keeper() { return state_keeper_.get(); }
+
 	void connection_closed(Connection *conn);
 	// Named events of ring connections (director_ring_connected and
 	// director_ring_disconnected). Each connection reports its end once.
@@ -179,6 +184,7 @@ private:
 	void kick_event(const core::Effects::IpcCommand &cmd);
 	// The director-metrics HTTP server, made with its first client.
 	std::unique_ptr<adapter::MetricsHttpServer> metrics_http_;
+	std::unique_ptr<class StateKeeper> state_keeper_;
 };
 
 // Listener connection types; each lives in its own *-connection.cc.

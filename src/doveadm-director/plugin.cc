@@ -1,15 +1,13 @@
 // Entry points of the doveadm director plugin. On Dovecot 2.3 doveadm has the
 // director commands built in and talks to our director-admin socket itself, so
-// the plugin only adds "director health" (health checks, issue #7); on 2.4 it
-// registers them all (cmd-director.cc), without "health" (2.4 has no health
-// checks yet).
+// the plugin only adds "director health" (cmd-health.cc); on 2.4 it registers
+// them all (cmd-director.cc) and "director health".
 #include "adapter/dovecot.h"
 
 #if DIRECTOR_DOVECOT_API == 24
 #include "doveadm-director/cmd-director.h"
-#else
-#include "doveadm-director/cmd-health.h"
 #endif
+#include "doveadm-director/cmd-health.h"
 
 extern "C" {
 __attribute__((visibility("default"))) extern const char *doveadm_director_plugin_version;
@@ -22,9 +20,8 @@ void doveadm_director_plugin_init(struct module *module ATTR_UNUSED)
 {
 #if DIRECTOR_DOVECOT_API == 24
 	director_doveadm_commands_register();
-#else
-	director::doveadm::register_health_command();
 #endif
+	director::doveadm::register_health_command();
 }
 
 void doveadm_director_plugin_deinit(void) {}

@@ -7,9 +7,11 @@
 # into it, builds it there out of tree with warnings as errors, runs the unit
 # suites, installs the director, the settings plugin and the doveadm and login
 # plugins into the chroot's Dovecot, and runs the 2.4 integration tests
-# (test_smoke24.py) against real 2.4.1 processes on loopback. Then, on the
+# (test_smoke24.py, test_health24.py, test_features24.py) against real 2.4.1
+# processes on loopback. Then, on the
 # host, the mixed-version ring (test_mixed_ring.py): the host's Dovecot 2.3
-# director (stock, or MIXED_DIRECTOR_BIN) and ours on 2.4 in one ring. The chroot is
+# director (stock, or MIXED_DIRECTOR_BIN) and ours on 2.4 in one ring, and the
+# chaos test with one 2.4 director in a 2.3 ring (CHAOS24_SECONDS). The chroot is
 # deleted afterwards unless DD_KEEP_CHROOT=yes; DD_CHROOT picks its place
 # (default /tmp/dd-trixie). The last line is "tests24: N passed, N failed".
 set -euo pipefail
@@ -50,12 +52,29 @@ status=0
 	make -j2 -C tests/unit check >unit.log 2>&1 || { cat tests/unit/test-suite.log; exit 1; }
 	make install >install.log 2>&1 || { tail -n 30 install.log; exit 1; }
 	cd /src/tests/dovecot24
-	timeout 600 python3 -m pytest -v -p no:cacheprovider test_smoke24.py test_metrics24.py \
-		>/build/pytest.log 2>&1
+	timeout 900 python3 -m pytest -v -p no:cacheprovider test_smoke24.py test_metrics24.py \
+		test_health24.py test_features24.py >/build/pytest.log 2>&1
 ' || status=$?
 if [ $status -eq 0 ]; then
 	PYTHONDONTWRITEBYTECODE=1 timeout 600 "$here/chroot.sh" host /usr/bin/python3 -m pytest -v \
 		-p no:cacheprovider "$here/test_mixed_ring.py" >"$root/build/pytest-mixed.log" 2>&1 ||
+		status=$?
+fi
+# The chaos test (tests/integration/test_chaos.py) with our 2.4 director in a
+# ring of 2.3 ones: CHAOS24_SECONDS of chaos (default 60; 0 skips it; longer
+# runs e.g. 600), CHAOS24_MIX the ring (default stock,ours24,stock: stock 2.3
+# directors on the host, ours on 2.4 from the chroot; "ours" needs DIRECTOR_BIN,
+# a 2.3 build of ours). The cluster lives inside the chroot so that both
+# sides see its files.
+if [ $status -eq 0 ] && [ "${CHAOS24_SECONDS:-60}" != 0 ]; then
+	rm -rf "$root/tmp/chaos24"
+	mkdir -p "$root/tmp/chaos24"
+	CHAOS_SECONDS=${CHAOS24_SECONDS:-60} CHAOS_MIX=${CHAOS24_MIX:-stock,ours24,stock} \
+		CHAOS_TMPDIR=$root/tmp/chaos24 DIRECTOR_BIN=${DIRECTOR_BIN:-/usr/lib/dovecot/director} \
+		STOCK_DIRECTOR_BIN=${STOCK_DIRECTOR_BIN:-/usr/lib/dovecot/director} \
+		PYTHONDONTWRITEBYTECODE=1 timeout $((${CHAOS24_SECONDS:-60} + 900)) \
+		"$here/chroot.sh" host /usr/bin/python3 -m pytest -v -p no:cacheprovider \
+		"$src/tests/integration/test_chaos.py" >"$root/build/pytest-chaos24.log" 2>&1 ||
 		status=$?
 fi
 
@@ -64,7 +83,8 @@ passed=0 failed=0 skipped=0
 # shellcheck source=tests/tally.sh
 . "$src/tests/tally.sh"
 tally_check_logs "$root"/build/tests/unit/check-*.log
-for log in "$root/build/pytest.log" "$root/build/pytest-mixed.log"; do
+for log in "$root/build/pytest.log" "$root/build/pytest-mixed.log" \
+	"$root/build/pytest-chaos24.log"; do
 	[ -f "$log" ] || continue
 	grep -E '(PASSED|FAILED|ERROR)' "$log" | grep '::' || true
 	[ $status -eq 0 ] || tail -n 80 "$log"

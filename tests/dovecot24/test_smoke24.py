@@ -5,6 +5,7 @@
 # routed through login/director by login_socket_path. Loopback only; every
 # wait is bounded; only processes started here are stopped, by master pid.
 import os
+import pwd
 import random
 import re
 import shutil
@@ -502,3 +503,59 @@ def test_doveadm_director_ring_status(cluster):
     lines = r.stdout.splitlines()
     assert lines[0].startswith("director ip")
     assert lines[1].split()[:3] == [cluster["director"].ip, "9090", "self"], lines
+
+
+def children_named(ppid, comm):
+    """pids of ppid's children whose command name is comm (from /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == ppid and name == comm:
+            out.append(int(entry))
+    return out
+
+
+def test_kicks_survive_an_anvil_restart(cluster):
+    """anvil is killed and restarted by the master; a later move of a user
+    with an open session still kicks it (through the anvil-director
+    listener, owned by the director's user, not root's anvil socket)."""
+    d = cluster["director"]
+    sock = os.path.join(d.dir, "run", "anvil-director")
+    st = os.stat(sock)
+    assert pwd.getpwuid(st.st_uid).pw_name == "dovecot" and st.st_mode & 0o777 == 0o600
+    a = admin(cluster)
+    # the director has a connection to the old anvil
+    s = Imap(d.ip)
+    assert s.cmd("LOGIN alice %s" % PASSWORD)[-1].split()[1] == "OK"
+    assert a.cmd("USER-KICK\talice") == "OK"
+    assert s.closed_within(10)
+    s.close()
+
+    old = children_named(d.pid, "anvil")
+    assert len(old) == 1, old
+    os.kill(old[0], signal.SIGKILL)
+    new = wait_until(lambda: [p for p in children_named(d.pid, "anvil") if p != old[0]], 15,
+                     "the master to restart anvil")
+    assert len(new) == 1
+    wait_until(lambda: "anvil disconnected" in d.log(), 10, "the director to see anvil go")
+
+    s = Imap(d.ip)
+    assert s.cmd("LOGIN bob %s" % PASSWORD)[-1].split()[1] == "OK"
+    landed = backend_of(s.cmd('LIST "" "*"'))
+    other = [b.ip for b in cluster["backends"] if b.ip != landed][0]
+    r = doveadm_director(cluster, "move", "bob", other)
+    assert r.returncode == 0, r.stderr
+    assert s.closed_within(15), "the moved user's session stayed open after anvil restarted"
+    s.close()
+    director_log = "\n".join(l for l in d.log().splitlines() if " director: " in l)
+    for bad in ("Permission denied", "Failed to kill", "Can't reach anvil"):
+        assert bad not in director_log, director_log[-3000:]
+    assert re.search(r"anvil: KICK-USER\tbob\t", director_log)

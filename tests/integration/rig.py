@@ -124,6 +124,18 @@ class Instance:
     def path(self, rel):
         return os.path.join(self.base_dir, rel)
 
+    def master_argv(self):
+        """The command that starts this instance's master."""
+        return [DOVECOT, "-c", self.conf]
+
+    def doveadm_argv(self):
+        """doveadm for this instance, without the command."""
+        return [DOVEADM, "-c", self.conf]
+
+    def doveadm_arg(self, arg):
+        """A doveadm argument as this instance's doveadm sees it (paths)."""
+        return arg
+
     def read_log(self):
         return self.log_since(0)
 
@@ -407,6 +419,104 @@ service lmtp {
         return found
 
 
+class Director24(Director):
+    """Our director under Dovecot 2.4.1, run from the Debian 13 chroot of
+    tests/dovecot24 ($DD_CHROOT, with the director installed there). The
+    cluster's directory must be inside the chroot (CHAOS_TMPDIR): the host
+    reads logs and sockets through the same files. `bin` is ignored."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.chroot = os.environ.get("DD_CHROOT", "/tmp/dd-trixie").rstrip("/")
+        if not self.dir.startswith(self.chroot + "/"):
+            raise RuntimeError("a 2.4 director needs its cluster inside %s, not %s"
+                               % (self.chroot, self.dir))
+
+    def inner(self, path):
+        return path[len(self.chroot):]
+
+    def master_argv(self):
+        return ["chroot", self.chroot, "dovecot", "-c", self.inner(self.conf)]
+
+    def doveadm_argv(self):
+        return ["chroot", self.chroot, "doveadm", "-c", self.inner(self.conf)]
+
+    def doveadm_arg(self, arg):
+        return self.inner(arg) if arg.startswith(self.chroot + "/") else arg
+
+    def write_config(self):
+        c = self.cluster
+        servers = ("%s:%d" % (self.ip, RING_PORT) if self.servers == "self"
+                   else self.servers or "")
+        mail = (" ".join(b.ip for b in c.backends) if self.mail_servers is None
+                else self.mail_servers)
+        conf = """dovecot_config_version = 2.4.1
+dovecot_storage_version = 2.4.1
+# rig director %(name)s (Dovecot 2.4)
+instance_name = %(inst)s
+base_dir = %(base)s
+state_dir = %(state)s
+listen = %(ip)s
+protocols = imap pop3 lmtp
+ssl = no
+auth_allow_cleartext = yes
+log_path = %(log)s
+director_servers = %(servers)s
+director_mail_servers = %(mail)s
+director_user_expire = %(expire)s
+login_socket_path = director
+lmtp_proxy = yes
+protocol lmtp {
+  auth_socket_path = director-userdb
+}
+passdb static {
+  password = %(password)s
+  fields {
+    proxy = y
+    pass = %(password)s
+  }
+}
+service director {
+  unix_listener login/director {
+    mode = 0666
+  }
+  fifo_listener login/proxy-notify {
+    mode = 0666
+  }
+  inet_listener director {
+    port = %(ring_port)d
+  }
+}
+service imap-login {
+  restart_request_count = unlimited
+  client_limit = 1000
+  process_min_avail = 1
+  inet_listener imaps {
+    port = 0
+  }
+}
+service pop3-login {
+  restart_request_count = unlimited
+  client_limit = 1000
+  process_min_avail = 1
+  inet_listener pop3s {
+    port = 0
+  }
+}
+service lmtp {
+  inet_listener lmtp {
+    port = 24
+  }
+}
+%(extra)s
+""" % dict(name=self.name, inst=c.instance_prefix + self.name,
+           base=self.inner(self.base_dir), state=self.inner(self.state_dir), ip=self.ip,
+           log=self.inner(self.log), servers=servers, mail=mail, expire=self.user_expire,
+           password=PASSWORD, ring_port=RING_PORT, extra=self.extra_conf or "")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+
+
 class Cluster:
     """N backends (127.X.Y.10+) and directors (127.X.Y.100+), one temp dir."""
 
@@ -432,11 +542,11 @@ class Cluster:
         self.users_file = users_file
 
     def add_director(self, bin=None, servers="", mail_servers=None, user_expire="15 min",
-                     extra_conf="", tag_users=None, ip_suffix=None):
+                     extra_conf="", tag_users=None, ip_suffix=None, cls=None):
         n = len(self.directors)
         ip = "%s.%d" % (self.base, ip_suffix if ip_suffix is not None else 100 + n)
-        d = Director(self, "d%d" % n, ip, bin or director_bin(), servers, mail_servers,
-                     user_expire, extra_conf, tag_users)
+        d = (cls or Director)(self, "d%d" % n, ip, bin or director_bin(), servers,
+                              mail_servers, user_expire, extra_conf, tag_users)
         self.directors.append(d)
         return d
 
@@ -466,7 +576,7 @@ class Cluster:
             inst.start_log_offset = inst.log_size()
             errlog = os.path.join(inst.dir, "log", "master-stderr.log")
             with open(errlog, "ab") as err, open(os.devnull, "rb") as devnull:
-                rc = subprocess.call([DOVECOT, "-c", inst.conf], stdin=devnull,
+                rc = subprocess.call(inst.master_argv(), stdin=devnull,
                                      stdout=subprocess.DEVNULL, stderr=err,
                                      timeout=START_DEADLINE_SECS)
             if rc != 0:
@@ -582,7 +692,7 @@ def pid_alive(pid):
 
 def doveadm(inst, *args, timeout=30):
     """Run `doveadm -c <conf> args...` -> (rc, stdout, stderr)."""
-    p = subprocess.run([DOVEADM, "-c", inst.conf] + [str(a) for a in args],
+    p = subprocess.run(inst.doveadm_argv() + [inst.doveadm_arg(str(a)) for a in args],
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
     return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 

@@ -25,7 +25,8 @@ import rig
 # "no user on two backends at once" check orders backend sessions by them.
 LOG_TIMESTAMP_CONF = 'log_timestamp = "%Y-%m-%d %H:%M:%S.%{usecs} "\n'
 LOG_TS_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}) ")
-KINDS = ("ours", "stock")
+# ours24: our director under Dovecot 2.4 (rig.Director24, from the chroot)
+KINDS = ("ours", "stock", "ours24")
 DEFAULT_MIX = "stock,stock,stock"
 DEFAULT_MIX5 = "stock,stock,stock,stock,stock"
 
@@ -36,7 +37,8 @@ def parse_mix(text):
     kinds = tuple(k.strip() for k in text.split(",") if k.strip())
     bad = [k for k in kinds if k not in KINDS]
     if bad or len(kinds) < 2:
-        raise ValueError("bad ring mix %r: want comma-separated ours/stock, >= 2 entries"
+        raise ValueError("bad ring mix %r: want comma-separated ours/stock/ours24, "
+                         ">= 2 entries"
                          % text)
     return kinds
 
@@ -96,6 +98,7 @@ class Ring:
         ips = ["%s.%d" % (cluster.base, 100 + j) for j in range(len(mix))]
         servers = " ".join("%s:%d" % (ip, rig.RING_PORT) for ip in ips)
         self.directors = [cluster.add_director(bin=bin_for(k), servers=servers,
+                                               cls=rig.Director24 if k == "ours24" else None,
                                                user_expire=user_expire,
                                                extra_conf=LOG_TIMESTAMP_CONF + extra_conf)
                           for k in mix]

@@ -469,6 +469,28 @@ def test_mixed_ring_with_stock_follows_verdicts(make_cluster, settings_module):
     assert not re.search(r"Unknown command|Invalid|protocol error", stock.read_log(), re.I)
 
 
+def test_ring_of_one_decides_like_a_standalone_director(make_cluster, settings_module):
+    """director_servers lists only this director and director_health_deciders
+    is empty: with no peer to share the decision, it decides as a standalone
+    director does (a stopped backend goes down, a restarted one comes up)."""
+    c = make_cluster(nbackends=2, nusers=5)
+    append_backend_conf(c, "auth_failure_delay = 0\n")
+    ring = ringrig.Ring(c, ("ours",), extra_conf=health_conf(c, c.users[-1], ""))
+    ring.start()
+    d = ring.directors[0]
+    b = c.backends[1]
+    rig.wait_until(lambda: health_list(d)[1], 20, "the ring of one to decide", interval=0.2)
+    rig.wait_until(lambda: all(r["last_check"] > 0 and r["state"] == "up"
+                               for r in health_list(d)[2].values()),
+                   20, "first health rounds", interval=0.2)
+    assert "director_health_deciders is empty" not in d.read_log()
+    c.stop(only=[b])
+    wait_state_everywhere(ring, b.ip, "down")
+    assert re.search(ACTION_DOWN_RE % re.escape(b.ip), d.read_log())
+    c.start(only=[b])
+    wait_state_everywhere(ring, b.ip, "up")
+
+
 def make_cert(directory):
     """A throw-away self-signed certificate for the backends' TLS ports."""
     cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")

@@ -1,0 +1,102 @@
+// The director's side of the state file: restoring a snapshot at startup and taking
+// one (state-file.h, state-snapshot.h). No I/O here.
+#include "director.h"
+
+#include <algorithm>
+
+#include "state-snapshot.h"
+
+namespace director::core {
+
+StateRestore Director::restore_state(const StateFile &file, int64_t now)
+{
+	StateRestore r;
+	const StateHeader &h = file.header();
+
+	// The host list as the ring last agreed it replaces the configured one (the
+	// "Initial config" list stays as configured). No users exist yet.
+	for (HostId id : hosts_.sorted_ids()) {
+		users_.erase_host(id);
+		hosts_.remove(id);
+	}
+	std::vector<HostId> ids(h.hosts.size(), invalid_host);
+	for (size_t i = 0; i < h.hosts.size(); i++) {
+		const StateHost &sh = h.hosts[i];
+		if (hosts_.find(sh.ip) != invalid_host)
+			continue; // listed twice: the first one counts
+		auto id = hosts_.add(sh.ip, h.tags[sh.tag],
+				     std::min<unsigned>(sh.vhost_count, max_vhost_count));
+		if (!id)
+			break;
+		if (!sh.hostname.empty())
+			hosts_.set_hostname(*id, sh.hostname);
+		// set_down() records the time only for a real change: go through the
+		// opposite state when the host has a change time.
+		if (sh.last_updown_change != 0 && !sh.down)
+			hosts_.set_down(*id, true, sh.last_updown_change);
+		if (sh.last_updown_change != 0 || sh.down)
+			hosts_.set_down(*id, sh.down, sh.last_updown_change);
+		ids[i] = *id;
+		r.hosts++;
+	}
+
+	// Users that expired while we were down are dropped; the others keep their
+	// stored timestamps, as if learned from a peer. A user listed twice (the
+	// snapshot met it again after a refresh) keeps its newest entry.
+	int64_t expire = config_.user_expire_secs;
+	for (uint64_t i = 0; i < file.user_count(); i++) {
+		StateUser u = file.user(i);
+		HostId host = ids[u.host];
+		if (host == invalid_host) {
+			r.skipped++;
+			continue;
+		}
+		std::optional<TagId> tag = hosts_.find_tag(h.tags[u.tag]);
+		if (!tag || *tag != hosts_.get(host).tag || *tag > max_tag_id) {
+			r.skipped++;
+			continue;
+		}
+		if (int64_t(u.timestamp) + expire <= now) {
+			r.expired++;
+			continue;
+		}
+		uint32_t ts = uint32_t(std::min<int64_t>(u.timestamp, now));
+		UserIndex existing = users_.find(u.user_hash, *tag);
+		if (existing != no_user) {
+			if (ts >= users_.timestamp(existing)) {
+				users_.set_host(existing, host);
+				users_.refresh(existing, ts);
+			}
+			continue;
+		}
+		if (users_.insert(u.user_hash, *tag, host, ts) == no_user)
+			break; // table full
+		r.users++;
+	}
+	if (!users_.sorted())
+		users_.sort_by_timestamp();
+
+	for (const StateDirector &d : h.directors)
+		r.directors.push_back(RingDirectorConfig{d.ip, d.port});
+	ring_.restore_sequences(h.sync_seq, h.last_seq);
+	restored_ = true;
+	return r;
+}
+
+std::unique_ptr<StateSnapshot> Director::state_snapshot(const std::array<uint8_t, 16> &identity,
+							int64_t now)
+{
+	StateHeader h;
+	h.identity = identity;
+	h.written_at = now;
+	h.sync_seq = ring_.sync_seq();
+	if (const DirectorHost *self = ring_.self())
+		h.last_seq = self->last_seq;
+	for (const DirectorListEntry &e : ring_.director_list(now)) {
+		if (e.ip && e.type != "removed")
+			h.directors.push_back(StateDirector{*e.ip, e.port});
+	}
+	return std::make_unique<StateSnapshot>(users_, hosts_, std::move(h));
+}
+
+} // namespace director::core

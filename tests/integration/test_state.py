@@ -1,0 +1,315 @@
+"""The director state file (director_state_file): assignments, moves and host
+changes survive a restart; bad files are refused with a reason and the director
+starts empty; a director killed at any moment finds an intact file; users that
+expired while the director was down are gone.  Real Dovecot on loopback (rig.py).
+"""
+
+import os
+import re
+import signal
+import time
+
+import pytest
+
+import rig
+import ringrig
+from test_health import built_file, installed, SETTINGS_DIR
+
+MODULE_NAME = "libdirector_state_settings.so"
+# Where a rig director keeps its file by default: <state_dir>/director/director.state.
+STATE_NAME = "director.state"
+N_MOVED = 1500      # users created by USER-MOVE (moved users)
+N_LOGINS = 12       # users assigned by a real IMAP login (hashed)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def settings_module():
+    if os.geteuid() != 0:
+        pytest.skip("integration tests need root")
+    if os.path.realpath(rig.director_bin()) == os.path.realpath(rig.STOCK_DIRECTOR):
+        pytest.skip("the state file is a feature of our director, not of stock")
+    src = os.environ.get("STATE_SETTINGS_MODULE") or built_file("adapter", MODULE_NAME,
+                                                                SETTINGS_DIR)
+    with installed(src, SETTINGS_DIR, MODULE_NAME) as dst:
+        yield dst
+
+
+def state_path(d):
+    return os.path.join(d.state_dir, "director", STATE_NAME)
+
+
+def standalone(make_cluster, nbackends=3, user_expire="15 min", extra_conf=""):
+    c = make_cluster(nbackends=nbackends, nusers=N_MOVED + N_LOGINS + 50)
+    d = c.add_director(servers="", user_expire=user_expire, extra_conf=extra_conf)
+    c.start()
+    return c, d
+
+
+def ok(res):
+    rc, out, err = res
+    assert rc == 0, (rc, out, err)
+    return out
+
+
+def snapshot(d):
+    """{user hash: backend} for every user, and the host list without the
+    state-change times (compared separately where they matter)."""
+    users = {h: ip for h, (ip, _) in ringrig.user_list(d).items()}
+    hosts = ringrig.host_rows(d)
+    return users, hosts
+
+
+def stop(c, d):
+    """Stop d's master and wait until its process is gone for good: a master
+    the rig had to SIGKILL on a loaded machine stays a zombie for a while, and
+    "dovecot -c" refuses to start while its pid is still there."""
+    pid = d.master_pid
+    c.stop(only=[d])
+    if pid:
+        rig.wait_until(lambda: not os.path.exists("/proc/%d" % pid), 30,
+                       "%s master %d gone" % (d.name, pid))
+
+
+def restart(c, d):
+    offset = d.log_size()
+    stop(c, d)
+    c.start(only=[d])
+    return offset
+
+
+def make_state(c, d):
+    """Moved users, hashed users and host changes; returns the snapshot."""
+    b0, b1, b2 = c.backends[:3]
+    oks, other, _ = ringrig.populate(d, c.users[:N_MOVED], [b0.ip, b1.ip, b2.ip])
+    assert oks == N_MOVED, other
+    for u in c.users[N_MOVED:N_MOVED + N_LOGINS]:
+        rig.imap_roundtrip(d, u)
+    ok(d.doveadm("director", "update", b1.ip, "40"))
+    ok(d.doveadm("director", "down", b2.ip))
+    ok(d.doveadm("director", "add", "-t", "blue", "127.0.0.253", "7"))
+    users, hosts = snapshot(d)
+    assert len(users) == N_MOVED + N_LOGINS
+    assert hosts[b1.ip][1] == 40 and hosts[b2.ip][2] == "down"
+    return users, hosts
+
+
+def wait_file(d, deadline_secs=20):
+    return rig.wait_until(lambda: os.path.exists(state_path(d)), deadline_secs,
+                          "%s state file" % d.name)
+
+
+# --- restart ---------------------------------------------------------------------
+
+def test_standalone_restart_keeps_assignments_moves_and_host_changes(make_cluster):
+    c, d = standalone(make_cluster)
+    users, hosts = make_state(c, d)
+    offset = restart(c, d)
+    m = d.wait_log(r"state file (\S+): restored (\d+) users \((\d+) expired meanwhile\), "
+                   r"(\d+) hosts", offset)
+    assert m.group(1) == state_path(d), m.group(0)
+    assert int(m.group(2)) == len(users) and int(m.group(3)) == 0, m.group(0)
+    assert int(m.group(4)) == len(hosts), m.group(0)
+    users2, hosts2 = snapshot(d)
+    assert users2 == users, "users differ after restart: %d vs %d, %d different" % (
+        len(users2), len(users), sum(1 for h in users if users2.get(h) != users[h]))
+    assert hosts2 == hosts   # includes the down host's change time
+    # A login of a restored user goes to its restored host.
+    u = c.users[N_MOVED]
+    assert rig.imap_roundtrip(d, u)[0] == rig.current_host(d, u)
+
+
+def test_standalone_users_expired_during_downtime_are_gone(make_cluster):
+    c, d = standalone(make_cluster, user_expire="10 s")
+    b0 = c.backends[0]
+    oks, other, _ = ringrig.populate(d, c.users[:50], [b0.ip])
+    assert oks == 50, other
+    t_made = time.monotonic()
+    stop(c, d)
+    assert os.path.exists(state_path(d))
+    # The users' expiry is what we wait for: there is no event to poll.
+    time.sleep(max(0.0, 11.5 - (time.monotonic() - t_made)))
+    offset = d.log_size()
+    c.start(only=[d])
+    m = d.wait_log(r"state file \S+: restored (\d+) users \((\d+) expired meanwhile\)", offset)
+    assert (int(m.group(1)), int(m.group(2))) == (0, 50), m.group(0)
+    assert ringrig.user_count(d) == 0
+    # The host list is still the restored one.
+    assert b0.ip in ringrig.host_rows(d)
+
+
+def test_flush_force_file_removed_starts_from_configuration(make_cluster):
+    """Deleting the file with the director stopped is the deliberate reset."""
+    c, d = standalone(make_cluster)
+    b1 = c.backends[1]
+    ok(d.doveadm("director", "update", b1.ip, "40"))
+    oks, _, _ = ringrig.populate(d, c.users[:20], [b1.ip])
+    assert oks == 20
+    stop(c, d)
+    os.unlink(state_path(d))
+    offset = d.log_size()
+    c.start(only=[d])
+    d.wait_log(r"state file \S+: none yet, starting empty", offset)
+    assert ringrig.user_count(d) == 0
+    assert ringrig.host_rows(d)[b1.ip][1] == 100
+
+
+# --- bad files -------------------------------------------------------------------
+
+def corrupt_cases(data):
+    v2 = bytearray(data)
+    v2[8] = 2
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x01
+    return [
+        ("truncated", data[:len(data) - 7], r"truncated"),
+        ("empty", b"", r"empty file"),
+        ("corrupt", bytes(flipped), r"checksum mismatch"),
+        ("wrong-version", bytes(v2), r"unsupported version 2"),
+        ("not-a-state-file", b"hello world, this is not a director state file\n" * 3,
+         r"not a director state file"),
+    ]
+
+
+def test_bad_files_are_refused_with_reason_and_the_director_starts_empty(make_cluster):
+    c, d = standalone(make_cluster)
+    oks, _, _ = ringrig.populate(d, c.users[:30], [c.backends[0].ip])
+    assert oks == 30
+    stop(c, d)
+    path = state_path(d)
+    with open(path, "rb") as f:
+        good = f.read()
+    assert good.startswith(b"DIRSTATE")
+    cases = corrupt_cases(good)
+    for name, data, reason in cases:
+        with open(path, "wb") as f:
+            f.write(data)
+        offset = d.log_size()
+        c.start(only=[d])
+        m = d.wait_log(r"Error: .*state file (\S+): not used, starting empty: (.*) "
+                       r"\(moved to (\S+)\)", offset)
+        assert m.group(1) == path, (name, m.group(0))
+        assert re.search(reason, m.group(2)), (name, m.group(0))
+        assert m.group(3) == path + ".bad"
+        with open(path + ".bad", "rb") as f:
+            assert f.read() == data, name
+        assert ringrig.user_count(d) == 0, name
+        rig.imap_roundtrip(d, c.users[-1])   # serves
+        stop(c, d)
+    # Unreadable: a directory where the file should be.
+    os.unlink(path)
+    os.unlink(path + ".bad")
+    os.mkdir(path)
+    offset = d.log_size()
+    c.start(only=[d])
+    m = d.wait_log(r"state file \S+: not used, starting empty: (.*)", offset)
+    assert "not a regular file" in m.group(1), m.group(0)
+    assert os.path.isdir(path + ".bad")
+    stop(c, d)
+    os.rmdir(path + ".bad")
+    # Foreign: the same file under another director_mail_servers.
+    with open(path, "wb") as f:
+        f.write(good)
+    d.mail_servers = " ".join(b.ip for b in c.backends[:2])
+    offset = d.log_size()
+    c.start(only=[d])
+    m = d.wait_log(r"state file \S+: not used, starting empty: (.*)", offset)
+    assert "another configuration" in m.group(1), m.group(0)
+    assert ringrig.user_count(d) == 0
+
+
+def test_killed_director_finds_an_intact_file(make_cluster):
+    """kill -9 the director process at random moments while it writes every
+    second; each time the master starts it again, it must restore a whole file
+    (never 'not used').  A stale temp file from a killed write is ignored."""
+    c, d = standalone(make_cluster, extra_conf="director_state_interval = 1 s\n")
+    oks, _, _ = ringrig.populate(d, c.users[:N_MOVED], [b.ip for b in c.backends])
+    assert oks == N_MOVED
+    wait_file(d)
+    offset = d.log_size()
+
+    def kill_and_wait_back(old):
+        os.kill(old, signal.SIGKILL)
+        # doveadm's connection makes the master start the director again.
+        rig.wait_until(lambda: "ring synced" in rig.doveadm(d, "director", "ring",
+                                                             "status")[1],
+                       20, "%s director back" % d.name)
+        ringrig.wait_new_director_pid(d, old)
+
+    for i in range(6):
+        old = d.director_pid()
+        # Not a wait for a condition: the kills are spread over the 1 s write cycle.
+        time.sleep(0.17 * i)
+        kill_and_wait_back(old)
+    log = d.log_since(offset)
+    assert "not used" not in log, log[-3000:]
+    restored = [int(x) for x in re.findall(r"restored (\d+) users", log)]
+    assert len(restored) == 6 and all(n == N_MOVED for n in restored), restored
+    # What a write killed half way leaves behind next to the file.
+    with open(state_path(d) + ".tmp", "wb") as f:
+        f.write(b"DIRSTATE half a file")
+    offset = d.log_size()
+    kill_and_wait_back(d.director_pid())
+    m = d.wait_log(r"restored (\d+) users", offset)
+    assert int(m.group(1)) == N_MOVED, m.group(0)
+    assert ringrig.user_count(d) == N_MOVED
+
+
+# --- rings -----------------------------------------------------------------------
+
+RING_USERS = 600
+
+
+def ring_state(r, d):
+    """{user hash: backend} and the host list (without change times, which a
+    stock director that learned a host from a peer shows as "-")."""
+    s = r.snapshot(d)
+    return s["users"], s["hosts"]
+
+
+@pytest.mark.parametrize("mix", ["ours,ours,ours", "stock,ours,stock"])
+def test_ring_stopped_completely_keeps_assignments_and_host_changes(make_cluster, mix):
+    c = make_cluster(nbackends=3, nusers=RING_USERS + 50)
+    r = ringrig.Ring(c, mix.split(","))
+    r.start()
+    ours = [d for d, k in zip(r.directors, mix.split(",")) if k == "ours"]
+    d = ours[0]
+    b0, b1, b2 = c.backends
+    oks, other, _ = ringrig.populate(d, c.users[:RING_USERS], [b0.ip, b1.ip, b2.ip])
+    assert set(other) <= {"TRYAGAIN"}, other
+    for u in c.users[RING_USERS:RING_USERS + 6]:
+        rig.imap_roundtrip(r.directors[0], u)
+    ok(d.doveadm("director", "update", b1.ip, "40"))
+    ok(d.doveadm("director", "down", b2.ip))
+    ok(d.doveadm("director", "add", "127.0.0.253", "7"))
+    if mix == "ours,ours,ours":
+        # A host removed at runtime stays removed (a stock director would bring
+        # back every host of its director_mail_servers).
+        ok(d.doveadm("director", "remove", b0.ip))
+    r.wait_converged(deadline_secs=60)
+    users, hosts = ring_state(r, d)
+    assert len(users) >= RING_USERS // 2
+
+    offsets = {x.name: x.log_size() for x in r.directors}
+    pids = [x.master_pid for x in r.directors]
+    c.stop(only=r.directors)
+    for pid in pids:
+        rig.wait_until(lambda: not os.path.exists("/proc/%d" % pid), 30,
+                       "master %d gone" % pid)
+    r.start(only=r.directors, deadline_secs=90)
+    for x in ours:
+        m = x.wait_log(r"state file \S+: restored (\d+) users", offsets[x.name])
+        assert int(m.group(1)) == len(users), m.group(0)
+    r.wait_converged(deadline_secs=90)
+    for x in r.directors:
+        users2, hosts2 = ring_state(r, x)
+        missing = [h for h in users if users2.get(h) != users[h]]
+        assert not missing, "%s: %d of %d users differ after the restart" % (
+            x.name, len(missing), len(users))
+        assert len(users2) == len(users), (x.name, len(users2), len(users))
+        if mix == "ours,ours,ours":
+            assert hosts2 == hosts, (x.name, hosts2, hosts)
+        else:
+            # A stock director starts from its director_mail_servers, and in the
+            # stock handshake merge its configured vhosts and up/down states
+            # win; a host added at runtime is learned from us.
+            assert "127.0.0.253" in hosts2, (x.name, hosts2)
