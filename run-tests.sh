@@ -8,7 +8,10 @@
 # under ASan+UBSan (tests/sanitize.sh), each libFuzzer target for
 # FUZZ_SECONDS (default 10; set it higher for a long run), and the Dovecot
 # 2.4.1 tier in a Debian 13 chroot (tests/dovecot24/run.sh; about 6 minutes
-# and 0.8 GB of disk; DOVECOT24=no skips it).
+# and 0.8 GB of disk; DOVECOT24=no skips it), which also builds, installs
+# and removes the Debian package there. The Debian package is also built and
+# installed on this machine for a smoke test, and removed again
+# (tests/package/test-package.sh; PACKAGE_TESTS=no skips it).
 # The last line is the total: "tests: N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -17,7 +20,8 @@ build=${BUILD_DIR:-$src/_build}
 
 packages=(dovecot-core dovecot-dev dovecot-imapd dovecot-pop3d dovecot-lmtpd
 	  check libssl-dev autoconf automake libtool pkg-config g++ make
-	  python3 python3-pytest python3-prometheus-client clang libclang-rt-14-dev debootstrap)
+	  python3 python3-pytest python3-prometheus-client clang libclang-rt-14-dev debootstrap
+	  debhelper ucf)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
@@ -66,6 +70,24 @@ FUZZ_BUILD_DIR=$fuzz_dir FUZZ_SECONDS=${FUZZ_SECONDS:-10} "$src/tests/fuzz/run-f
 	tee "$build/fuzz.log" || status=$?
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
+# The Debian package on this machine: built with dpkg-buildpackage, installed
+# with apt-get (it diverts the stock /usr/lib/dovecot/director), an IMAP login
+# and LMTP delivery through the installed director, removed again (the stock
+# director must be back). Needs root; PACKAGE_TESTS=no skips it.
+package_log=$build/package.log
+rm -f "$package_log"
+if [ "${PACKAGE_TESTS:-yes}" != no ]; then
+	if [ "$(id -u)" = 0 ]; then
+		# nocheck: the unit suites already ran above.
+		DEB_BUILD_OPTIONS=nocheck "$src/tests/package/test-package.sh" all "$src" \
+			"${PACKAGE_BUILD_DIR:-${TMPDIR:-/tmp}/dovecot-director-package}" 2>&1 |
+			tee "$package_log" || status=$?
+		[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+	else
+		echo "SKIP: the package tier needs root (it installs the package)" >&2
+	fi
+fi
+
 # The Dovecot 2.4.1 tier: a Debian 13 chroot (debootstrap, deleted again),
 # build, unit and integration tests in it, and a mixed 2.3/2.4 ring. Needs
 # root; DOVECOT24=no skips it (quick local runs).
@@ -111,6 +133,13 @@ if [ -f "$dovecot24_log" ]; then
 		failed=$((failed + 1))
 	fi
 elif [ "${DOVECOT24:-yes}" != no ]; then
+	skipped=$((skipped + 1))
+fi
+# One test per package check ("ok:" or "FAIL:" lines).
+if [ -f "$package_log" ]; then
+	passed=$((passed + $(grep -c '^ok: ' "$package_log" || true)))
+	failed=$((failed + $(grep -c '^FAIL: ' "$package_log" || true)))
+elif [ "${PACKAGE_TESTS:-yes}" != no ]; then
 	skipped=$((skipped + 1))
 fi
 # One check per fuzz target, named for what it shows: "fuzz target T ran N

@@ -1,6 +1,7 @@
 #!/bin/bash
 # A Debian 13 (trixie) chroot with Dovecot 2.4.1 and a build toolchain, for
-# building and testing against 2.4 on a Debian 12 host. As root:
+# building and testing against 2.4 on a Debian 12 host (DD_SUITE=bookworm
+# makes a Debian 12 one instead, for package tests). As root:
 #
 #   tests/dovecot24/chroot.sh create            debootstrap + packages (idempotent)
 #   tests/dovecot24/chroot.sh run CMD [ARG...]  run CMD inside, mounts held for it
@@ -15,15 +16,40 @@
 set -euo pipefail
 
 root=${DD_CHROOT:-/tmp/dd-trixie}
-mirror=${DD_MIRROR:-http://deb.debian.org/debian}
+suite=${DD_SUITE:-trixie}
+mirror=${DD_MIRROR:-}
 packages=(dovecot-core dovecot-dev dovecot-imapd dovecot-pop3d dovecot-lmtpd
 	  build-essential g++ autoconf automake libtool pkg-config check libssl-dev
-	  python3 python3-pytest python3-prometheus-client)
+	  python3 python3-pytest python3-prometheus-client debhelper ucf)
 ready_stamp=$root/.dd-ready
 
 die() {
 	echo "chroot.sh: $*" >&2
 	exit 1
+}
+
+# The Debian mirror the host's apt uses (its first "main" archive, not the
+# security one), so the chroot comes from the same place as the host's
+# packages. DD_MIRROR overrides it.
+host_mirror() {
+	local f
+	{
+		for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+			[ -f "$f" ] || continue
+			# One-line format: deb [options] URI SUITE COMPONENTS...
+			sed -n 's/^[[:space:]]*deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]\+\)[[:space:]]\+\([^[:space:]]\+\).*/\2 \3/p' "$f"
+		done
+		for f in /etc/apt/sources.list.d/*.sources; do
+			[ -f "$f" ] || continue
+			# deb822: stanzas separated by blank lines; print "URI SUITE".
+			awk 'function flush() { if (types ~ /(^| )deb( |$)/) for (i = 1; i <= nu; i++) print u[i], suite; types = ""; nu = 0; suite = "" }
+			     /^[[:space:]]*$/ { flush(); next }
+			     /^Types:/ { types = $0; sub(/^Types:[[:space:]]*/, "", types) }
+			     /^URIs:/ { nu = split(substr($0, 6), u, " ") }
+			     /^Suites:/ { suite = $2 }
+			     END { flush() }' "$f"
+		done
+	} | awk '$2 !~ /-security$/ && $1 ~ /^https?:\/\// { print $1; exit }'
 }
 
 [ "$(id -u)" = 0 ] || die "must run as root"
@@ -55,7 +81,8 @@ mount_all() {
 }
 
 create() {
-	if [ -f "$ready_stamp" ]; then
+	# The stamp lists the packages installed; a changed list installs again.
+	if [ -f "$ready_stamp" ] && [ "$(cat "$ready_stamp")" = "${packages[*]}" ]; then
 		echo "chroot.sh: $root is ready"
 		return
 	fi
@@ -66,10 +93,13 @@ create() {
 	}
 	local t0=$SECONDS
 	if [ ! -x "$root/usr/bin/apt-get" ] || [ ! -f "$root/.dd-bootstrapped" ]; then
+		[ -n "$mirror" ] || mirror=$(host_mirror)
+		[ -n "$mirror" ] || die "no Debian mirror in /etc/apt/sources.list(.d); set DD_MIRROR"
+		echo "chroot.sh: debootstrap $suite from $mirror"
 		unmount_all
 		rm -rf "$root"
 		mkdir -p "$root"
-		debootstrap --variant=minbase trixie "$root" "$mirror" >"$root.debootstrap.log" 2>&1 ||
+		debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$root.debootstrap.log" 2>&1 ||
 			die "debootstrap failed, see $root.debootstrap.log"
 		touch "$root/.dd-bootstrapped"
 	fi
@@ -86,7 +116,7 @@ create() {
 	rm -rf "$root"/var/lib/apt/lists/*
 	# The uid mail is delivered as, in the tests.
 	chroot "$root" sh -c 'getent passwd vmail >/dev/null || useradd -r -u 5000 -U vmail 2>/dev/null'
-	touch "$ready_stamp"
+	echo "${packages[*]}" >"$ready_stamp"
 	echo "chroot.sh: $root ready in $((SECONDS - t0)) s, $(du -smx "$root" | cut -f1) MB"
 }
 

@@ -4,11 +4,13 @@
 #   tests/dovecot24/run.sh
 #
 # Builds a Debian 13 chroot with Dovecot 2.4.1 (chroot.sh), copies this tree
-# into it, builds it there out of tree with warnings as errors, runs the unit
-# suites, installs the director, the settings plugin and the doveadm and login
-# plugins into the chroot's Dovecot, and runs the 2.4 integration tests
-# (test_smoke24.py, test_health24.py, test_features24.py) against real 2.4.1
-# processes on loopback. Then, on the
+# into it, builds the Debian package there with warnings as errors (which runs
+# the unit suites), installs it with apt-get (the director, the settings
+# plugin, the doveadm and login plugins in the chroot's Dovecot), and runs the
+# 2.4 integration tests (test_smoke24.py, test_metrics24.py, test_health24.py,
+# test_features24.py) against the installed files and real
+# 2.4.1 processes on loopback; at the end the package is removed again
+# (tests/package/test-package.sh). Then, on the
 # host, the mixed-version ring (test_mixed_ring.py): the host's Dovecot 2.3
 # director (stock, or MIXED_DIRECTOR_BIN) and ours on 2.4 in one ring, and the
 # chaos test with one 2.4 director in a 2.3 ring (CHAOS24_SECONDS). The chroot is
@@ -43,18 +45,18 @@ else
 fi
 
 status=0
+# The Debian package of this tree, built with warnings as errors (its build
+# runs the unit suites) and installed into the chroot's Dovecot; the 2.4
+# integration tests then run against the installed files.
 "$here/chroot.sh" run /bin/bash -c '
 	set -e
-	cd /src && ./autogen.sh >/dev/null 2>&1
-	mkdir -p /build && cd /build
-	/src/configure --enable-werror --with-moduledir=/usr/lib/dovecot/modules >configure.log
-	make -j2 >make.log 2>&1 || { tail -n 50 make.log; exit 1; }
-	make -j2 -C tests/unit check >unit.log 2>&1 || { cat tests/unit/test-suite.log; exit 1; }
-	make install >install.log 2>&1 || { tail -n 30 install.log; exit 1; }
+	DIRECTOR_CONFIGURE_FLAGS=--enable-werror /src/tests/package/test-package.sh build /src /build
+	/src/tests/package/test-package.sh install /build
 	cd /src/tests/dovecot24
 	timeout 900 python3 -m pytest -v -p no:cacheprovider test_smoke24.py test_metrics24.py \
 		test_health24.py test_features24.py >/build/pytest.log 2>&1
-' || status=$?
+' | tee "$root.package.log" || status=$?
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 if [ $status -eq 0 ]; then
 	PYTHONDONTWRITEBYTECODE=1 timeout 600 "$here/chroot.sh" host /usr/bin/python3 -m pytest -v \
 		-p no:cacheprovider "$here/test_mixed_ring.py" >"$root/build/pytest-mixed.log" 2>&1 ||
@@ -77,12 +79,16 @@ if [ $status -eq 0 ] && [ "${CHAOS24_SECONDS:-60}" != 0 ]; then
 		"$src/tests/integration/test_chaos.py" >"$root/build/pytest-chaos24.log" 2>&1 ||
 		status=$?
 fi
+# Removing the package takes every file out of Dovecot's directories again.
+"$here/chroot.sh" run /src/tests/package/test-package.sh remove | tee -a "$root.package.log" ||
+	status=$?
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 # Totals: Check suites and pytest.
 passed=0 failed=0 skipped=0
 # shellcheck source=tests/tally.sh
 . "$src/tests/tally.sh"
-tally_check_logs "$root"/build/tests/unit/check-*.log
+tally_check_logs "$root"/build/src/debian/build/tests/unit/check-*.log
 for log in "$root/build/pytest.log" "$root/build/pytest-mixed.log" \
 	"$root/build/pytest-chaos24.log"; do
 	[ -f "$log" ] || continue
@@ -90,6 +96,12 @@ for log in "$root/build/pytest.log" "$root/build/pytest-mixed.log" \
 	[ $status -eq 0 ] || tail -n 80 "$log"
 	tally_pytest_log "$log"
 done
+# Package checks: one test per "ok:" or "FAIL:" line.
+if [ -f "$root.package.log" ]; then
+	passed=$((passed + $(grep -c '^ok: ' "$root.package.log" || true)))
+	failed=$((failed + $(grep -c '^FAIL: ' "$root.package.log" || true)))
+	rm -f "$root.package.log"
+fi
 [ $status -eq 0 ] || [ $failed -gt 0 ] || failed=1
 echo "dovecot24: $(du -smx "$root" 2>/dev/null | cut -f1) MB chroot, $((SECONDS - t0)) s"
 echo "tests24: $passed passed, $failed failed"

@@ -35,4 +35,7 @@ export PYTHONDONTWRITEBYTECODE=1
 echo "director under test: $DIRECTOR_BIN"
 echo "oracle:              $STOCK_DIRECTOR_BIN"
 # -p no:cacheprovider: do not write .pytest_cache into the (maybe read-only) source tree
-exec /usr/bin/python3 -m pytest -v -p no:cacheprovider -rs "$here" "$@"
+# INTEGRATION_PYTEST_ARGS: more pytest arguments for a partial run, e.g.
+# "-k test_sessions" (make distcheck with a quick integration tier).
+# shellcheck disable=SC2086
+exec /usr/bin/python3 -m pytest -v -p no:cacheprovider -rs "$here" ${INTEGRATION_PYTEST_ARGS:-} "$@"
