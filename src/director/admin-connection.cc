@@ -246,6 +246,15 @@ private:
 		}
 		int64_t now = service_.now();
 		core::Effects fx;
+		// What the core decided before an exception is still carried out.
+		service_.run_batch(fx, [&]() { dispatch(cmd, d, now, fx); });
+		throttle_if_unread();
+		arm_idle_timeout();
+	}
+
+	void dispatch(const core::AdminCommand &cmd, core::Director &d, int64_t now,
+		      core::Effects &fx)
+	{
 		std::string out;
 		switch (cmd.kind) {
 		case core::AdminCommandKind::host_list:
@@ -353,9 +362,6 @@ private:
 			reply(d.user_kick(id(), cmd.field, cmd.value, cmd.nowait, fx));
 			break;
 		}
-		service_.run_effects(fx);
-		throttle_if_unread();
-		arm_idle_timeout();
 	}
 
 	adapter::Stream stream_;
