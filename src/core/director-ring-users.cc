@@ -316,8 +316,13 @@ void Director::ring_handshake_user(RingLink &c, uint32_t hash, HostId host, int6
 	int64_t ts = std::min(bound_peer_time(timestamp), now);
 	bool forced;
 	UserIndex u;
-	if (user_refresh(c.who(), hash, host, ts, weak, false, now, forced, u, fx) < 0)
+	int changed = user_refresh(c.who(), hash, host, ts, weak, false, now, forced, u, fx);
+	if (changed < 0)
 		return;
+	if (changed > 0 && !users_.resend(u)) {
+		users_.set_resend(u, true);
+		c.users_to_resend++;
+	}
 	if (users_.timestamp(u) < ts)
 		users_.set_timestamp_in_place(u, static_cast<uint32_t>(ts));
 	c.users_unsorted = true;

@@ -225,7 +225,8 @@ void Ring::release_user_streams(int64_t now, Effects &fx)
 
 void Ring::continue_user_stream(RingLink &c, int64_t now, Effects &fx)
 {
-	if (!c.sending_users() || !c.continue_user_stream(hosts_, now, fx))
+	bool resend = c.resending();
+	if (!c.sending_users() || !c.continue_user_stream(hosts_, now, fx) || resend)
 		return;
 	if (c.handshaked())
 		return; // a restored table's push (start_user_push()) ends without DONE
@@ -241,6 +242,25 @@ void Ring::continue_user_stream(RingLink &c, int64_t now, Effects &fx)
 	c.handshake_sent = true;
 	if (c.done_received)
 		handshake_done(c, now, fx);
+}
+
+// A handshake from our left brought users that our right may not have: stock never
+// forwards handshake users, so when two directors restart at once the one whose
+// only source was the other misses them. If our own handshake to the right is
+// over, what the left's added or changed goes right as USER commands (plain
+// protocol: every director refreshes them and passes on only what is new to it);
+// a handshake stream still running meets them itself.
+void Ring::resend_to_right(const RingLink &from, int64_t now, Effects &fx)
+{
+	RingLink *right = conn(right_);
+	if (from.users_to_resend == 0 || right == nullptr || right->id() == from.id() ||
+	    !right->handshaked() || right->peer_minor() < ring_minor_user_timestamp)
+		return;
+	log_.log(LogLevel::info, "director(" + right->who() + "): Passing on " +
+					 std::to_string(from.users_to_resend) +
+					 " users learned from " + from.who());
+	right->start_resend_stream(users_);
+	continue_user_stream(*right, now, fx);
 }
 
 void Ring::handshake_done(RingLink &c, int64_t now, Effects &fx)
@@ -278,6 +298,7 @@ void Ring::handshake_done(RingLink &c, int64_t now, Effects &fx)
 			c.host->director_sent_at = now;
 		}
 		assign_left(c, now, fx);
+		resend_to_right(c, now, fx);
 	} else {
 		log_.log(LogLevel::info, "director(" + who + "): Handshake finished in " +
 						 std::to_string(now - c.created) + " secs (users sent=" +

@@ -53,9 +53,17 @@ bool RingLink::pong(int64_t now)
 	return true;
 }
 
+void RingLink::start_resend_stream(UserTable &users)
+{
+	start_user_stream(users);
+	resend_ = true;
+	stream_as_updates_ = true;
+}
+
 void RingLink::start_user_stream(UserTable &users)
 {
 	stop_user_stream();
+	resend_ = false;
 	stream_users_ = &users;
 	stream_cursor_ = users.open_cursor();
 }
@@ -92,6 +100,12 @@ bool RingLink::continue_user_stream(const HostList &hosts, int64_t now, Effects 
 		UserIndex u = users.cursor_next(stream_cursor_);
 		if (u == no_user)
 			break;
+		if (!users.resend(u)) {
+			if (resend_)
+				continue;
+		} else {
+			users.set_resend(u, false);
+		}
 		HostId host = users.host(u);
 		if (send_ip_text_.size() <= host)
 			send_ip_text_.resize(host + 1);

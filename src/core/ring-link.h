@@ -58,6 +58,10 @@ public:
 	// table owns the stream's cursor, so users erased, refreshed or re-sorted meanwhile
 	// are never skipped.
 	void start_user_stream(UserTable &users);
+	// Like the handshake stream, but after the handshake: only users marked resend,
+	// as USER commands, which peers refresh and pass on only when new to them.
+	void start_resend_stream(UserTable &users);
+	bool resending() const { return resend_; }
 	// The same stream on a handshaked link, as plain USER updates (with timestamps),
 	// which the peer applies and forwards around the ring: how a restored table
 	// reaches the directors that do not get it in a handshake.
@@ -87,6 +91,8 @@ public:
 	unsigned users_sent = 0;
 	bool want_drain = false;
 	bool users_unsorted = false;
+	// Users this incoming handshake added or changed (marked resend in the table).
+	unsigned users_to_resend = 0;
 	int64_t created = 0;
 	int64_t last_input = 0;
 	int64_t last_output = 0;
@@ -127,6 +133,7 @@ private:
 	State state_;
 	UserTable *stream_users_ = nullptr;
 	UserTable::Cursor stream_cursor_ = 0;
+	bool resend_ = false;
 	bool stream_as_updates_ = false;
 	// handshake sending: host id -> address text, valid for one generation of host ids
 	std::vector<std::string> send_ip_text_;

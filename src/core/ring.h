@@ -142,6 +142,7 @@ private:
 	void send_handshake_start(RingLink &c, int64_t now, Effects &fx);
 	void continue_user_stream(RingLink &c, int64_t now, Effects &fx);
 	void handshake_done(RingLink &c, int64_t now, Effects &fx);
+	void resend_to_right(const RingLink &from, int64_t now, Effects &fx);
 	void assign_left(RingLink &c, int64_t now, Effects &fx);
 	void assign_right(RingLink &c, int64_t now, Effects &fx);
 	void promote_left(int64_t now, Effects &fx);

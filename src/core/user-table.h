@@ -86,6 +86,9 @@ public:
 	// Kill pending: a move/kick of the user is in progress; its state lives with the caller.
 	bool kill_pending(UserIndex u) const { return (entry_(u).tag_flags & flag_kill_) != 0; }
 	void set_kill_pending(UserIndex u, bool pending) { set_flag_(u, flag_kill_, pending); }
+	// Resend: learned from a handshake and not yet passed on to our right side.
+	bool resend(UserIndex u) const { return (entry_(u).tag_flags & flag_resend_) != 0; }
+	void set_resend(UserIndex u, bool on) { set_flag_(u, flag_resend_, on); }
 
 	// The expiry list, oldest first: for (u = oldest(); u != no_user; u = newer(u)).
 	// refresh() during a walk moves the entry to the newest end, where the walk meets it
@@ -150,6 +153,7 @@ private:
 	static constexpr uint16_t flag_used_ = 0x1000;
 	static constexpr uint16_t flag_weak_ = 0x2000;
 	static constexpr uint16_t flag_kill_ = 0x4000;
+	static constexpr uint16_t flag_resend_ = 0x8000;
 
 	// The slab grows by fixed chunks, so it has no doubling slack and entries never move.
 	static constexpr unsigned chunk_bits_ = 15;
