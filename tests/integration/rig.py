@@ -3,7 +3,7 @@
 
 Owns the temp dir, the per-instance configs and the masters it started; it
 kills only the pids recorded in each instance's run/master.pid.  Every wait has
-a deadline.  Facts: /work/shared/reference/loopback-stock-dovecot.md.
+a deadline.  Facts checked against stock Dovecot 2.3 on loopback.
 
 Library use (tests):
     c = Cluster(nbackends=3)

@@ -5,8 +5,8 @@ director_servers; each director's binary comes from a "mix" such as
 "ours,stock,stock" (ours = DIRECTOR_BIN, stock = STOCK_DIRECTOR_BIN).
 Everything here polls with a deadline and only signals pids of masters the rig
 started (or their director child, found through rig.Instance.director_pid).
-Facts: /work/shared/reference/ring-protocol.md, admin-protocol.md,
-loopback-stock-dovecot.md.
+Facts checked against the stock 2.3 director binary (ring and admin protocol,
+running stock Dovecot on loopback).
 """
 
 import contextlib
