@@ -4,6 +4,7 @@
 #include <sys/time.h>
 
 #include "adapter/dovecot.h"
+#include "adapter/named-event.h"
 #include "director/health.h"
 #include "director/service.h"
 
@@ -13,32 +14,6 @@ namespace {
 
 // Verdicts are acted on at least this often, even with long intervals.
 constexpr int64_t step_max_msecs = 1000;
-
-// A named event for metric { filter = event=... } with the given fields.
-void health_event(struct event *parent, const char *name,
-		  std::initializer_list<std::pair<const char *, std::string>> fields,
-		  core::LogLevel level, const std::string &message)
-{
-	struct event *e = event_create(parent);
-	event_set_name(e, name);
-	for (const auto &[key, value] : fields)
-		event_add_str(e, key, value.c_str());
-	switch (level) {
-	case core::LogLevel::debug:
-		e_debug(e, "%s", message.c_str());
-		break;
-	case core::LogLevel::info:
-		e_info(e, "%s", message.c_str());
-		break;
-	case core::LogLevel::warning:
-		e_warning(e, "%s", message.c_str());
-		break;
-	case core::LogLevel::error:
-		e_error(e, "%s", message.c_str());
-		break;
-	}
-	event_unref(&e);
-}
 
 } // namespace
 
@@ -146,7 +121,7 @@ void HealthMonitor::round_done(const core::IpAddr &ip, bool ok, const std::strin
 		std::string from(core::health_state_name(t.from)), to(core::health_state_name(t.to));
 		bool verdict = core::health_state_verdict_up(t.from) !=
 			       core::health_state_verdict_up(t.to);
-		health_event(service_.event(), "director_health_transition",
+		adapter::send_named_event(service_.event(), "director_health_transition",
 			     {{"host", t.ip.to_string()}, {"from", from}, {"to", to},
 			      {"reason", t.reason}},
 			     verdict ? core::LogLevel::warning : core::LogLevel::info,
@@ -182,7 +157,7 @@ void HealthMonitor::act(int64_t now)
 		if (!d.health_set_down(down.ip, now_secs, fx))
 			continue; // retried on a later step
 		service_.run_effects(fx);
-		health_event(service_.event(), "director_health_action",
+		adapter::send_named_event(service_.event(), "director_health_action",
 			     {{"host", ip}, {"action", "down"}, {"reason", down.reason}},
 			     core::LogLevel::warning,
 			     "health: host " + ip + " is failing (" + down.reason +
@@ -194,13 +169,13 @@ void HealthMonitor::act(int64_t now)
 		if (!d.health_set_up(ip, now_secs, fx))
 			continue;
 		service_.run_effects(fx);
-		health_event(service_.event(), "director_health_action",
+		adapter::send_named_event(service_.event(), "director_health_action",
 			     {{"host", ip.to_string()}, {"action", "up"}, {"reason", "healthy again"}},
 			     core::LogLevel::info,
 			     "health: host " + ip.to_string() + " is healthy again: setting it up");
 	}
 	for (const auto &b : actions.blocked) {
-		health_event(service_.event(), "director_health_action",
+		adapter::send_named_event(service_.event(), "director_health_action",
 			     {{"host", b.ip.to_string()}, {"action", "blocked"}, {"reason", b.reason}},
 			     core::LogLevel::error,
 			     "health: host " + b.ip.to_string() + " is failing (" + b.reason +

@@ -13,9 +13,7 @@ had managed to change would have reached every director by then.
 """
 
 import contextlib
-import filecmp
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -24,6 +22,7 @@ import pytest
 
 import rig
 import ringrig
+from test_health import built_file, installed
 
 SEC_MIXES = [("stock", "ours", "stock"), ("ours", "ours", "ours")]
 SETTINGS_DIR = "/usr/lib/dovecot/modules/settings"
@@ -292,14 +291,6 @@ def test_ring_add_still_reaches_every_director(make_cluster, mix):
 
 # --- the authenticated ring -------------------------------------------------------
 
-def built_file(subdir, name, installed_dir):
-    d = os.path.dirname(os.path.abspath(rig.director_bin()))
-    built = os.path.join(os.path.dirname(d), subdir, ".libs", name)
-    if os.path.exists(built):
-        return built
-    return os.path.join(installed_dir, name)
-
-
 @pytest.fixture(scope="module")
 def settings_module():
     """The config settings module that declares director_ring_secret_file to
@@ -309,27 +300,8 @@ def settings_module():
     ours_under_test()
     src = os.environ.get("HEALTH_SETTINGS_MODULE") or built_file("adapter", MODULE_NAME,
                                                                  SETTINGS_DIR)
-    if not os.path.exists(src):
-        pytest.fail("%s is missing (build the project)" % src)
-    dst = os.path.join(SETTINGS_DIR, MODULE_NAME)
-    made_dir = not os.path.isdir(SETTINGS_DIR)
-    os.makedirs(SETTINGS_DIR, exist_ok=True)
-    added = False
-    if not (os.path.exists(dst) and filecmp.cmp(src, dst, shallow=False)):
-        added = not os.path.exists(dst)
-        tmp = dst + ".tmp.%d" % os.getpid()
-        shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, dst)
-    try:
+    with installed(src, SETTINGS_DIR, MODULE_NAME) as dst:
         yield dst
-    finally:
-        if added:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(dst)
-        if made_dir:
-            with contextlib.suppress(OSError):
-                os.rmdir(SETTINGS_DIR)
 
 
 def secret_file(c, name, text, mode=0o600):
