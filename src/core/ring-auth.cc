@@ -104,9 +104,11 @@ bool is_ring_auth_line(std::string_view line)
 
 Result<RingAuthProof> parse_ring_auth_line(std::string_view line)
 {
-	std::vector<std::string> f = split_c_fields(line);
-	if (f.empty() || f[0] != ring_auth_command)
+	// The command name is matched as sent, before unescaping, as
+	// is_ring_auth_line() does: "\001RING-AUTH" is not RING-AUTH.
+	if (!is_ring_auth_line(line))
 		return make_error("not a RING-AUTH line");
+	std::vector<std::string> f = split_c_fields(line);
 	if (f.size() != 2)
 		return make_error("RING-AUTH needs exactly one field");
 	auto proof = from_hex<ring_auth_proof_bytes>(f[1]);

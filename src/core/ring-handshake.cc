@@ -56,6 +56,12 @@ bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t
 			// learns our restored table, the left side once we are synced.
 			push_restored_users_ = !cmd.ring_handshaked;
 			release_user_streams(now, fx);
+		} else if (cmd.ring_handshaked && c.incoming()) {
+			// The hold timed out before our left answered, and the ring
+			// did keep running: pushing our restored table as USER
+			// updates would override newer assignments (stock's conflict
+			// rule prefers the lower host IP, not the newer timestamp).
+			push_restored_users_ = false;
 		}
 		return true;
 	case RingCommandKind::handshake_host:

@@ -185,6 +185,8 @@ START_TEST(test_ring_auth_line_table)
 		{"RING-AUTH\t" + std::string(5000, 'a'), false}, // oversized
 		{"RING-AUTHX\t" + hex, false},                   // unknown command
 		{"PING\t1\t2", false},
+		// escaped command name: the classifier and the parser agree (fuzz)
+		{"\001RING-AUTH\t" + hex, false},
 	};
 	for (const Row &row : rows) {
 		auto r = parse_ring_auth_line(row.line);

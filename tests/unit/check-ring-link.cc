@@ -74,7 +74,8 @@ START_TEST(test_ring_link_states_and_ping_pong)
 
 	RingLink in(2, true, IpAddr::v4(127, 0, 0, 3), 100);
 	ck_assert(in.state() == RingLink::State::handshaking);
-	ck_assert_str_eq(in.who().c_str(), "127.0.0.3");
+	std::string who = in.who();
+	ck_assert_str_eq(who.c_str(), "127.0.0.3");
 }
 END_TEST
 
