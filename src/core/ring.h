@@ -226,8 +226,10 @@ private:
 
 // How long a restored director waits to hear from its left whether the ring kept
 // running: a running left reaches us within a second (our right tells it to connect
-// to us as soon as we say ME); a peer waits 40 s for our DONE.
-constexpr int64_t ring_restore_hold_secs = 5;
+// to us as soon as we say ME), but took 5 s under ASan on a loaded machine, and a
+// stale table sent into a running ring moves users (stock's conflict rule prefers
+// the lower host IP); a peer waits 40 s for our DONE.
+constexpr int64_t ring_restore_hold_secs = 20;
 // Restored sequences continue this far past the stored ones: the file may be up to
 // director_state_interval old, and a peer that still remembers our sequence (it did
 // not see us reconnect) drops commands whose number it thinks it saw. 100,000 covers
