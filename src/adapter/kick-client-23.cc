@@ -26,8 +26,9 @@ public:
 
 	void connect() override {}
 
-	void kick(const std::string &ipc_line, Callback done) override
+	void kick(const core::Kick &kick, Callback done) override
 	{
+		std::string ipc_line = core::kick_ipc_line(kick);
 		e_debug(event_, "ipc: %s", ipc_line.c_str());
 		auto *ctx = new Command{this, std::move(done)};
 		(void)ipc_client_cmd(ipc_, ipc_line.c_str(),

@@ -46,14 +46,9 @@ public:
 
 	void connect() override { (void)ensure_connected(); }
 
-	void kick(const std::string &ipc_line, Callback done) override
+	void kick(const core::Kick &kick, Callback done) override
 	{
-		auto kick = core::anvil_kick_from_ipc(ipc_line);
-		if (!kick.ok()) {
-			done(false, kick.error());
-			return;
-		}
-		jobs_.push_back(Job{std::move(kick).value(), std::move(done), {}, 0, false, false});
+		jobs_.push_back(Job{core::anvil_kick(kick), std::move(done), {}, 0, false, false});
 		// Inside a callback of ours, finish_front() starts it afterwards.
 		if (jobs_.size() == 1 && !in_callback_)
 			start_front();

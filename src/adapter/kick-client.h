@@ -1,14 +1,14 @@
-// Kicking user connections out of login processes. The core words a kick as
-// a 2.3 ipc line ("proxy\t*\tKICK\t<user>", "...KICK-ALT\t<field>\t<value>",
-// "...KICK-DIRECTOR-HASH\t<hash>[\t<except-ip>]"). Dovecot 2.3 sends it to
-// the ipc service (kick-client-23.cc); 2.4 has no ipc service, so the same
-// kick goes through anvil (kick-client-24.cc).
+// Kicking user connections out of login processes. The core hands over a
+// typed kick (core/kick.h). Dovecot 2.3 words it as an ipc command for the ipc
+// service (kick-client-23.cc); 2.4 has no ipc service, so the same kick goes
+// through anvil (kick-client-24.cc).
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <string>
 
+#include "core/kick.h"
 #include "core/user-hash.h"
 
 struct event;
@@ -28,7 +28,7 @@ public:
 	// root's).
 	virtual void connect() = 0;
 	// Runs the kick; `done` is called once, possibly before kick() returns.
-	virtual void kick(const std::string &ipc_line, Callback done) = 0;
+	virtual void kick(const core::Kick &kick, Callback done) = 0;
 };
 
 } // namespace director::adapter

@@ -1,4 +1,4 @@
-// Translation of ipc kick lines into anvil commands (Dovecot 2.4).
+// Translation of typed kicks into anvil commands (Dovecot 2.4).
 #include "anvil-kick.h"
 
 #include <charconv>
@@ -21,30 +21,21 @@ Result<uint32_t> parse_u32(std::string_view text)
 
 } // namespace
 
-Result<AnvilKick> anvil_kick_from_ipc(std::string_view ipc_line)
+AnvilKick anvil_kick(const Kick &kick)
 {
-	std::vector<std::string> f = split_tabescaped(ipc_line);
-	if (f.size() < 4 || f[0] != "proxy" || f[1] != "*")
-		return make_error("not a proxy kick: " + quote_for_log(ipc_line));
 	AnvilKick out;
-	if (f[2] == "KICK" && f.size() == 4) {
-		out.command = "KICK-USER\t" + tab_escape(f[3]);
-	} else if (f[2] == "KICK-ALT" && f.size() == 5) {
-		out.command = "KICK-ALT-USER\t" + tab_escape(f[3]) + "\t" + tab_escape(f[4]);
-	} else if (f[2] == "KICK-DIRECTOR-HASH" && (f.size() == 4 || f.size() == 5)) {
-		auto hash = parse_u32(f[3]);
-		if (!hash.ok())
-			return make_error("KICK-DIRECTOR-HASH: user hash " + hash.error());
+	switch (kick.by) {
+	case Kick::By::user:
+		out.command = "KICK-USER\t" + tab_escape(kick.user);
+		break;
+	case Kick::By::alt_field:
+		out.command = "KICK-ALT-USER\t" + tab_escape(kick.field) + "\t" + tab_escape(kick.value);
+		break;
+	case Kick::By::user_hash:
 		out.by_hash = true;
-		out.user_hash = *hash;
-		if (f.size() == 5 && !f[4].empty()) {
-			out.except_ip = IpAddr::parse(f[4]);
-			if (!out.except_ip)
-				return make_error("KICK-DIRECTOR-HASH: invalid IP " +
-						  quote_for_log(f[4]));
-		}
-	} else {
-		return make_error("unknown kick command: " + quote_for_log(ipc_line));
+		out.user_hash = kick.user_hash;
+		out.except_ip = kick.except_ip;
+		break;
 	}
 	return out;
 }

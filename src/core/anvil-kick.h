@@ -1,7 +1,6 @@
 // Kicks on Dovecot 2.4, where the ipc service is gone and login processes take
-// kick commands from anvil. The core words its kicks as 2.3 ipc lines
-// ("proxy\t*\tKICK..."); this translates them into anvil commands and reads
-// anvil's CONNECT-DUMP, which a kick by user hash needs because 2.4's login
+// kick commands from anvil. This translates the core's typed kicks (kick.h)
+// into anvil commands and reads anvil's CONNECT-DUMP, which a kick by user hash needs because 2.4's login
 // processes no longer know director user hashes. Pure functions, no I/O.
 //
 // anvil (anvil-client protocol 2.0, after "VERSION\tanvil-client\t2\t0" and an
@@ -19,6 +18,7 @@
 #include <string_view>
 
 #include "ip-addr.h"
+#include "kick.h"
 #include "result.h"
 #include "user-hash.h"
 
@@ -33,8 +33,8 @@ struct AnvilKick {
 	std::optional<IpAddr> except_ip; // by_hash: sessions proxied there stay
 };
 
-// Translates one ipc kick line as the core makes it.
-Result<AnvilKick> anvil_kick_from_ipc(std::string_view ipc_line);
+// The anvil form of a kick.
+AnvilKick anvil_kick(const Kick &kick);
 
 // One session line of CONNECT-DUMP.
 struct AnvilSession {

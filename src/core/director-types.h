@@ -1,5 +1,5 @@
 // The types the director's parts share: configuration, timing constants, and the
-// Effects every input returns (lookup answers, ipc kicks, flush programs, admin
+// Effects every input returns (lookup answers, kicks, flush programs, admin
 // replies, ring connections and lines). No I/O here.
 #pragma once
 
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ip-addr.h"
+#include "kick.h"
 #include "user-hash.h"
 
 namespace director::core {
@@ -96,11 +97,11 @@ struct Effects {
 		std::optional<HostAnswer> host; // nullopt: failed, see error
 		std::string error;
 	};
-	// A command for the ipc service: "proxy\t*\tKICK...". Report its end
-	// with Director::ipc_done(id, ...).
-	struct IpcCommand {
+	// End sessions in the login processes (kick.h). Report its end with
+	// Director::kick_done(id, ...).
+	struct KickCommand {
 		JobId id;
-		std::string line;
+		Kick kick;
 	};
 	// Run director_flush_socket with these arguments; report with
 	// Director::flush_done(id, ...).
@@ -133,7 +134,7 @@ struct Effects {
 		std::string reason;
 	};
 	std::vector<LookupDone> lookups;
-	std::vector<IpcCommand> ipc;
+	std::vector<KickCommand> kicks;
 	std::vector<FlushProgram> flushes;
 	std::vector<AdminDone> admin;
 	std::vector<RingConnect> ring_connects;
@@ -144,7 +145,7 @@ struct Effects {
 
 	bool empty() const
 	{
-		return lookups.empty() && ipc.empty() && flushes.empty() && admin.empty() &&
+		return lookups.empty() && kicks.empty() && flushes.empty() && admin.empty() &&
 		       ring_connects.empty() && ring_sends.empty() && ring_closes.empty() &&
 		       admin_resume.empty();
 	}

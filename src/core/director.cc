@@ -459,9 +459,9 @@ AdminReply Director::user_move(uint32_t hash, const IpAddr &ip, int64_t now, Eff
 
 // ---------------------------------------------------------------- parts
 
-void Director::ipc_done(JobId id, bool ok, const std::string &error, int64_t now, Effects &fx)
+void Director::kick_done(JobId id, bool ok, const std::string &error, int64_t now, Effects &fx)
 {
-	moves_.ipc_done(id, ok, error, now, fx);
+	moves_.kick_done(id, ok, error, now, fx);
 }
 
 void Director::flush_done(JobId id, bool ok, int64_t now, Effects &fx)

@@ -77,7 +77,7 @@ public:
 	// Expires users, times out lookups and moves, ends kick delays. Call
 	// about once a second.
 	void tick(int64_t now, Effects &fx);
-	void ipc_done(JobId id, bool ok, const std::string &error, int64_t now, Effects &fx);
+	void kick_done(JobId id, bool ok, const std::string &error, int64_t now, Effects &fx);
 	void flush_done(JobId id, bool ok, int64_t now, Effects &fx);
 
 	// --- admin (director-admin) -----------------------------------------

@@ -53,17 +53,15 @@ void UserMoves::tick(int64_t now, Effects &fx)
 
 void UserMoves::ring_kick(const RingCommand &cmd, Effects &fx)
 {
-	std::string line;
-	if (cmd.kind == RingCommandKind::user_kick) {
-		line = "proxy\t*\tKICK\t" + tab_escape(cmd.username);
-	} else if (cmd.kind == RingCommandKind::user_kick_alt) {
-		line = "proxy\t*\tKICK-ALT\t" + tab_escape(cmd.field) + "\t" + tab_escape(cmd.value);
-	} else {
-		line = "proxy\t*\tKICK-DIRECTOR-HASH\t" + std::to_string(cmd.user_hash) + "\t" +
-		       cmd.ip.to_string();
-	}
+	Kick kick;
+	if (cmd.kind == RingCommandKind::user_kick)
+		kick = Kick::by_user(cmd.username, KickReason::admin);
+	else if (cmd.kind == RingCommandKind::user_kick_alt)
+		kick = Kick::by_alt_field(cmd.field, cmd.value, KickReason::admin);
+	else
+		kick = Kick::by_user_hash(cmd.user_hash, cmd.ip, "", KickReason::conflict);
 	kicking_++;
-	fx.ipc.push_back({new_job(JobKind::admin_kick, 0), std::move(line)});
+	fx.kicks.push_back({new_job(JobKind::admin_kick, 0), std::move(kick)});
 }
 
 JobId UserMoves::new_job(JobKind kind, uint64_t key)
@@ -132,8 +130,9 @@ void UserMoves::kill(UserIndex u, std::optional<HostId> old_host, bool forced, i
 	if ((old_host && *old_host != users_.host(u)) || forced) {
 		kill.job = new_job(JobKind::kill_kick, key);
 		kicking_++;
-		fx.ipc.push_back({kill.job, "proxy\t*\tKICK-DIRECTOR-HASH\t" +
-						    std::to_string(users_.user_hash(u))});
+		fx.kicks.push_back({kill.job, Kick::by_user_hash(users_.user_hash(u), std::nullopt,
+								 hosts_.tag_name(users_.tag(u)),
+								 KickReason::move)});
 	} else {
 		// Nothing of ours can be connected to another host: the user
 		// was unknown here or already on the target host.
@@ -271,7 +270,7 @@ void UserMoves::free_kill(uint64_t key, int64_t now, Effects &fx)
 	run_reset_jobs(now, fx);
 }
 
-void UserMoves::ipc_done(JobId id, bool ok, const std::string &error, int64_t now, Effects &fx)
+void UserMoves::kick_done(JobId id, bool ok, const std::string &error, int64_t now, Effects &fx)
 {
 	auto it = jobs_.find(id);
 	if (it == jobs_.end())
@@ -312,9 +311,8 @@ void UserMoves::flush_done(JobId id, bool ok, int64_t now, Effects &fx)
 void UserMoves::kick_hash(uint32_t hash, const IpAddr &except, Effects &fx)
 {
 	kicking_++;
-	fx.ipc.push_back({new_job(JobKind::admin_kick, 0), "proxy\t*\tKICK-DIRECTOR-HASH\t" +
-								   std::to_string(hash) + "\t" +
-								   except.to_string()});
+	fx.kicks.push_back({new_job(JobKind::admin_kick, 0),
+			    Kick::by_user_hash(hash, except, "", KickReason::conflict)});
 	if (!ring_.active())
 		return;
 	RingCommand k;
@@ -327,14 +325,11 @@ void UserMoves::kick_hash(uint32_t hash, const IpAddr &except, Effects &fx)
 
 void UserMoves::start_admin_kick(const QueuedKick &kick, Effects &fx)
 {
-	std::string line = kick.field.empty() ? "proxy\t*\tKICK\t" : "proxy\t*\tKICK-ALT\t";
-	if (!kick.field.empty()) {
-		tab_escape_append(line, kick.field);
-		line += '\t';
-	}
-	tab_escape_append(line, kick.value);
 	kicking_++;
-	fx.ipc.push_back({new_job(JobKind::admin_kick, 0), std::move(line)});
+	fx.kicks.push_back({new_job(JobKind::admin_kick, 0),
+			    kick.field.empty()
+				    ? Kick::by_user(kick.value, KickReason::admin)
+				    : Kick::by_alt_field(kick.field, kick.value, KickReason::admin)});
 	if (!ring_.active())
 		return;
 	RingCommand k;

@@ -56,7 +56,7 @@ public:
 	// A kick from the ring: run it here (the ring forwards it).
 	void ring_kick(const RingCommand &cmd, Effects &fx);
 
-	void ipc_done(JobId id, bool ok, const std::string &error, int64_t now, Effects &fx);
+	void kick_done(JobId id, bool ok, const std::string &error, int64_t now, Effects &fx);
 	void flush_done(JobId id, bool ok, int64_t now, Effects &fx);
 	// Ends kick delays and times out stuck moves.
 	void tick(int64_t now, Effects &fx);

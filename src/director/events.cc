@@ -6,7 +6,7 @@
 
 #include "adapter/dovecot.h"
 #include "adapter/named-event.h"
-#include "core/anvil-kick.h"
+#include "core/kick.h"
 #include "director/events.h"
 #include "director/service.h"
 
@@ -45,30 +45,22 @@ void DirectorService::ring_event_disconnected(const RingTransport &t, const std:
 					  " closed: " + reason);
 }
 
-// A kick by user hash is the core killing the sessions of a user it moved
-// (doveadm director move, flush, host removal, health, or a move from the
-// ring): the kick names the host the user moved to. Other kicks are admin
-// kicks (doveadm director kick).
-void DirectorService::kick_event(const core::Effects::IpcCommand &cmd)
+// One event per kick: its reason (admin: doveadm director kick, here or on
+// another director; move: the sessions of a user that moved; conflict: two
+// directors disagreed about a user).
+void DirectorService::kick_event(const core::Effects::KickCommand &cmd)
 {
-	auto kick = core::anvil_kick_from_ipc(cmd.line);
-	if (!kick.ok())
-		return;
-	if (kick->by_hash) {
-		std::string to = kick->except_ip ? kick->except_ip->to_string() : "";
+	const core::Kick &kick = cmd.kick;
+	if (kick.reason == core::KickReason::move) {
 		adapter::send_named_event(event_, "director_user_moved",
-					  {{"host_to", to}, {"user_hash", uint64_t(kick->user_hash)}},
+					  {{"user_hash", uint64_t(kick.user_hash)}, {"tag", kick.tag}},
 					  core::LogLevel::debug,
-					  "User hash " + std::to_string(kick->user_hash) +
-						  " moved to " + to + ": kicking its sessions");
-		adapter::send_named_event(event_, "director_user_kicked",
-					  {{"reason", std::string("move")}}, core::LogLevel::debug,
-					  "Kicking the sessions of a moved user");
-	} else {
-		adapter::send_named_event(event_, "director_user_kicked",
-					  {{"reason", std::string("admin")}}, core::LogLevel::debug,
-					  "Kicking sessions for doveadm director kick");
+					  "User hash " + std::to_string(kick.user_hash) +
+						  " moved: kicking its sessions");
 	}
+	std::string reason = core::kick_reason_name(kick.reason);
+	adapter::send_named_event(event_, "director_user_kicked", {{"reason", reason}},
+				  core::LogLevel::debug, "Kicking sessions (" + reason + ")");
 }
 
 } // namespace director

@@ -259,7 +259,7 @@ void DirectorService::run_effects_batch(core::Effects &fx)
 			if (auto *lo = dynamic_cast<LookupOwner *>(conn->second.get()))
 				lo->lookup_done(done.id, done);
 		}
-		for (auto &cmd : todo.ipc) {
+		for (auto &cmd : todo.kicks) {
 			kick_event(cmd);
 			start_kick(cmd);
 		}
@@ -346,7 +346,7 @@ void DirectorService::start_ring_connect(const core::Effects::RingConnect &rc)
 	connections_.emplace(cid, std::move(c));
 }
 
-void DirectorService::start_kick(const core::Effects::IpcCommand &cmd)
+void DirectorService::start_kick(const core::Effects::KickCommand &cmd)
 {
 	core::JobId id = cmd.id;
 	// Whichever comes first, the reply or the timeout, reports the kick;
@@ -357,11 +357,11 @@ void DirectorService::start_kick(const core::Effects::IpcCommand &cmd)
 		e_error(event_, "Kick (job %llu) got no reply in %u secs, giving up on it",
 			(unsigned long long)id, kick_reply_timeout_msecs / 1000);
 		core::Effects fx;
-		core_.ipc_done(id, false, "Timeout waiting for the reply", now(), fx);
+		core_.kick_done(id, false, "Timeout waiting for the reply", now(), fx);
 		run_effects(fx);
 	});
 	kick_timers_[id] = std::move(timer);
-	kicks_->kick(cmd.line, [this, id](bool ok, const std::string &error) {
+	kicks_->kick(cmd.kick, [this, id](bool ok, const std::string &error) {
 		if (stopping_)
 			return;
 		auto it = kick_timers_.find(id);
@@ -369,7 +369,7 @@ void DirectorService::start_kick(const core::Effects::IpcCommand &cmd)
 			return; // timed out and reported already
 		kick_timers_.erase(it);
 		core::Effects fx;
-		core_.ipc_done(id, ok, error, now(), fx);
+		core_.kick_done(id, ok, error, now(), fx);
 		run_effects(fx);
 	});
 }

@@ -136,7 +136,7 @@ private:
 	// Deletes closed connections and finished program clients.
 	void reap();
 	void refresh_proctitle();
-	void start_kick(const core::Effects::IpcCommand &cmd);
+	void start_kick(const core::Effects::KickCommand &cmd);
 	void start_flush(const core::Effects::FlushProgram &flush);
 
 	adapter::DirectorSettings settings_;
@@ -185,7 +185,7 @@ private:
 	std::unique_ptr<class StateEvents> state_events_;
 	void observe_state();
 	bool in_ring_input_ = false; // between cork_ring() and uncork_ring()
-	void kick_event(const core::Effects::IpcCommand &cmd);
+	void kick_event(const core::Effects::KickCommand &cmd);
 	// The director-metrics HTTP server, made with its first client.
 	std::unique_ptr<adapter::MetricsHttpServer> metrics_http_;
 	std::unique_ptr<class StateKeeper> state_keeper_;

@@ -162,12 +162,13 @@ struct Ledger {
 				fail("failed lookup without an error", step);
 			}
 		}
-		for (const Effects::IpcCommand &c : fx.ipc) {
-			trace("  -> ipc id=%llu '%s'\n", (unsigned long long)c.id, c.line.c_str());
+		for (const Effects::KickCommand &c : fx.kicks) {
+			std::string line = kick_ipc_line(c.kick);
+			trace("  -> kick id=%llu '%s'\n", (unsigned long long)c.id, line.c_str());
 			if (!seen_jobs.insert(c.id).second)
-				fail("ipc job id reused", step);
-			if (c.line.find('\n') != std::string::npos)
-				fail("ipc line contains LF", step);
+				fail("kick job id reused", step);
+			if (line.find('\n') != std::string::npos)
+				fail("ipc kick line contains LF", step);
 			ipc_jobs.insert(c.id);
 		}
 		for (const Effects::FlushProgram &f : fx.flushes) {
@@ -228,7 +229,7 @@ struct Ledger {
 			JobId id = *ipc_jobs.begin();
 			ipc_jobs.erase(ipc_jobs.begin());
 			trace("t=%lld ipc_done id=%llu ok=1\n", (long long)now, (unsigned long long)id);
-			dir.ipc_done(id, true, "", now, fx);
+			dir.kick_done(id, true, "", now, fx);
 		}
 		while (!flush_jobs.empty()) {
 			JobId id = *flush_jobs.begin();

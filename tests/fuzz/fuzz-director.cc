@@ -194,7 +194,7 @@ struct Harness : Ledger {
 				break; // an ipc completion for a flush job: not a caller we model
 			trace("t=%lld ipc_done id=%llu ok=%d\n", (long long)now, (unsigned long long)id,
 			      int(ok));
-			dir.ipc_done(id, ok, ok ? "" : "ipc failed", now, fx);
+			dir.kick_done(id, ok, ok ? "" : "ipc failed", now, fx);
 			absorb();
 			break;
 		}

@@ -434,7 +434,7 @@ struct Harness : Ledger {
 			trace("t=%lld %s_done id=%llu ok=%d\n", (long long)now,
 			      &jobs == &ipc_jobs ? "ipc" : "flush", (unsigned long long)id, int(ok));
 			if (&jobs == &ipc_jobs)
-				dir.ipc_done(id, ok, ok ? "" : "ipc failed", now, fx);
+				dir.kick_done(id, ok, ok ? "" : "ipc failed", now, fx);
 			else
 				dir.flush_done(id, ok, now, fx);
 			absorb();

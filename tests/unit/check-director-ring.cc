@@ -129,8 +129,8 @@ private:
 	{
 		for (auto &x : from.lookups)
 			into.lookups.push_back(std::move(x));
-		for (auto &x : from.ipc)
-			into.ipc.push_back(std::move(x));
+		for (auto &x : from.kicks)
+			into.kicks.push_back(std::move(x));
 		for (auto &x : from.flushes)
 			into.flushes.push_back(std::move(x));
 		for (auto &x : from.admin)
@@ -396,21 +396,21 @@ START_TEST(test_ring_move_kicks_on_every_director_and_blocks_until_done)
 	std::string target = old_host == "10.0.0.1" ? "10.0.0.2" : "10.0.0.1";
 	uint32_t hash = net.dirs[0]->user_hash("bob");
 	for (auto &fx : net.fxs)
-		fx.ipc.clear();
+		fx.kicks.clear();
 	ck_assert(net.dirs[1]->user_move(hash, ip(target.c_str()), net.now, net.fxs[1]).line == "OK");
 	net.settle();
 	// Every director kicks the user's sessions locally, then reports.
 	for (size_t i = 0; i < 3; i++) {
-		ck_assert_uint_eq(net.fxs[i].ipc.size(), 1);
-		ck_assert(net.fxs[i].ipc[0].line == "proxy\t*\tKICK-DIRECTOR-HASH\t" + std::to_string(hash));
+		ck_assert_uint_eq(net.fxs[i].kicks.size(), 1);
+		ck_assert(kick_ipc_line(net.fxs[i].kicks[0].kick) == "proxy\t*\tKICK-DIRECTOR-HASH\t" + std::to_string(hash));
 		ck_assert(net.current(i, "bob") == target);
 	}
 	net.dirs[2]->lookup(5, "bob", "", net.now, net.fxs[2]);
 	ck_assert(host_of(net.fxs[2], 5).empty()); // waits for the kill round
 	for (size_t i = 0; i < 3; i++) {
-		JobId job = net.fxs[i].ipc[0].id;
-		net.fxs[i].ipc.clear();
-		net.dirs[i]->ipc_done(job, true, "", net.now, net.fxs[i]);
+		JobId job = net.fxs[i].kicks[0].id;
+		net.fxs[i].kicks.clear();
+		net.dirs[i]->kick_done(job, true, "", net.now, net.fxs[i]);
 		net.settle();
 	}
 	for (auto &d : net.dirs)
@@ -431,9 +431,9 @@ START_TEST(test_ring_conflicting_assignment_resolves_to_lower_ip)
 	net.dirs[0]->user_move(hash, ip("10.0.0.2"), net.now, net.fxs[0]);
 	net.settle();
 	for (size_t i = 0; i < 2; i++) {
-		for (auto &j : net.fxs[i].ipc)
-			net.dirs[i]->ipc_done(j.id, true, "", net.now, net.fxs[i]);
-		net.fxs[i].ipc.clear();
+		for (auto &j : net.fxs[i].kicks)
+			net.dirs[i]->kick_done(j.id, true, "", net.now, net.fxs[i]);
+		net.fxs[i].kicks.clear();
 	}
 	net.tick(3);
 	ck_assert(net.current(1, "carol") == "10.0.0.2");
@@ -452,8 +452,8 @@ START_TEST(test_ring_conflicting_assignment_resolves_to_lower_ip)
 	ck_assert(net.current(1, "carol") == "10.0.0.1");
 	ck_assert(net.current(0, "carol") == "10.0.0.1");
 	bool kicked = false;
-	for (auto &j : net.fxs[1].ipc)
-		kicked = kicked || j.line == "proxy\t*\tKICK-DIRECTOR-HASH\t" + std::to_string(hash) +
+	for (auto &j : net.fxs[1].kicks)
+		kicked = kicked || kick_ipc_line(j.kick) == "proxy\t*\tKICK-DIRECTOR-HASH\t" + std::to_string(hash) +
 						 "\t10.0.0.1";
 	ck_assert(kicked);
 }

@@ -150,14 +150,14 @@ START_TEST(test_director_move_kicks_and_delays_logins_until_kick_delay)
 	uint32_t hash = f.dir.user_hash("carol");
 	AdminReply r = f.dir.user_move(hash, ip(new_host.c_str()), t0 + 1, f.fx);
 	ck_assert(!r.later && r.line == "OK");
-	ck_assert_uint_eq(f.fx.ipc.size(), 1);
-	ck_assert(f.fx.ipc[0].line == "proxy\t*\tKICK-DIRECTOR-HASH\t" + std::to_string(hash));
-	JobId kick = f.fx.ipc[0].id;
-	f.fx.ipc.clear();
+	ck_assert_uint_eq(f.fx.kicks.size(), 1);
+	ck_assert(kick_ipc_line(f.fx.kicks[0].kick) == "proxy\t*\tKICK-DIRECTOR-HASH\t" + std::to_string(hash));
+	JobId kick = f.fx.kicks[0].id;
+	f.fx.kicks.clear();
 	// While the kick runs, logins wait and a second move is refused.
 	ck_assert(f.lookup(2, "carol", t0 + 1) == "");
 	ck_assert(f.dir.user_move(hash, ip(old_host.c_str()), t0 + 1, f.fx).line == "TRYAGAIN");
-	f.dir.ipc_done(kick, true, "", t0 + 1, f.fx);
+	f.dir.kick_done(kick, true, "", t0 + 1, f.fx);
 	ck_assert(f.answer(2) == "");
 	f.dir.tick(t0 + 2, f.fx);
 	ck_assert(f.answer(2) == "");
@@ -172,7 +172,7 @@ START_TEST(test_director_move_of_unknown_user_creates_it_without_kick)
 	Fixture f;
 	uint32_t hash = f.dir.user_hash("dave");
 	ck_assert(f.dir.user_move(hash, ip("10.0.0.2"), t0, f.fx).line == "OK");
-	ck_assert(f.fx.ipc.empty());
+	ck_assert(f.fx.kicks.empty());
 	UserLookup l = f.dir.user_lookup(hash, "", t0);
 	ck_assert(l.current && l.current->to_string() == "10.0.0.2");
 	ck_assert(f.dir.user_move(hash, ip("10.9.9.9"), t0, f.fx).line == "NOTFOUND");
@@ -188,7 +188,7 @@ START_TEST(test_director_flush_program_runs_after_move_and_skips_delay)
 	std::string new_host = f.other_host(old_host);
 	uint32_t hash = f.dir.user_hash("erin");
 	f.dir.user_move(hash, ip(new_host.c_str()), t0, f.fx);
-	f.dir.ipc_done(f.fx.ipc.at(0).id, true, "", t0, f.fx);
+	f.dir.kick_done(f.fx.kicks.at(0).id, true, "", t0, f.fx);
 	ck_assert_uint_eq(f.fx.flushes.size(), 1);
 	const auto &fl = f.fx.flushes[0];
 	std::vector<std::string> want = {"FLUSH", std::to_string(hash), old_host, new_host, "up",
@@ -222,10 +222,10 @@ START_TEST(test_director_kick_reply_after_move_timeout_ends_the_kick)
 	std::string old_host = f.lookup(1, "kyle", t0);
 	f.dir.user_move(f.dir.user_hash("kyle"), ip(f.other_host(old_host).c_str()), t0, f.fx);
 	ck_assert_uint_eq(f.dir.users_kicking(), 1);
-	JobId kick = f.fx.ipc.at(0).id;
+	JobId kick = f.fx.kicks.at(0).id;
 	f.dir.tick(t0 + 31, f.fx); // the move times out first
 	ck_assert_uint_eq(f.dir.users_moving(), 0);
-	f.dir.ipc_done(kick, true, "", t0 + 32, f.fx);
+	f.dir.kick_done(kick, true, "", t0 + 32, f.fx);
 	ck_assert_uint_eq(f.dir.users_kicking(), 0);
 }
 END_TEST
@@ -246,16 +246,16 @@ START_TEST(test_director_reset_users_moves_with_max_parallel)
 	int kicks = 0;
 	for (int round = 0; round < 100 && f.fx.admin.empty(); round++) {
 		ck_assert_uint_le(f.dir.users_moving(), 1);
-		std::vector<Effects::IpcCommand> ipc;
-		std::swap(ipc, f.fx.ipc);
+		std::vector<Effects::KickCommand> ipc;
+		std::swap(ipc, f.fx.kicks);
 		for (const auto &c : ipc) {
 			kicks++;
-			f.dir.ipc_done(c.id, true, "", t0 + round, f.fx);
+			f.dir.kick_done(c.id, true, "", t0 + round, f.fx);
 		}
 		f.dir.tick(t0 + round + 3, f.fx);
 	}
 	// Like stock, OK comes once the last move has started, not finished.
-	kicks += int(f.fx.ipc.size());
+	kicks += int(f.fx.kicks.size());
 	ck_assert_uint_eq(f.fx.admin.size(), 1);
 	ck_assert_uint_eq(f.fx.admin[0].id, 77);
 	ck_assert(f.fx.admin[0].reply == "OK");
@@ -277,8 +277,8 @@ START_TEST(test_director_reset_users_without_usable_host_kicks_and_flushes)
 	f.dir.host_set_down(0, ip("10.0.0.1"), true, t0, f.fx);
 	AdminReply r = f.dir.host_reset_users(5, std::nullopt, 100, t0, f.fx);
 	ck_assert(r.later || r.line == "OK");
-	ck_assert_uint_eq(f.fx.ipc.size(), 1);
-	ck_assert(f.fx.ipc[0].line.rfind("proxy\t*\tKICK-DIRECTOR-HASH\t", 0) == 0);
+	ck_assert_uint_eq(f.fx.kicks.size(), 1);
+	ck_assert(kick_ipc_line(f.fx.kicks[0].kick).rfind("proxy\t*\tKICK-DIRECTOR-HASH\t", 0) == 0);
 	ck_assert_uint_eq(f.dir.user_count(), 0);
 }
 END_TEST
@@ -289,14 +289,14 @@ START_TEST(test_director_kicks_over_the_limit_queue_or_tryagain)
 	cfg.max_parallel_kicks = 1;
 	Fixture f(cfg);
 	ck_assert(f.dir.user_kick(1, "", "a\tb", false, f.fx).line == "OK");
-	ck_assert(f.fx.ipc.at(0).line == "proxy\t*\tKICK\ta\001tb");
+	ck_assert(kick_ipc_line(f.fx.kicks.at(0).kick) == "proxy\t*\tKICK\ta\001tb");
 	ck_assert(f.dir.user_kick(2, "user_x", "v", true, f.fx).line == "TRYAGAIN");
 	AdminReply queued = f.dir.user_kick(3, "user_x", "v", false, f.fx);
 	ck_assert(queued.later);
-	f.dir.ipc_done(f.fx.ipc.at(0).id, true, "", t0, f.fx);
+	f.dir.kick_done(f.fx.kicks.at(0).id, true, "", t0, f.fx);
 	ck_assert_uint_eq(f.fx.admin.size(), 1);
 	ck_assert_uint_eq(f.fx.admin[0].id, 3);
-	ck_assert(f.fx.ipc.back().line == "proxy\t*\tKICK-ALT\tuser_x\tv");
+	ck_assert(kick_ipc_line(f.fx.kicks.back().kick) == "proxy\t*\tKICK-ALT\tuser_x\tv");
 }
 END_TEST
 

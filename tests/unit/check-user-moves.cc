@@ -83,10 +83,10 @@ START_TEST(test_user_moves_move_kicks_then_waits_the_kick_delay)
 	ck_assert_uint_eq(f.users.host(u), f.b);
 	ck_assert(f.users.kill_pending(u));
 	ck_assert(f.moves.moving(42, 0));
-	ck_assert_uint_eq(fx.ipc.size(), 1);
-	ck_assert_str_eq(fx.ipc[0].line.c_str(), "proxy\t*\tKICK-DIRECTOR-HASH\t42");
+	ck_assert_uint_eq(fx.kicks.size(), 1);
+	ck_assert(kick_ipc_line(fx.kicks[0].kick) == std::string("proxy\t*\tKICK-DIRECTOR-HASH\t42"));
 	ck_assert_uint_eq(f.moves.users_kicking(), 1);
-	f.moves.ipc_done(fx.ipc[0].id, true, "", t0 + 1, fx);
+	f.moves.kick_done(fx.kicks[0].id, true, "", t0 + 1, fx);
 	ck_assert_uint_eq(f.moves.users_kicking(), 0);
 	ck_assert(f.moves.moving(42, 0)); // in the kick delay
 	f.moves.tick(t0 + 1 + f.config.user_kick_delay_secs - 1, fx);
@@ -106,7 +106,7 @@ START_TEST(test_user_moves_flush_program_runs_after_the_kill)
 	f.users.insert(42, 0, f.a, uint32_t(t0));
 	Effects fx;
 	f.moves.move(nullptr, std::nullopt, 42, f.b, t0, fx);
-	f.moves.ipc_done(fx.ipc[0].id, true, "", t0, fx);
+	f.moves.kick_done(fx.kicks[0].id, true, "", t0, fx);
 	ck_assert_uint_eq(fx.flushes.size(), 1);
 	std::vector<std::string> want = {"FLUSH", "42", "10.0.0.1", "10.0.0.2", "up", "100"};
 	ck_assert(fx.flushes[0].args == want);
@@ -138,15 +138,15 @@ START_TEST(test_user_moves_admin_kicks_queue_over_the_limit)
 	Effects fx;
 	AdminReply r = f.moves.user_kick(1, "", "alice", false, fx);
 	ck_assert(!r.later);
-	ck_assert_str_eq(fx.ipc[0].line.c_str(), "proxy\t*\tKICK\talice");
+	ck_assert(kick_ipc_line(fx.kicks[0].kick) == std::string("proxy\t*\tKICK\talice"));
 	r = f.moves.user_kick(2, "", "bob", true, fx);
 	ck_assert_str_eq(r.line.c_str(), "TRYAGAIN");
 	r = f.moves.user_kick(3, "user", "b\tob", false, fx);
 	ck_assert(r.later);
-	ck_assert_uint_eq(fx.ipc.size(), 1);
-	f.moves.ipc_done(fx.ipc[0].id, true, "", t0, fx);
-	ck_assert_uint_eq(fx.ipc.size(), 2);
-	ck_assert_str_eq(fx.ipc[1].line.c_str(), "proxy\t*\tKICK-ALT\tuser\tb\001tob");
+	ck_assert_uint_eq(fx.kicks.size(), 1);
+	f.moves.kick_done(fx.kicks[0].id, true, "", t0, fx);
+	ck_assert_uint_eq(fx.kicks.size(), 2);
+	ck_assert(kick_ipc_line(fx.kicks[1].kick) == std::string("proxy\t*\tKICK-ALT\tuser\tb\001tob"));
 	ck_assert_uint_eq(fx.admin.size(), 1);
 	ck_assert_uint_eq(fx.admin[0].id, 3);
 }
