@@ -13,6 +13,7 @@
 #include "host-list.h"
 #include "ring-auth.h"
 #include "ring-protocol.h"
+#include "user-digest.h"
 #include "user-table.h"
 
 namespace director::core {
@@ -58,6 +59,12 @@ public:
 	// table owns the stream's cursor, so users erased, refreshed or re-sorted meanwhile
 	// are never skipped.
 	void start_user_stream(UserTable &users);
+	// The same, limited to the users of `buckets` (a delta join, user-digest.h).
+	void start_user_stream(UserTable &users, UserDigestBuckets buckets)
+	{
+		start_user_stream(users);
+		stream_filter_ = std::move(buckets);
+	}
 	// Like the handshake stream, but after the handshake: only users marked resend,
 	// as USER commands, which peers refresh and pass on only when new to them.
 	void start_resend_stream(UserTable &users);
@@ -127,6 +134,25 @@ public:
 	std::optional<RingAuth> auth;
 	bool directors_pending = false; // connector: our DIRECTOR lines wait for the proof
 
+	// User-table digests (user-digest.h), only with a peer that offered them.
+	bool digest_peer = false;      // its VERSION offered USER-DIGEST
+	bool digests_sent = false;     // acceptor: our bucket digests went out
+	bool awaiting_digests = false; // connector: the user stream waits for them
+	bool stream_held = false;      // connector: held by a state restore (ring.h)
+	UserDigestReader digest_in;    // what the peer sent
+	size_t delta_buckets = 0;      // buckets a delta join replaced or sent
+	size_t delta_kept = 0;         // acceptor: users of equal buckets kept
+	// Acceptor joining the connector's ring with a delta: our users of the
+	// equal buckets, put back after the connector's host list replaced ours.
+	struct KeptUser {
+		uint32_t user_hash;
+		uint32_t timestamp;
+		uint32_t ip_index; // into kept_user_ips
+		bool weak;
+	};
+	std::vector<KeptUser> kept_users;
+	std::vector<IpAddr> kept_user_ips;
+
 private:
 	RingConnId id_;
 	bool incoming_;
@@ -135,6 +161,7 @@ private:
 	UserTable::Cursor stream_cursor_ = 0;
 	bool resend_ = false;
 	bool stream_as_updates_ = false;
+	UserDigestBuckets stream_filter_; // empty: every user
 	// handshake sending: host id -> address text, valid for one generation of host ids
 	std::vector<std::string> send_ip_text_;
 	uint64_t send_ip_generation_ = 0;

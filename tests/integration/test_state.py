@@ -313,3 +313,62 @@ def test_ring_stopped_completely_keeps_assignments_and_host_changes(make_cluster
             # stock handshake merge its configured vhosts and up/down states
             # win; a host added at runtime is learned from us.
             assert "127.0.0.253" in hosts2, (x.name, hosts2)
+
+
+# --- rejoin in O(changes) --------------------------------------------------------
+
+REJOIN_USERS = 6000
+REJOIN_CHANGED = 10
+
+
+def test_rejoin_with_a_state_file_sends_only_what_changed(make_cluster):
+    """A director of ours restarted with its file rejoins its left (ours) with
+    bucket digests: the left sends only the users of the buckets that differ,
+    the restarted director keeps the rest, and afterwards every director maps
+    every user hash to the same backend."""
+    c = make_cluster(nbackends=3, nusers=REJOIN_USERS + REJOIN_CHANGED + 50)
+    r = ringrig.Ring(c, ["ours", "ours", "ours"])
+    r.start()
+    left, d, right = r.sorted_directors()
+    ips = [b.ip for b in c.backends]
+    oks, other, _ = ringrig.populate(left, c.users[:REJOIN_USERS], ips)
+    assert oks == REJOIN_USERS, other
+    r.wait_converged(deadline_secs=60)
+
+    offset = d.log_size()
+    left_offset = left.log_size()
+    stop(c, d)
+    # While it is down the ring moves some users and learns new ones.
+    moved = c.users[:REJOIN_CHANGED]
+    oks, other, _ = ringrig.populate(left, moved, ips[1:] + ips[:1])
+    assert oks == len(moved), other
+    new = c.users[REJOIN_USERS:REJOIN_USERS + REJOIN_CHANGED]
+    oks, other, _ = ringrig.populate(left, new, ips)
+    assert oks == len(new), other
+    c.start(only=[d])
+    m = d.wait_log(r"state file \S+: restored (\d+) users", offset)
+    assert int(m.group(1)) == REJOIN_USERS, m.group(0)
+    r.wait_formed(deadline_secs=60)
+    r.wait_converged(deadline_secs=60)
+
+    m = d.wait_log(r"director\(%s:\d+\): Delta join: kept (\d+) users of the buckets that "
+                   r"matched, (\d+) buckets replaced by (\d+) users received"
+                   % re.escape(left.ip), offset)
+    kept, buckets, received = (int(x) for x in m.groups())
+    s = left.wait_log(r"director\(%s:\d+\): Sending the users of (\d+) of (\d+) user buckets "
+                      r"that differ" % re.escape(d.ip), left_offset)
+    assert int(s.group(1)) == buckets, (s.group(0), m.group(0))
+    # Each changed user costs its bucket (about 64 users), not the table.
+    assert buckets <= 2 * REJOIN_CHANGED, m.group(0)
+    assert received < REJOIN_USERS // 4, m.group(0)
+    assert kept + received == REJOIN_USERS + len(new), m.group(0)
+    h = d.wait_log(r"director\(%s:\d+\): Handshake finished in \d+ secs \(users received=(\d+)\)"
+                   % re.escape(left.ip), offset)
+    assert int(h.group(1)) == received, h.group(0)
+
+    # hash -> backend for every user, on every director
+    maps = [{h: ip for h, (ip, _) in ringrig.user_list(x).items()} for x in r.directors]
+    assert len(maps[0]) == REJOIN_USERS + len(new)
+    for x, mp in zip(r.directors[1:], maps[1:]):
+        differ = [k for k in maps[0] if mp.get(k) != maps[0][k]]
+        assert not differ and len(mp) == len(maps[0]), (x.name, len(differ), len(mp))
