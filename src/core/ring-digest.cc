@@ -6,6 +6,8 @@
 // I/O here.
 #include "ring.h"
 
+#include <algorithm>
+
 namespace director::core {
 
 // Acceptor: once the connector's VERSION offered digests (and it proved the
@@ -20,7 +22,8 @@ void Ring::send_user_digests(RingLink &c, Effects &fx)
 	if (bits != 0)
 		digests = user_table_digests(users_, hosts_, bits);
 	std::string out;
-	for (const std::string &l : format_user_digests(bits, users_.size(), digests)) {
+	for (const std::string &l :
+	     format_user_digests(bits, users_.size(), digests, ring_handshaked_)) {
 		out += l;
 		out += '\n';
 	}
@@ -56,6 +59,22 @@ void Ring::digest_line(RingLink &c, std::string_view line, int64_t now, Effects 
 			c.delta_buckets = c.digest_in.buckets().count();
 		return; // used when its HOST-HAND-START is applied (at DONE)
 	}
+	if (c.digest_in.peer_ring_running() && restart_signal_pending_) {
+		// We restored a table, and our right says the ring kept running:
+		// its users are newer than ours (our left replaces ours when it
+		// connects). Send it none of ours, and push none later.
+		log_.log(LogLevel::info, "director(" + c.who() + "): The ring kept running while "
+						 "we were away: sending it none of our restored users");
+		restart_signal_pending_ = false;
+		push_restored_users_ = false;
+		c.send_no_users = true;
+		if (c.stream_held) {
+			c.stream_held = false;
+			held_streams_.erase(std::remove(held_streams_.begin(), held_streams_.end(),
+							c.id()),
+					    held_streams_.end());
+		}
+	}
 	if (c.awaiting_digests) {
 		c.awaiting_digests = false;
 		start_handshake_users(c, now, fx);
@@ -67,17 +86,22 @@ void Ring::digest_line(RingLink &c, std::string_view line, int64_t now, Effects 
 // buckets that differ and sends only their users.
 void Ring::start_handshake_users(RingLink &c, int64_t now, Effects &fx)
 {
-	if (c.stream_held || c.closing())
+	if (c.closing())
 		return;
 	if (c.digest_peer && !c.digest_in.done()) {
 		c.awaiting_digests = true;
 		return;
 	}
+	if (c.stream_held)
+		return;
 	if (c.digest_peer) {
 		const UserDigestReader &in = c.digest_in;
 		std::vector<std::string> lines;
 		UserDigestBuckets diff;
-		if (in.bits() != 0 && users_.size() != 0) {
+		if (c.send_no_users) {
+			diff = UserDigestBuckets(in.bits() != 0 ? in.bits() : user_digest_min_bits);
+			lines = format_user_digest_delta(diff);
+		} else if (in.bits() != 0 && users_.size() != 0) {
 			diff = user_digest_diff(user_table_digests(users_, hosts_, in.bits()),
 						in.digests(), in.bits());
 			lines = format_user_digest_delta(diff);
@@ -92,7 +116,8 @@ void Ring::start_handshake_users(RingLink &c, int64_t now, Effects &fx)
 		fx.ring_sends.push_back({c.id(), std::move(out)});
 		if (!diff.empty()) {
 			c.delta_buckets = diff.count();
-			log_.log(LogLevel::info,
+			if (!c.send_no_users)
+				log_.log(LogLevel::info,
 				 "director(" + c.who() + "): Sending the users of " +
 					 std::to_string(diff.count()) + " of " +
 					 std::to_string(diff.buckets()) +
@@ -108,71 +133,34 @@ void Ring::start_handshake_users(RingLink &c, int64_t now, Effects &fx)
 	continue_user_stream(c, now, fx);
 }
 
-// Acceptor, at the connector's HOST-HAND-START when we join its running ring
-// with a delta: its host list replaces ours, but our users of the buckets it does
-// not send are the same as its users there: keep them.
-void Ring::keep_equal_buckets(RingLink &c)
+// Acceptor, at the connector's HOST-HAND-START (applied at DONE) when we join
+// its running ring after it sent a delta: its host list replaces ours in place
+// and our users of the equal buckets stay, instead of dropping the whole table.
+bool Ring::delta_join(RingLink &c, int64_t now)
 {
-	if (c.digest_in.kind() != UserDigestReader::Kind::delta)
-		return;
-	const UserDigestBuckets &replace = c.digest_in.buckets();
-	c.kept_users.reserve(users_.size());
-	for (UserIndex u = users_.oldest(); u != no_user; u = users_.newer(u)) {
-		uint32_t hash = users_.user_hash(u);
-		if (replace.contains_user(hash))
-			continue;
-		const IpAddr &ip = hosts_.get(users_.host(u)).ip;
-		uint32_t idx = 0;
-		if (!c.kept_users.empty() && c.kept_user_ips[c.kept_users.back().ip_index] == ip) {
-			idx = c.kept_users.back().ip_index;
-		} else {
-			while (idx < c.kept_user_ips.size() && c.kept_user_ips[idx] != ip)
-				idx++;
-			if (idx == c.kept_user_ips.size())
-				c.kept_user_ips.push_back(ip);
-		}
-		c.kept_users.push_back({hash, users_.timestamp(u), idx, users_.weak(u)});
+	if (!c.incoming() || !c.applying_handshake ||
+	    c.digest_in.kind() != UserDigestReader::Kind::delta)
+		return false;
+	std::vector<const RingCommand *> hosts;
+	for (const RingLink::DeferredCommand &d : c.deferred) {
+		if (d.cmd.kind == RingCommandKind::handshake_host)
+			hosts.push_back(&d.cmd);
 	}
+	c.delta_kept = handler_.ring_joining_delta(hosts, c.digest_in.buckets(), now);
+	c.delta_joined = true;
+	return true;
 }
 
-// After the connector's users: the kept ones go back in (their buckets were not
-// sent, so none of them is in the table twice). Not marked for the right: it
-// has them already, as they are the ring's.
-void Ring::restore_kept_users(RingLink &c, int64_t now)
+void Ring::log_delta_join(RingLink &c)
 {
-	if (c.kept_users.empty() && c.kept_user_ips.empty())
+	if (!c.delta_joined)
 		return;
-	size_t kept = 0, dropped = 0;
-	std::vector<HostId> ids(c.kept_user_ips.size(), invalid_host);
-	for (size_t i = 0; i < ids.size(); i++)
-		ids[i] = hosts_.find(c.kept_user_ips[i]);
-	for (const RingLink::KeptUser &k : c.kept_users) {
-		HostId host = ids[k.ip_index];
-		if (host == invalid_host ||
-		    int64_t(k.timestamp) + int64_t(config_.user_expire_secs) <= now) {
-			dropped++;
-			continue;
-		}
-		TagId tag = hosts_.get(host).tag;
-		if (users_.find(k.user_hash, tag) != no_user)
-			continue;
-		UserIndex u = users_.insert(k.user_hash, tag, host, k.timestamp);
-		if (u == no_user) {
-			dropped++;
-			continue;
-		}
-		users_.set_weak(u, k.weak);
-		kept++;
-	}
-	c.delta_kept = kept;
-	c.users_unsorted = true;
+	c.delta_joined = false;
 	log_.log(LogLevel::info, "director(" + c.who() + "): Delta join: kept " +
-					 std::to_string(kept) + " users of the buckets that matched, " +
+					 std::to_string(c.delta_kept) +
+					 " users of the buckets that matched, " +
 					 std::to_string(c.delta_buckets) + " buckets replaced by " +
-					 std::to_string(c.users_received) + " users received" +
-					 (dropped ? ", " + std::to_string(dropped) + " dropped" : ""));
-	std::vector<RingLink::KeptUser>().swap(c.kept_users);
-	std::vector<IpAddr>().swap(c.kept_user_ips);
+					 std::to_string(c.users_received) + " users received");
 }
 
 } // namespace director::core

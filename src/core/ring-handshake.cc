@@ -46,9 +46,8 @@ bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t
 			// We are joining a working ring: its hosts replace ours,
 			// and its users ours, except where a delta join showed
 			// that ours are the same.
-			if (c.incoming())
-				keep_equal_buckets(c);
-			handler_.ring_joining(now);
+			if (!delta_join(c, now))
+				handler_.ring_joining(now);
 			log_.log(LogLevel::info, "director(" + who + "): Joining an existing ring, "
 								     "replacing our mail hosts with theirs");
 		} else if (!cmd.ring_handshaked && ring_handshaked_) {
@@ -215,7 +214,7 @@ void Ring::send_handshake_start(RingLink &c, int64_t now, Effects &fx)
 	end.kind = RingCommandKind::host_hand_end;
 	end.ring_handshaked = ring_handshaked_;
 	send(c, end, fx);
-	if (hold_users_until_ != 0) {
+	if (hold_users_until_ != 0 && !c.send_no_users) {
 		held_streams_.push_back(c.id());
 		c.stream_held = true;
 	}

@@ -139,19 +139,11 @@ public:
 	bool digests_sent = false;     // acceptor: our bucket digests went out
 	bool awaiting_digests = false; // connector: the user stream waits for them
 	bool stream_held = false;      // connector: held by a state restore (ring.h)
+	bool send_no_users = false;    // connector: restored, and the peer's ring kept running
 	UserDigestReader digest_in;    // what the peer sent
 	size_t delta_buckets = 0;      // buckets a delta join replaced or sent
 	size_t delta_kept = 0;         // acceptor: users of equal buckets kept
-	// Acceptor joining the connector's ring with a delta: our users of the
-	// equal buckets, put back after the connector's host list replaced ours.
-	struct KeptUser {
-		uint32_t user_hash;
-		uint32_t timestamp;
-		uint32_t ip_index; // into kept_user_ips
-		bool weak;
-	};
-	std::vector<KeptUser> kept_users;
-	std::vector<IpAddr> kept_user_ips;
+	bool delta_joined = false;     // acceptor: joined the connector's ring with a delta
 
 private:
 	RingConnId id_;

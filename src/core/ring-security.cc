@@ -218,7 +218,7 @@ void Ring::apply_deferred_handshake(RingLink &c, int64_t now, Effects &fx)
 	}
 	users_until(c.deferred_users.size());
 	if (!c.closing())
-		restore_kept_users(c, now);
+		log_delta_join(c);
 	c.applying_handshake = false;
 	c.pctx.in_host_list = false;
 	c.deferred = std::move(rest);

@@ -177,8 +177,8 @@ private:
 	void send_user_digests(RingLink &c, Effects &fx);
 	void digest_line(RingLink &c, std::string_view line, int64_t now, Effects &fx);
 	void start_handshake_users(RingLink &c, int64_t now, Effects &fx);
-	void keep_equal_buckets(RingLink &c);
-	void restore_kept_users(RingLink &c, int64_t now);
+	bool delta_join(RingLink &c, int64_t now);
+	void log_delta_join(RingLink &c);
 
 	// ring-commands.cc
 	bool check_origin(const RingOrigin &origin, bool &reoriginate_r);

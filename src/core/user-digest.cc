@@ -135,11 +135,12 @@ bool is_user_digest_line(std::string_view line)
 }
 
 std::vector<std::string> format_user_digests(unsigned bits, size_t users,
-					     const std::vector<uint64_t> &digests)
+					     const std::vector<uint64_t> &digests, bool ring_running)
 {
 	std::string prefix = std::string(user_digest_command) + "\t";
 	std::vector<std::string> lines;
-	lines.push_back(prefix + "BEGIN\t" + std::to_string(bits) + "\t" + std::to_string(users));
+	lines.push_back(prefix + "BEGIN\t" + std::to_string(bits) + "\t" + std::to_string(users) +
+			(ring_running ? "\t1" : "\t0"));
 	for (size_t first = 0; bits != 0 && first < digests.size(); first += user_digest_per_line) {
 		std::string l = prefix + "D\t" + std::to_string(first);
 		for (size_t i = first; i < digests.size() && i < first + user_digest_per_line; i++) {
@@ -186,11 +187,12 @@ Result<bool> UserDigestReader::line(std::string_view line)
 		return make_error("not a USER-DIGEST line");
 	const std::string &what = f[1];
 	if (what == "BEGIN" || what == "DELTA") {
-		if (kind_ != Kind::none || f.size() != 4)
+		bool begin = what == "BEGIN";
+		if (kind_ != Kind::none || f.size() != (begin ? 5 : 4) ||
+		    (begin && f[4] != "0" && f[4] != "1"))
 			return make_error("unexpected USER-DIGEST " + what);
 		auto bits = parse_stock_uint32(f[2]);
 		auto n = parse_stock_uint32(f[3]);
-		bool begin = what == "BEGIN";
 		bool none = begin && bits && *bits == 0;
 		if (!bits || !n ||
 		    (!none && (*bits < user_digest_min_bits || *bits > user_digest_max_bits)))
@@ -200,6 +202,7 @@ Result<bool> UserDigestReader::line(std::string_view line)
 		if (begin) {
 			kind_ = Kind::digests;
 			peer_users_ = *n;
+			peer_ring_running_ = f[4] == "1";
 			digests_.assign(bits_ == 0 ? 0 : size_t{1} << bits_, 0);
 		} else {
 			kind_ = Kind::delta;

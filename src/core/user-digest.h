@@ -17,10 +17,15 @@
 // left dials it) that restored a table and is not yet part of a ring answers the
 // connector's VERSION with its bucket digests:
 //
-//   acceptor -> connector   USER-DIGEST BEGIN <bits> <users>
+//   acceptor -> connector   USER-DIGEST BEGIN <bits> <users> <ring running: 0|1>
 //                           USER-DIGEST D <first bucket> <16 hex digits>...  (48 a line)
 //                           USER-DIGEST END
 //   (bits 0: "no table, send everything"; no D lines follow.)
+//
+// "ring running" is the acceptor's HOST-HAND-START flag, early: a connector that
+// restored a table and waits to learn whether the ring kept running (ring.h,
+// hold_user_streams()) learns it here from its right, and sends that right none
+// of its stale users, instead of waiting for its left.
 //
 // The connector sends its host list at once but holds its user stream until END.
 // Then it compares with its own digests and answers, before its users:
@@ -54,7 +59,7 @@ constexpr unsigned user_digest_min_bits = 4;
 constexpr unsigned user_digest_max_bits = 18;
 // About this many users a bucket: a changed user costs the users of its bucket,
 // a bucket costs 17 bytes of digest.
-constexpr size_t user_digest_users_per_bucket = 64;
+constexpr size_t user_digest_users_per_bucket = 32;
 constexpr size_t user_digest_per_line = 48;
 constexpr size_t user_digest_bitmap_per_line = 2048;
 
@@ -107,7 +112,8 @@ UserDigestBuckets user_digest_diff(const std::vector<uint64_t> &a, const std::ve
 bool user_digest_version_offered(std::string_view version_line);
 bool is_user_digest_line(std::string_view line);
 std::vector<std::string> format_user_digests(unsigned bits, size_t users,
-					     const std::vector<uint64_t> &digests);
+					     const std::vector<uint64_t> &digests,
+					     bool ring_running = false);
 std::vector<std::string> format_user_digest_delta(const UserDigestBuckets &send);
 std::string format_user_digest_full();
 
@@ -122,6 +128,7 @@ public:
 	Kind kind() const { return kind_; }
 	unsigned bits() const { return bits_; }
 	size_t peer_users() const { return peer_users_; }
+	bool peer_ring_running() const { return peer_ring_running_; }
 	const std::vector<uint64_t> &digests() const { return digests_; }
 	const UserDigestBuckets &buckets() const { return buckets_; }
 
@@ -130,6 +137,7 @@ private:
 	bool done_ = false;
 	unsigned bits_ = 0;
 	size_t peer_users_ = 0;
+	bool peer_ring_running_ = false;
 	size_t announced_ = 0; // DELTA: the count of differing buckets
 	size_t next_ = 0;      // the next bucket a D or B line must start at
 	std::vector<uint64_t> digests_;

@@ -140,8 +140,8 @@ void feed(Director &d, RingConnId id, const std::vector<std::string> &lines, int
 START_TEST(test_bits_grow_with_the_table)
 {
 	ck_assert_uint_eq(user_digest_bits_for(0), user_digest_min_bits);
-	ck_assert_uint_eq(user_digest_bits_for(1000), 4);
-	ck_assert_uint_eq(user_digest_bits_for(1000000), 14); // 16384 buckets of ~61
+	ck_assert_uint_eq(user_digest_bits_for(1000), 5);
+	ck_assert_uint_eq(user_digest_bits_for(1000000), 15); // 32768 buckets of ~31
 	ck_assert_uint_eq(user_digest_bits_for(100000000), user_digest_max_bits);
 	ck_assert_uint_eq(user_digest_bucket(0xffffffffu, 14), 16383);
 	ck_assert_uint_eq(user_digest_bucket(0x0003ffffu, 14), 0);
@@ -199,13 +199,15 @@ END_TEST
 START_TEST(test_bad_digest_lines_are_errors)
 {
 	const std::vector<std::vector<std::string>> bad = {
-		{"USER-DIGEST\tBEGIN\t99\t10"},
+		{"USER-DIGEST\tBEGIN\t99\t10\t0"},
 		{"USER-DIGEST\tBEGIN\t4"},
+		{"USER-DIGEST\tBEGIN\t4\t1"},
+		{"USER-DIGEST\tBEGIN\t4\t1\t2"},
 		{"USER-DIGEST\tD\t0\t0000000000000000"},
-		{"USER-DIGEST\tBEGIN\t4\t1", "USER-DIGEST\tD\t1\t0000000000000000"},
-		{"USER-DIGEST\tBEGIN\t4\t1", "USER-DIGEST\tD\t0\t00000000000000zz"},
-		{"USER-DIGEST\tBEGIN\t4\t1", "USER-DIGEST\tEND"},
-		{"USER-DIGEST\tBEGIN\t4\t1",
+		{"USER-DIGEST\tBEGIN\t4\t1\t0", "USER-DIGEST\tD\t1\t0000000000000000"},
+		{"USER-DIGEST\tBEGIN\t4\t1\t0", "USER-DIGEST\tD\t0\t00000000000000zz"},
+		{"USER-DIGEST\tBEGIN\t4\t1\t0", "USER-DIGEST\tEND"},
+		{"USER-DIGEST\tBEGIN\t4\t1\t0",
 		 "USER-DIGEST\tD\t0" + std::string(17 * 17, '0')},
 		{"USER-DIGEST\tDELTA\t4\t2", "USER-DIGEST\tB\t0\t0000000000000001",
 		 "USER-DIGEST\tEND"},
@@ -281,8 +283,10 @@ START_TEST(test_acceptor_keeps_equal_buckets_and_takes_the_rest)
 	auto diff = user_digest_diff(digests_of(now, bits), digests.digests(), bits);
 	ck_assert_uint_eq(diff.count(), changed_buckets.size());
 
-	std::vector<std::string> hs = {"HOST-HAND-START\t1", "HOST\t10.0.0.1\t100\t\tU0\t",
-				       "HOST\t10.0.0.2\t100\t\tU0\t", "HOST-HAND-END\t1"};
+	// Its host list replaces ours (in place: the users of the kept buckets stay).
+	std::vector<std::string> hs = {"HOST-HAND-START\t1", "HOST\t10.0.0.1\t50\t\tU0\tmail1",
+				       "HOST\t10.0.0.2\t100\t\tD1700000007\t",
+				       "HOST\t10.0.0.3\t7\t\tU0\t", "HOST-HAND-END\t1"};
 	for (const auto &l : format_user_digest_delta(diff))
 		hs.push_back(l);
 	size_t sent = 0;
@@ -300,6 +304,13 @@ START_TEST(test_acceptor_keeps_equal_buckets_and_takes_the_rest)
 		ck_assert_msg(c.id != in, "closed: %s", c.reason.c_str());
 	ck_assert(users_of(b.dir) == now);
 	ck_assert(b.log.has("Delta join: kept " + std::to_string(now.size() - sent) + " users"));
+	std::map<std::string, std::tuple<unsigned, bool, int64_t>> hosts;
+	for (const HostListEntry &h : b.dir.host_list())
+		hosts[h.ip.to_string()] = {h.vhost_count, h.down, h.last_updown_change};
+	ck_assert_uint_eq(hosts.size(), 3);
+	ck_assert(hosts["10.0.0.1"] == std::make_tuple(50u, false, int64_t(0)));
+	ck_assert(hosts["10.0.0.2"] == std::make_tuple(100u, true, int64_t(1700000007)));
+	ck_assert(hosts["10.0.0.3"] == std::make_tuple(7u, false, int64_t(0)));
 }
 END_TEST
 
@@ -338,6 +349,41 @@ END_TEST
 
 // The connector: its right offered digests; it holds its users until they
 // arrive, then names the differing buckets and sends only their users.
+// A restored connector whose right (ours) says its ring kept running sends it
+// none of its stale users, at once: it does not wait for its left or the hold.
+START_TEST(test_restored_connector_sends_nothing_to_a_running_ring)
+{
+	Node ring;
+	std::string file = ring_state(ring, t0 + 5);
+	Users users = users_of(ring.dir);
+	Node a;
+	a.restore(file, t0 + 10);
+	Effects fx;
+	a.dir.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}, {ip("127.0.0.3"), 9090}},
+			 ip("127.0.0.1"), 9090, t0 + 10, fx);
+	RingConnId out = fx.ring_connects.front().id;
+	a.dir.ring_connected(out, t0 + 10, fx);
+	fx = Effects();
+	a.dir.ring_line(out, "VERSION\tdirector\t1\t9\tUSER-DIGEST", t0 + 10, fx);
+	a.dir.ring_line(out, "ME\t127.0.0.2\t9090\t" + std::to_string(t0 + 10), t0 + 10, fx);
+	ck_assert_uint_eq(count_prefix(lines_to(fx, out), "DONE"), 0); // held
+	// the right's table differs everywhere, and its ring is running
+	Users other;
+	for (const auto &[h, host] : users)
+		other[h] = host == "10.0.0.1" ? "10.0.0.2" : "10.0.0.1";
+	unsigned bits = user_digest_bits_for(other.size());
+	for (const auto &l : format_user_digests(bits, other.size(), digests_of(other, bits), true))
+		a.dir.ring_line(out, l, t0 + 10, fx);
+	auto lines = lines_to(fx, out);
+	ck_assert_uint_eq(count_prefix(lines, "U\t"), 0);
+	ck_assert_uint_eq(count_prefix(lines, "USER-DIGEST\tDELTA\t"), 1);
+	ck_assert_uint_eq(count_prefix(lines, "DONE"), 1);
+	ck_assert(a.log.has("The ring kept running while we were away"));
+	// our table stays until our left replaces it
+	ck_assert(users_of(a.dir) == users);
+}
+END_TEST
+
 START_TEST(test_connector_sends_only_differing_buckets)
 {
 	Node ring;
@@ -424,6 +470,7 @@ int main()
 	tcase_add_test(tc, test_acceptor_keeps_equal_buckets_and_takes_the_rest);
 	tcase_add_test(tc, test_acceptor_full_join_replaces_the_table);
 	tcase_add_test(tc, test_connector_sends_only_differing_buckets);
+	tcase_add_test(tc, test_restored_connector_sends_nothing_to_a_running_ring);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
