@@ -41,7 +41,10 @@ MAIL_GID = 65534
 DOMAIN = "example.com"
 RING_PORT = 9090
 START_DEADLINE_SECS = 20.0
-STOP_GRACE_SECS = 5.0
+# The master itself waits up to 5 s for its children to exit after SIGTERM;
+# a grace of its own as long as that SIGKILLed busy masters on a loaded
+# machine and left their children running into the next start.
+STOP_GRACE_SECS = 15.0
 DIRECTOR_DEAD_RE = re.compile(
     r"service\(director\): .*(exited with status|killed with signal|command startup failed).*"
     r"|director: (Fatal|Panic): .*")
@@ -169,20 +172,14 @@ class Instance:
         prefix (e.g. 'dovecot/director'); None if not found."""
         if not self.master_pid:
             return None
-        for p in os.listdir("/proc"):
-            if not p.isdigit():
-                continue
+        for pid, _ in child_processes(self.master_pid):
             try:
-                with open("/proc/%s/stat" % p) as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                if ppid != self.master_pid:
-                    continue
-                with open("/proc/%s/cmdline" % p, "rb") as f:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
                     cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-                if cmd.startswith(service) or ("/" + service.split("/")[-1]) in cmd.split(" ")[0]:
-                    return int(p)
-            except (OSError, IndexError, ValueError):
+            except OSError:
                 continue
+            if cmd.startswith(service) or ("/" + service.split("/")[-1]) in cmd.split(" ")[0]:
+                return pid
         return None
 
     def director_pid(self):
@@ -629,7 +626,9 @@ class Cluster:
                     with open(os.path.join(inst.base_dir, "master.pid")) as f:
                         inst.master_pid = int(f.read().strip())
         todo = [i for i in todo if i.master_pid]
+        children = {}
         for inst in todo:
+            children[inst] = child_processes(inst.master_pid)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(inst.master_pid, signal.SIGTERM)
         end = time.monotonic() + STOP_GRACE_SECS
@@ -639,6 +638,14 @@ class Cluster:
             if pid_alive(inst.master_pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(inst.master_pid, signal.SIGKILL)
+            # A SIGKILLed master leaves its children behind: they must not
+            # outlive this instance into its next start.
+            for pid, started in children[inst]:
+                while process_start_time(pid) == started and time.monotonic() < end:
+                    time.sleep(0.05)
+                if process_start_time(pid) == started:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
             inst.started = False
             inst.master_pid = None
 
@@ -671,6 +678,31 @@ class Cluster:
 
     def maildir_counts(self, user):
         return {b.ip: b.maildir_count(user) for b in self.backends}
+
+
+def process_start_time(pid):
+    """The start time of a live (non-zombie) process, which tells it from a
+    later process that reuses its pid; None once it is gone."""
+    with contextlib.suppress(OSError, IndexError):
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        if fields[0] != "Z":
+            return fields[19]
+    return None
+
+
+def child_processes(ppid):
+    """[(pid, start time)] of the live children of ppid."""
+    found = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            with open("/proc/%s/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == ppid and fields[0] != "Z":
+                found.append((int(p), fields[19]))
+    return found
 
 
 def pid_alive(pid):

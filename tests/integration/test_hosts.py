@@ -3,6 +3,7 @@ down hosts, moves (kicking an open session), flush --max-parallel, expiry."""
 
 import collections
 import os
+import sys
 import signal
 import socket
 import time
@@ -222,6 +223,10 @@ def test_kick_without_ipc_reply_times_out_and_kicks_go_on(make_cluster):
     c.start()
     # a login brings up the ipc service (login processes connect to it)
     ip, _ = rig.imap_roundtrip(d, c.users[0])
+    # "doveadm proxy list" is answered by ipc once it runs its event loop: a
+    # process stopped before it has told the master it started is killed by
+    # the master after 30 s ("Initial status notification not received").
+    rig.wait_until(lambda: d.doveadm("proxy", "list")[0] == 0, 20, "ipc answering")
     ipc = rig.wait_until(lambda: d.service_pid("dovecot/ipc"), 10, "ipc process")
     os.kill(ipc, signal.SIGSTOP)
     try:
@@ -241,7 +246,15 @@ def test_kick_without_ipc_reply_times_out_and_kicks_go_on(make_cluster):
         d.wait_log(r"got no reply in 30 secs, giving up on it", deadline_secs=5)
         s.close()
     finally:
-        os.kill(ipc, signal.SIGCONT)
+        # (An exception here would hide the one that brought us here.)
+        ipc_alive = True
+        try:
+            os.kill(ipc, signal.SIGCONT)
+        except ProcessLookupError:
+            ipc_alive = False
+            sys.stderr.write("ipc process %d exited while stopped; the log says:\n%s\n" % (
+                ipc, "\n".join(l for l in d.read_log().splitlines() if "ipc" in l)))
+    assert ipc_alive, "the stopped ipc process exited"
     assert d.director_pid()
     ip, _ = rig.imap_roundtrip(d, c.users[0])
     assert ip == c.backends[0].ip

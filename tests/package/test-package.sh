@@ -39,6 +39,7 @@ esac
 libexec=/usr/lib/dovecot
 moddir=/usr/lib/dovecot/modules
 confd=/etc/dovecot/conf.d/10-dovecot-director.conf
+metrics_conf=/usr/share/doc/dovecot-director/examples/95-director-metrics.conf
 
 policy=/usr/sbin/policy-rc.d
 made_policy=no
@@ -109,7 +110,7 @@ install_pkg() {
 	local f
 	for f in $libexec/director $moddir/doveadm/lib10_doveadm_director_plugin.so \
 		/usr/share/man/man8/director.8.gz /usr/share/dovecot/conf.d/10-dovecot-director.conf \
-		$confd /usr/share/doc/dovecot-director/operator-guide.md.gz; do
+		$confd /usr/share/doc/dovecot-director/operator-guide.md.gz $metrics_conf; do
 		[ -e "$f" ] && ok "installed $f" || fail "missing $f"
 	done
 	if [ $api = 23 ]; then
@@ -156,6 +157,16 @@ install_pkg() {
 	else
 		cat "$tmp/doveconf.out"
 		fail "doveconf rejects the enabled conf.d file"
+	fi
+	# The shipped metric blocks load as they are, with the rest of the
+	# director's configuration.
+	echo "!include $metrics_conf" >>"$tmp/dovecot.conf"
+	if doveconf -c "$tmp/dovecot.conf" -n >"$tmp/doveconf.out" 2>&1 &&
+		grep -q '^metric director_lookups ' "$tmp/doveconf.out"; then
+		ok "doveconf accepts the example 95-director-metrics.conf"
+	else
+		cat "$tmp/doveconf.out"
+		fail "doveconf rejects the example 95-director-metrics.conf"
 	fi
 	# "doveadm director" prints its subcommands. 2.3: the plugin adds
 	# "health"; 2.4: it brings every one of them.
