@@ -199,8 +199,9 @@ private:
 
 	// ring side of users and hosts (director-ring-users.cc)
 	// USER refresh from a peer (stock director_user_refresh): returns -1 when ignored
-	// as expired, else whether anything changed.
-	int user_refresh(const std::string &who, uint32_t hash, HostId host, int64_t timestamp,
+	// as expired, else whether anything changed. `from` names the peer in the log
+	// line of a conflict only (its name is not built per user).
+	int user_refresh(const RingLink &from, uint32_t hash, HostId host, int64_t timestamp,
 			 bool weak, bool unknown_timestamp, int64_t now, bool &forced_r,
 			 UserIndex &user_r, Effects &fx);
 	void broadcast_user(const DirectorHost *src, UserIndex u, Effects &fx);
