@@ -10,7 +10,7 @@ namespace {
 constexpr size_t pass_margin = 1024;
 // Entries one chunk may visit, so a filter that skips most users (USER-LIST of one
 // host) cannot turn a chunk into a walk of the whole table.
-constexpr size_t chunk_max_visits = 64 * 1024;
+constexpr size_t chunk_max_visits = 16 * 1024;
 } // namespace
 
 UserList::UserList(UserTable &users, const HostList &hosts, std::optional<IpAddr> ip,

@@ -36,7 +36,7 @@ constexpr size_t admin_output_high_water = 1024 * 1024;
 constexpr size_t admin_output_low_water = 64 * 1024;
 // USER-LIST lines are formatted until this much output is queued, then
 // again once it drained below admin_output_low_water.
-constexpr size_t user_list_chunk_bytes = 256 * 1024;
+constexpr size_t user_list_chunk_bytes = 64 * 1024;
 // A client whose queued replies made no progress for this long is gone or
 // stuck; stock keeps it (and its memory) forever.
 constexpr unsigned admin_output_stall_msecs = 60 * 1000;
