@@ -169,24 +169,28 @@ private:
 			disconnect(nullptr);
 			return;
 		}
-		core::Effects fx;
 		bool bad_handshake = false;
-		service_.run_batch(fx, [&]() {
-			std::string_view line;
-			while (!closed() && client_.next_line(line)) {
-				if (!handshaked_) {
-					core::Status st = core::parse_authreply_handshake(line);
-					if (!st.ok()) {
-						e_error(event_, "%s", st.error().c_str());
-						bad_handshake = true;
-						return;
+		{
+			// One write for all the answers of a read.
+			adapter::StreamCork cork(client_);
+			core::Effects fx;
+			service_.run_batch(fx, [&]() {
+				std::string_view line;
+				while (!closed() && client_.next_line(line)) {
+					if (!handshaked_) {
+						core::Status st = core::parse_authreply_handshake(line);
+						if (!st.ok()) {
+							e_error(event_, "%s", st.error().c_str());
+							bad_handshake = true;
+							return;
+						}
+						handshaked_ = true;
+						continue;
 					}
-					handshaked_ = true;
-					continue;
+					reply_line(line, client_, fx);
 				}
-				reply_line(line, client_, fx);
-			}
-		});
+			});
+		}
 		if (bad_handshake) {
 			disconnect(nullptr);
 			return;
@@ -225,9 +229,9 @@ private:
 	{
 		core::AuthReply reply = core::inspect_auth_reply(line, socket_);
 		if (!core::auth_reply_needs_host(reply)) {
-			std::string out(line);
-			out += '\n';
-			to.send(out);
+			// Two sends into the corked stream: no copy of the line.
+			to.send(line);
+			to.send("\n");
 			return;
 		}
 		for (const std::string &w : reply.warnings)
