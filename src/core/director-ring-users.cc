@@ -337,6 +337,45 @@ void Director::ring_joining(int64_t now)
 	}
 }
 
+size_t Director::ring_joining_delta(const std::vector<const RingCommand *> &hosts,
+				    const UserDigestBuckets &replace, int64_t now)
+{
+	(void)now;
+	// Their host list, set in place: a host keeps its id and its users.
+	for (HostId id : hosts_.sorted_ids()) {
+		const IpAddr &ip = hosts_.get(id).ip;
+		const RingCommand *theirs = nullptr;
+		for (const RingCommand *h : hosts) {
+			if (h->ip == ip)
+				theirs = h;
+		}
+		if (theirs == nullptr) {
+			erase_users_of_host(id);
+			hosts_.remove(id);
+			continue;
+		}
+		if (hosts_.tag_name(hosts_.get(id).tag) != theirs->tag) {
+			erase_users_of_host(id);
+			hosts_.set_tag(id, theirs->tag);
+		}
+		if (theirs->vhost_count <= max_vhost_count)
+			hosts_.set_vhost_count(id, theirs->vhost_count);
+		if (theirs->updown) {
+			hosts_.set_down(id, theirs->updown->down,
+					bound_peer_time(theirs->updown->last_updown_change));
+		}
+		hosts_.set_hostname(id, theirs->hostname);
+	}
+	// Our users of the buckets that differ go; theirs come in the handshake.
+	for (UserIndex u = users_.oldest(); u != no_user;) {
+		UserIndex next = users_.newer(u);
+		if (replace.contains_user(users_.user_hash(u)))
+			users_.erase(u);
+		u = next;
+	}
+	return users_.size();
+}
+
 void Director::ring_resend_hosts(int64_t now, Effects &fx)
 {
 	for (HostId id : hosts_.sorted_ids())

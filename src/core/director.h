@@ -190,6 +190,8 @@ private:
 	void ring_handshake_user(RingLink &from, uint32_t hash, HostId host, int64_t timestamp,
 				 bool weak, int64_t now, Effects &fx) override;
 	void ring_joining(int64_t now) override;
+	size_t ring_joining_delta(const std::vector<const RingCommand *> &hosts,
+				  const UserDigestBuckets &replace, int64_t now) override;
 	void ring_resend_hosts(int64_t now, Effects &fx) override;
 	void ring_synced(int64_t now, Effects &fx) override;
 	void ring_state_changed(int64_t now, Effects &fx) override;

@@ -33,6 +33,8 @@ bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t
 			close_conn(c, "Director version supports incompatible tags", now, fx);
 		} else if (!c.incoming() && (!c.auth || c.auth->proved())) {
 			send_handshake_start(c, now, fx);
+		} else if (c.incoming() && (!c.auth || c.auth->proved())) {
+			send_user_digests(c, fx);
 		}
 		return true;
 	case RingCommandKind::me:
@@ -41,8 +43,11 @@ bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t
 	case RingCommandKind::host_hand_start:
 		c.pctx.in_host_list = true;
 		if (cmd.ring_handshaked && !ring_handshaked_) {
-			// We are joining a working ring: its hosts replace ours.
-			handler_.ring_joining(now);
+			// We are joining a working ring: its hosts replace ours,
+			// and its users ours, except where a delta join showed
+			// that ours are the same.
+			if (!delta_join(c, now))
+				handler_.ring_joining(now);
 			log_.log(LogLevel::info, "director(" + who + "): Joining an existing ring, "
 								     "replacing our mail hosts with theirs");
 		} else if (!cmd.ring_handshaked && ring_handshaked_) {
@@ -51,18 +56,20 @@ bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t
 		// Our left has told us whether the ring kept running: held user
 		// streams (a restored table) may go now, emptied by ring_joining()
 		// if it did.
-		if (hold_users_until_ != 0 && c.incoming()) {
-			// A running ring's state replaces ours; a restarting one
-			// learns our restored table, the left side once we are synced.
+		// A running ring's state replaces ours; a restarting one learns
+		// our restored table, the left side once we are synced. Only this
+		// word decides the push: after a hold that timed out, a running
+		// ring must not get our stale table as USER updates (stock's
+		// conflict rule prefers the lower host IP, not the newer
+		// timestamp).
+		if (restart_signal_pending_ && c.incoming()) {
+			restart_signal_pending_ = false;
 			push_restored_users_ = !cmd.ring_handshaked;
-			release_user_streams(now, fx);
 		} else if (cmd.ring_handshaked && c.incoming()) {
-			// The hold timed out before our left answered, and the ring
-			// did keep running: pushing our restored table as USER
-			// updates would override newer assignments (stock's conflict
-			// rule prefers the lower host IP, not the newer timestamp).
 			push_restored_users_ = false;
 		}
+		if (hold_users_until_ != 0 && c.incoming())
+			release_user_streams(now, fx);
 		return true;
 	case RingCommandKind::handshake_host:
 		handler_.ring_handshake_host(c, cmd, now, fx);
@@ -207,12 +214,11 @@ void Ring::send_handshake_start(RingLink &c, int64_t now, Effects &fx)
 	end.kind = RingCommandKind::host_hand_end;
 	end.ring_handshaked = ring_handshaked_;
 	send(c, end, fx);
-	if (hold_users_until_ != 0) {
+	if (hold_users_until_ != 0 && !c.send_no_users) {
 		held_streams_.push_back(c.id());
-		return;
+		c.stream_held = true;
 	}
-	c.start_user_stream(users_);
-	continue_user_stream(c, now, fx);
+	start_handshake_users(c, now, fx);
 }
 
 void Ring::release_user_streams(int64_t now, Effects &fx)
@@ -224,8 +230,8 @@ void Ring::release_user_streams(int64_t now, Effects &fx)
 		RingLink *c = conn(id);
 		if (c == nullptr || c->closing())
 			continue;
-		c->start_user_stream(users_);
-		continue_user_stream(*c, now, fx);
+		c->stream_held = false;
+		start_handshake_users(*c, now, fx);
 	}
 }
 

@@ -74,6 +74,7 @@ void RingLink::stop_user_stream()
 		stream_users_->close_cursor(stream_cursor_);
 	stream_users_ = nullptr;
 	stream_as_updates_ = false;
+	stream_filter_ = UserDigestBuckets();
 	want_drain = false;
 }
 
@@ -100,6 +101,8 @@ bool RingLink::continue_user_stream(const HostList &hosts, int64_t now, Effects 
 		UserIndex u = users.cursor_next(stream_cursor_);
 		if (u == no_user)
 			break;
+		if (!stream_filter_.empty() && !stream_filter_.contains_user(users.user_hash(u)))
+			continue;
 		if (!users.resend(u)) {
 			if (resend_)
 				continue;

@@ -13,6 +13,7 @@
 #include "host-list.h"
 #include "ring-auth.h"
 #include "ring-protocol.h"
+#include "user-digest.h"
 #include "user-table.h"
 
 namespace director::core {
@@ -58,6 +59,12 @@ public:
 	// table owns the stream's cursor, so users erased, refreshed or re-sorted meanwhile
 	// are never skipped.
 	void start_user_stream(UserTable &users);
+	// The same, limited to the users of `buckets` (a delta join, user-digest.h).
+	void start_user_stream(UserTable &users, UserDigestBuckets buckets)
+	{
+		start_user_stream(users);
+		stream_filter_ = std::move(buckets);
+	}
 	// Like the handshake stream, but after the handshake: only users marked resend,
 	// as USER commands, which peers refresh and pass on only when new to them.
 	void start_resend_stream(UserTable &users);
@@ -127,6 +134,17 @@ public:
 	std::optional<RingAuth> auth;
 	bool directors_pending = false; // connector: our DIRECTOR lines wait for the proof
 
+	// User-table digests (user-digest.h), only with a peer that offered them.
+	bool digest_peer = false;      // its VERSION offered USER-DIGEST
+	bool digests_sent = false;     // acceptor: our bucket digests went out
+	bool awaiting_digests = false; // connector: the user stream waits for them
+	bool stream_held = false;      // connector: held by a state restore (ring.h)
+	bool send_no_users = false;    // connector: restored, and the peer's ring kept running
+	UserDigestReader digest_in;    // what the peer sent
+	size_t delta_buckets = 0;      // buckets a delta join replaced or sent
+	size_t delta_kept = 0;         // acceptor: users of equal buckets kept
+	bool delta_joined = false;     // acceptor: joined the connector's ring with a delta
+
 private:
 	RingConnId id_;
 	bool incoming_;
@@ -135,6 +153,7 @@ private:
 	UserTable::Cursor stream_cursor_ = 0;
 	bool resend_ = false;
 	bool stream_as_updates_ = false;
+	UserDigestBuckets stream_filter_; // empty: every user
 	// handshake sending: host id -> address text, valid for one generation of host ids
 	std::vector<std::string> send_ip_text_;
 	uint64_t send_ip_generation_ = 0;

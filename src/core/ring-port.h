@@ -9,6 +9,7 @@
 #include "director-types.h"
 #include "ids.h"
 #include "ring-protocol.h"
+#include "user-digest.h"
 
 namespace director::core {
 
@@ -69,6 +70,11 @@ public:
 					 Effects &fx) = 0;
 	// We join a working ring: its hosts replace ours.
 	virtual void ring_joining(int64_t now) = 0;
+	// The same as a delta join (user-digest.h): `hosts` (its handshake HOST
+	// lines) replace ours in place, and of our users only those of the
+	// `replace` buckets and of hosts it does not list go. Returns the users kept.
+	virtual size_t ring_joining_delta(const std::vector<const RingCommand *> &hosts,
+					  const UserDigestBuckets &replace, int64_t now) = 0;
 	// A SYNC showed that a director's hosts differ from ours.
 	virtual void ring_resend_hosts(int64_t now, Effects &fx) = 0;
 	// The ring synced: host changes are no longer pending.

@@ -87,7 +87,9 @@ bool Ring::auth_line(RingLink &c, std::string_view line, int64_t now, Effects &f
 		fx.ring_sends.push_back({c.id(), std::move(step.send) + "\n"});
 	if (step.proved) {
 		log_.log(LogLevel::debug, "director(" + who + "): Ring authentication succeeded");
-		if (!c.incoming()) {
+		if (c.incoming() && c.pctx.version_received) {
+			send_user_digests(c, fx);
+		} else if (!c.incoming()) {
 			if (c.directors_pending)
 				send_director_list(c, fx);
 			if (c.pctx.version_received)
@@ -215,6 +217,8 @@ void Ring::apply_deferred_handshake(RingLink &c, int64_t now, Effects &fx)
 		}
 	}
 	users_until(c.deferred_users.size());
+	if (!c.closing())
+		log_delta_join(c);
 	c.applying_handshake = false;
 	c.pctx.in_host_list = false;
 	c.deferred = std::move(rest);

@@ -41,14 +41,15 @@ void Ring::send_version_me(RingLink &c, int64_t now, Effects &fx)
 	RingCommand v;
 	v.kind = RingCommandKind::version;
 	v.minor_version = ring_version_minor;
-	if (c.auth) {
-		// The offer rides in VERSION fields stock ignores.
-		std::string line = format_ring_command(v, {c.pctx.peer_minor, ring_min_version_});
-		line += "\t" + c.auth->offer() + "\n";
-		fx.ring_sends.push_back({c.id(), std::move(line)});
-	} else {
-		send(c, v, fx);
-	}
+	// Our offers ride in VERSION fields stock ignores: ring authentication
+	// first (where ring-auth.h expects it), then user-table digests.
+	std::string line = format_ring_command(v, {c.pctx.peer_minor, ring_min_version_});
+	if (c.auth)
+		line += "\t" + c.auth->offer();
+	line += "\t";
+	line += user_digest_offer;
+	line += "\n";
+	fx.ring_sends.push_back({c.id(), std::move(line)});
 	RingCommand me;
 	me.kind = RingCommandKind::me;
 	me.ip = dirs_.self()->ip;
@@ -325,6 +326,13 @@ void Ring::line(RingConnId id, std::string_view line, int64_t now, Effects &fx)
 			// a bad address: the full parse below reports it as stock does
 		}
 	}
+	if (c->digest_peer && is_user_digest_line(line)) {
+		digest_line(*c, line, now, fx);
+		return;
+	}
+	if (!c->pctx.version_received && ring_mode_ &&
+	    line.substr(0, line.find('\t')) == "VERSION")
+		c->digest_peer = user_digest_version_offered(line);
 	if (!c->auth && !c->pctx.version_received && ring_mode_ &&
 	    line.substr(0, line.find('\t')) == "VERSION") {
 		auto offer = parse_ring_auth_offer(line);

@@ -82,7 +82,8 @@ public:
 	void hold_user_streams(int64_t until)
 	{
 		hold_users_until_ = until;
-		push_restored_users_ = true;
+		restart_signal_pending_ = true;
+		push_restored_users_ = false;
 	}
 	bool holding_user_streams() const { return hold_users_until_ != 0; }
 	bool mode() const { return ring_mode_; }
@@ -172,6 +173,13 @@ private:
 	bool from_ring_neighbour(const RingLink &c, const RingCommand &cmd) const;
 	std::string unlisted_reason(const IpAddr &ip, uint16_t port) const;
 
+	// ring-digest.cc
+	void send_user_digests(RingLink &c, Effects &fx);
+	void digest_line(RingLink &c, std::string_view line, int64_t now, Effects &fx);
+	void start_handshake_users(RingLink &c, int64_t now, Effects &fx);
+	bool delta_join(RingLink &c, int64_t now);
+	void log_delta_join(RingLink &c);
+
 	// ring-commands.cc
 	bool check_origin(const RingOrigin &origin, bool &reoriginate_r);
 	void handle_ring_command(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx);
@@ -217,7 +225,11 @@ private:
 	// handshaked, the whole table goes to our left as USER updates, so the directors
 	// on that side (which never get our handshake users: stock does not forward them)
 	// learn it too.
+	// Only a positive signal sets it: the first HOST-HAND-START from an incoming
+	// connection after the restore says 0 (its sender's ring is not running
+	// either: the ring restarted). A hold that times out decides nothing.
 	bool push_restored_users_ = false;
+	bool restart_signal_pending_ = false;
 	std::vector<RingConnId> held_streams_;
 	bool sequences_restored_ = false;
 	uint32_t restored_sync_seq_ = 0;

@@ -4,6 +4,7 @@ starts empty; a director killed at any moment finds an intact file; users that
 expired while the director was down are gone.  Real Dovecot on loopback (rig.py).
 """
 
+import hashlib
 import os
 import re
 import signal
@@ -313,3 +314,81 @@ def test_ring_stopped_completely_keeps_assignments_and_host_changes(make_cluster
             # stock handshake merge its configured vhosts and up/down states
             # win; a host added at runtime is learned from us.
             assert "127.0.0.253" in hosts2, (x.name, hosts2)
+
+
+# --- rejoin in O(changes) --------------------------------------------------------
+
+REJOIN_USERS = 6000
+
+
+def user_hash(name):
+    """director_username_hash = %Lu: the first four bytes of MD5, big-endian."""
+    return int.from_bytes(hashlib.md5(name.lower().encode()).digest()[:4], "big") or 1
+
+REJOIN_CHANGED = 10
+
+
+def test_rejoin_with_a_state_file_sends_only_what_changed(make_cluster):
+    """A director of ours restarted with its file rejoins its left (ours) with
+    bucket digests: the left sends only the users of the buckets that differ,
+    the restarted director keeps the rest, and afterwards every director maps
+    every user hash to the same backend."""
+    c = make_cluster(nbackends=3, nusers=REJOIN_USERS + REJOIN_CHANGED + 50)
+    r = ringrig.Ring(c, ["ours", "ours", "ours"])
+    r.start()
+    left, d, right = r.sorted_directors()
+    ips = [b.ip for b in c.backends]
+    oks, other, _ = ringrig.populate(left, c.users[:REJOIN_USERS], ips)
+    assert oks == REJOIN_USERS, other
+    r.wait_converged(deadline_secs=60)
+
+    offset = d.log_size()
+    left_offset = left.log_size()
+    stop(c, d)
+    # While it is down the ring moves some users and learns new ones.
+    moved = c.users[:REJOIN_CHANGED]
+    oks, other, _ = ringrig.populate(left, moved, ips[1:] + ips[:1])
+    assert oks == len(moved), other
+    new = c.users[REJOIN_USERS:REJOIN_USERS + REJOIN_CHANGED]
+    oks, other, _ = ringrig.populate(left, new, ips)
+    assert oks == len(new), other
+    t0 = time.monotonic()
+    c.start(only=[d])
+    m = d.wait_log(r"state file \S+: restored (\d+) users", offset)
+    assert int(m.group(1)) == REJOIN_USERS, m.group(0)
+    r.wait_formed(deadline_secs=60)
+    formed_secs = time.monotonic() - t0
+    r.wait_converged(deadline_secs=60)
+    # Its right (ours) says at once that the ring kept running: no wait for the
+    # restore hold, and none of its stale users goes out.
+    d.wait_log(r"director\(%s:\d+\): The ring kept running while we were away"
+               % re.escape(right.ip), offset)
+    assert formed_secs < 15, formed_secs
+
+    m = d.wait_log(r"director\(%s:\d+\): Delta join: kept (\d+) users of the buckets that "
+                   r"matched, (\d+) buckets replaced by (\d+) users received"
+                   % re.escape(left.ip), offset)
+    kept, buckets, received = (int(x) for x in m.groups())
+    s = left.wait_log(r"director\(%s:\d+\): Sending the users of (\d+) of (\d+) user buckets "
+                      r"that differ" % re.escape(d.ip), left_offset)
+    assert int(s.group(1)) == buckets, (s.group(0), m.group(0))
+    # Each changed user costs its bucket (about 32 users), not the table.
+    assert buckets <= 2 * REJOIN_CHANGED, m.group(0)
+    assert received < REJOIN_USERS // 4, m.group(0)
+    assert kept + received == REJOIN_USERS + len(new), m.group(0)
+    h = d.wait_log(r"director\(%s:\d+\): Handshake finished in \d+ secs \(users received=(\d+)\)"
+                   % re.escape(left.ip), offset)
+    assert int(h.group(1)) == received, h.group(0)
+
+    # hash -> backend for every user, on every director
+    maps = [{h: ip for h, (ip, _) in ringrig.user_list(x).items()} for x in r.directors]
+    assert len(maps[0]) == REJOIN_USERS + len(new)
+    for x, mp in zip(r.directors[1:], maps[1:]):
+        differ = [k for k in maps[0] if mp.get(k) != maps[0][k]]
+        assert not differ and len(mp) == len(maps[0]), (x.name, len(differ), len(mp))
+    # ... and the users moved while it was down are where they were moved to
+    rotated = ips[1:] + ips[:1]
+    wrong = [u for i, u in enumerate(moved)
+             if maps[0].get(user_hash(u)) != rotated[i % len(rotated)]]
+    assert not wrong, "%d of %d moved users are not on their new host" % (len(wrong),
+                                                                          len(moved))

@@ -1,0 +1,241 @@
+#!/usr/bin/python3
+"""Rejoin benchmark: a director of ours restarted with its state file against a
+full join, in one run (the delta rejoin between our directors, see
+doc/operator-guide.md "Rejoining a ring").
+
+A ring of three of our directors (d0 < d1 < d2 by IP; d1's left is d0, its right
+d2) on loopback, with fake mail hosts (the director never connects to them).
+d0 is filled with N users by pipelined USER-MOVE and the ring converges. Then
+d1 is measured twice:
+  1. full join: d1 stopped, its state file deleted, started again;
+  2. rejoin: d1 stopped (its file is written at shutdown), K users moved to
+     another host on d0 while it is down, d1 started again within seconds.
+For each: seconds from the master launch until d1 says `ring synced` and its
+user count (HOST-LIST sum) equals d0's, and the bytes d1's ring connections
+carried in each direction (the kernel's per-socket counters, `ss -ti`), which
+includes both handshakes and the ring traffic meanwhile. Afterwards d0, d1 and
+d2 must map every user hash to the same backend (USER-LIST, compared entry by
+entry). Prints a table; exit status 1 when a measurement failed or the tables
+differ.
+
+It starts and stops only the Dovecot masters it brought up (rig.py). Every wait
+has a deadline. Needs root (the rig binds 127.X.Y.Z and runs Dovecot).
+
+usage: rejoin-bench.py [--ours BIN] [--users N] [--changes K] [--keep]
+"""
+
+import argparse
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+import rig  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("ring_bench", os.path.join(HERE, "ring-bench.py"))
+rb = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rb)
+
+SETTINGS_DIR = "/usr/lib/dovecot/modules/settings"
+STATE_MODULE = "libdirector_state_settings.so"
+POLL_SECS = 0.02
+
+
+def say(msg):
+    sys.stderr.write("rejoin-bench: %s\n" % msg)
+    sys.stderr.flush()
+
+
+def ring_bytes(ip, port):
+    """(bytes in, bytes out) over the TCP connections of ip that touch the ring
+    port, from the kernel's tcp_info counters."""
+    out = subprocess.run(["ss", "-tinH", "state", "established"], capture_output=True,
+                         text=True, timeout=10, check=True).stdout.splitlines()
+    rx = tx = 0
+    i = 0
+    while i < len(out):
+        f = out[i].split()
+        info = out[i + 1] if i + 1 < len(out) else ""
+        i += 2
+        if len(f) < 4:
+            continue
+        local, peer = f[-2], f[-1]
+        lip, lport = local.rsplit(":", 1)
+        _, pport = peer.rsplit(":", 1)
+        if lip != ip or (lport != str(port) and pport != str(port)):
+            continue
+        m_rx = re.search(r"bytes_received:(\d+)", info)
+        m_tx = re.search(r"bytes_sent:(\d+)", info)
+        rx += int(m_rx.group(1)) if m_rx else 0
+        tx += int(m_tx.group(1)) if m_tx else 0
+    return rx, tx
+
+
+def state_path(d):
+    return os.path.join(d.state_dir, "director", "director.state")
+
+
+def move(inst, users, host_of):
+    adm = rb.Admin(inst, timeout=60)
+    bad = 0
+    for u in users:
+        if adm.cmd("USER-MOVE\t%s\t%s" % (u, host_of(u))) != "OK":
+            bad += 1
+    adm.close()
+    return bad
+
+
+def measure_join(c, d, left, want_users, deadline_secs):
+    t0 = rb.launch(c, d)
+    adm = rb.Admin.connect(d, 10)
+    admin = time.monotonic() - t0
+    end = t0 + deadline_secs
+    synced = counted = None
+    while synced is None or counted is None:
+        if time.monotonic() > end:
+            raise TimeoutError("%s not synced with %d users after %.0fs"
+                               % (d.name, want_users, deadline_secs))
+        ring, _ = adm.ring_status()
+        n = adm.user_count()
+        now = time.monotonic() - t0
+        if ring == "ring synced" and synced is None:
+            synced = now
+        if n >= want_users and counted is None:
+            counted = now
+        time.sleep(POLL_SECS)
+    adm.close()
+    secs = max(synced, counted)
+    rx, tx = ring_bytes(d.ip, rig.RING_PORT)
+    return {"secs": secs, "synced": synced, "counted": counted, "admin": admin,
+            "after_admin": secs - admin, "bytes_in": rx,
+            "bytes_out": tx}
+
+
+def tables(ds):
+    return [{h: ip for h, (ip, _) in rb_user_list(d).items()} for d in ds]
+
+
+def rb_user_list(d):
+    import ringrig
+    return ringrig.user_list(d, timeout=300)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ours", default=os.environ.get("DIRECTOR_BIN") or rb.DEFAULT_OURS)
+    ap.add_argument("--users", type=int, default=1_000_000)
+    ap.add_argument("--changes", type=int, default=1000,
+                    help="users moved while the director is down (default 1000)")
+    ap.add_argument("--deadline", type=float, default=180.0)
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    os.environ["DIRECTOR_BIN"] = args.ours
+    from test_health import built_file, installed
+    module = built_file("adapter", STATE_MODULE, SETTINGS_DIR)
+
+    c = rig.Cluster(nbackends=0, nusers=1, keep=args.keep)
+    hosts = ["%s.%d" % (c.base, s) for s in rb.MAIL_HOST_SUFFIXES]
+    ips = ["%s.%d" % (c.base, 100 + j) for j in range(3)]
+    servers = " ".join("%s:%d" % (ip, rig.RING_PORT) for ip in ips)
+    ds = [c.add_director(bin=args.ours, servers=servers, mail_servers=" ".join(hosts))
+          for _ in range(3)]
+    d0, d1, d2 = ds
+    res = {}
+    failed = False
+    try:
+        with installed(module, SETTINGS_DIR, STATE_MODULE):
+            c.start(only=ds)
+            t = time.monotonic()
+            replies = rb.populate(d0, hosts, args.users, args.deadline)
+            say("populated d0: %d USER-MOVE in %.1fs, replies %r"
+                % (args.users, time.monotonic() - t, replies))
+            adms = [rb.Admin(d, timeout=60) for d in ds]
+            want = rig.wait_until(
+                lambda: (lambda n: n if all(a.user_count() == n for a in adms[1:]) and n
+                         else None)(adms[0].user_count()),
+                args.deadline, "ring converged", interval=0.5)
+            for a in adms:
+                a.close()
+            say("ring converged at %d users" % want)
+
+            # 1. full join
+            c.stop(only=[d1])
+            os.unlink(state_path(d1))
+            res["full"] = measure_join(c, d1, d0, want, args.deadline)
+            say("full join: %r" % res["full"])
+
+            # 2. rejoin with the state file, K users moved meanwhile
+            t_stop = time.monotonic()
+            c.stop(only=[d1])
+            assert os.path.exists(state_path(d1)), "no state file after a clean stop"
+            changed = ["user%d@example.com" % i for i in range(1, args.changes + 1)]
+            bad = move(d0, changed,
+                       lambda u: hosts[(int(u[4:u.index("@")]) + 1) % len(hosts)])
+            down = time.monotonic() - t_stop
+            say("d1 down for %.1fs; moved %d users on d0 (%d not OK)"
+                % (down, len(changed), bad))
+            res["rejoin"] = measure_join(c, d1, d0, want, args.deadline)
+            res["rejoin"]["down_secs"] = down
+            say("rejoin: %r" % res["rejoin"])
+            log = d1.read_log()
+            m = re.findall(r"Delta join: kept (\d+) users .*, (\d+) buckets replaced by "
+                           r"(\d+) users received", log)
+            res["delta_log"] = m[-1] if m else None
+
+            # 3. the same hash -> backend on every director
+            t = time.monotonic()
+            maps = tables(ds)
+            diffs = []
+            for d, mp in zip(ds[1:], maps[1:]):
+                differ = sum(1 for k in maps[0] if mp.get(k) != maps[0][k])
+                extra = len(set(mp) - set(maps[0]))
+                diffs.append((d.name, differ, extra))
+                if differ or extra:
+                    failed = True
+            res["compare"] = {"users": len(maps[0]), "diffs": diffs,
+                              "secs": time.monotonic() - t}
+            moved_ok = sum(1 for u in changed
+                           if maps[1].get(rb.user_hash(u)) ==
+                           hosts[(int(u[4:u.index("@")]) + 1) % len(hosts)])
+            res["compare"]["moved_seen_on_d1"] = moved_ok
+            c.stop(only=ds)
+    except BaseException as e:
+        failed = True
+        say("FAILED: %s: %s" % (type(e).__name__, e))
+        c.failed = True
+        c.cleanup()
+        raise
+    if failed:
+        c.failed = True
+    c.cleanup()
+    full, rej = res["full"], res["rejoin"]
+    out = sys.stdout
+    out.write("%-34s %14s %14s %8s\n" % ("metric (d1, ours)", "full join", "rejoin", "ratio"))
+    for key, label in (("secs", "time to synced + all users (s)"),
+                       ("after_admin", "  of it after admin answered (s)"),
+                       ("bytes_in", "ring bytes received"),
+                       ("bytes_out", "ring bytes sent")):
+        a, b = full[key], rej[key]
+        out.write("%-34s %14s %14s %8s\n" % (label, "%.2f" % a if "secs" in key or "admin" in key else a,
+                                            "%.2f" % b if "secs" in key or "admin" in key else b,
+                                            "%.3f" % (b / a) if a else "-"))
+    tb_full = full["bytes_in"] + full["bytes_out"]
+    tb_rej = rej["bytes_in"] + rej["bytes_out"]
+    out.write("%-34s %14d %14d %8s\n" % ("ring bytes, both ways", tb_full, tb_rej,
+                                          "%.3f" % (tb_rej / tb_full) if tb_full else "-"))
+    out.write("users %d, moved while down %d (down %.1fs); delta log (kept, buckets, "
+              "received): %s\n" % (res["compare"]["users"], args.changes,
+                                   rej["down_secs"], res["delta_log"]))
+    out.write("hash -> backend compared for every user: %s; moved users seen on d1 at "
+              "their new host: %d/%d\n"
+              % (", ".join("%s vs d0: %d differ, %d extra" % x for x in res["compare"]["diffs"]),
+                 res["compare"]["moved_seen_on_d1"], args.changes))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+// Bucketed user-table digests, exchanged only between our directors. No I/O here.
+//
+// The user table is split into 2^bits buckets by the top bits of the user hash.
+// A bucket's digest is the sum (mod 2^64) of a 64-bit mix of (user hash, mail host
+// IP, weak flag) over its users. Timestamps are left out on purpose: directors
+// disagree on them in normal operation (each refreshes a user on its own logins,
+// and the handshake keeps the newer of two), while where a user goes depends only
+// on its host and weak flag. A sum, not XOR, so two equal entries do not cancel.
+// Two directors whose bucket digests match hold the same users on the same hosts
+// in that bucket (up to a 2^-64 collision per bucket).
+//
+// Negotiation: both sides of a ring connection append `USER-DIGEST` to their
+// VERSION line (stock reads three fields and ignores the rest, as it does the
+// ring authentication offer). USER-DIGEST lines go only to a peer that offered.
+//
+// Rejoin in O(changes). The acceptor of a connection (the joining director, whose
+// left dials it) that restored a table and is not yet part of a ring answers the
+// connector's VERSION with its bucket digests:
+//
+//   acceptor -> connector   USER-DIGEST BEGIN <bits> <users> <ring running: 0|1>
+//                           USER-DIGEST D <first bucket> <16 hex digits>...  (48 a line)
+//                           USER-DIGEST END
+//   (bits 0: "no table, send everything"; no D lines follow.)
+//
+// "ring running" is the acceptor's HOST-HAND-START flag, early: a connector that
+// restored a table and waits to learn whether the ring kept running (ring.h,
+// hold_user_streams()) learns it here from its right, and sends that right none
+// of its stale users, instead of waiting for its left.
+//
+// The connector sends its host list at once but holds its user stream until END.
+// Then it compares with its own digests and answers, before its users:
+//
+//   connector -> acceptor   USER-DIGEST FULL                      (send everything)
+//   or                      USER-DIGEST DELTA <bits> <buckets that differ>
+//                           USER-DIGEST B <first bucket> <hex bitmap, 2048 buckets>...
+//                           USER-DIGEST END
+//
+// and streams only the users of differing buckets. When the acceptor joins the
+// connector's running ring (it would replace its users with the connector's),
+// it keeps its users of the equal buckets and replaces only the differing ones.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "host-list.h"
+#include "ip-addr.h"
+#include "result.h"
+#include "user-table.h"
+
+namespace director::core {
+
+constexpr std::string_view user_digest_offer = "USER-DIGEST";
+constexpr std::string_view user_digest_command = "USER-DIGEST";
+constexpr unsigned user_digest_min_bits = 4;
+constexpr unsigned user_digest_max_bits = 18;
+// About this many users a bucket: a changed user costs the users of its bucket,
+// a bucket costs 17 bytes of digest.
+constexpr size_t user_digest_users_per_bucket = 32;
+constexpr size_t user_digest_per_line = 48;
+constexpr size_t user_digest_bitmap_per_line = 2048;
+
+// The bucket count (as bits) for a table of `users`.
+unsigned user_digest_bits_for(size_t users);
+
+inline uint32_t user_digest_bucket(uint32_t user_hash, unsigned bits)
+{
+	return bits == 0 ? 0 : user_hash >> (32 - bits);
+}
+
+uint64_t user_digest_host_key(const IpAddr &ip);
+uint64_t user_digest_entry(uint32_t user_hash, uint64_t host_key, bool weak);
+
+// Every bucket's digest of `users` (hosts resolved through `hosts`).
+std::vector<uint64_t> user_table_digests(const UserTable &users, const HostList &hosts,
+					 unsigned bits);
+
+// A set of buckets.
+class UserDigestBuckets {
+public:
+	UserDigestBuckets() = default;
+	explicit UserDigestBuckets(unsigned bits);
+	unsigned bits() const { return bits_; }
+	size_t buckets() const { return size_t{1} << bits_; }
+	bool empty() const { return words_.empty(); }
+	bool contains(uint32_t bucket) const
+	{
+		return (words_[bucket >> 6] >> (bucket & 63)) & 1;
+	}
+	bool contains_user(uint32_t user_hash) const
+	{
+		return contains(user_digest_bucket(user_hash, bits_));
+	}
+	void add(uint32_t bucket) { words_[bucket >> 6] |= uint64_t{1} << (bucket & 63); }
+	size_t count() const;
+	const std::vector<uint64_t> &words() const { return words_; }
+	std::vector<uint64_t> &words() { return words_; }
+
+private:
+	unsigned bits_ = 0;
+	std::vector<uint64_t> words_;
+};
+
+// The buckets where two digest vectors (of the same size) differ.
+UserDigestBuckets user_digest_diff(const std::vector<uint64_t> &a, const std::vector<uint64_t> &b,
+				   unsigned bits);
+
+// Wire form (each line without LF).
+bool user_digest_version_offered(std::string_view version_line);
+bool is_user_digest_line(std::string_view line);
+std::vector<std::string> format_user_digests(unsigned bits, size_t users,
+					     const std::vector<uint64_t> &digests,
+					     bool ring_running = false);
+std::vector<std::string> format_user_digest_delta(const UserDigestBuckets &send);
+std::string format_user_digest_full();
+
+// Reads one peer's USER-DIGEST lines, either block. done() once END (or FULL)
+// arrived.
+class UserDigestReader {
+public:
+	enum class Kind { none, digests, full, delta };
+	// An error means a malformed or out-of-order line: drop the connection.
+	Result<bool> line(std::string_view line);
+	bool done() const { return done_; }
+	Kind kind() const { return kind_; }
+	unsigned bits() const { return bits_; }
+	size_t peer_users() const { return peer_users_; }
+	bool peer_ring_running() const { return peer_ring_running_; }
+	const std::vector<uint64_t> &digests() const { return digests_; }
+	const UserDigestBuckets &buckets() const { return buckets_; }
+
+private:
+	Kind kind_ = Kind::none;
+	bool done_ = false;
+	unsigned bits_ = 0;
+	size_t peer_users_ = 0;
+	bool peer_ring_running_ = false;
+	size_t announced_ = 0; // DELTA: the count of differing buckets
+	size_t next_ = 0;      // the next bucket a D or B line must start at
+	std::vector<uint64_t> digests_;
+	UserDigestBuckets buckets_;
+};
+
+} // namespace director::core

@@ -1,0 +1,476 @@
+// Check suite for core/user-digest (bucketed user-table digests: buckets, wire
+// form, reader) and the delta join in the ring handshake between our directors:
+// the acceptor offers its digests, the connector sends only the users of the
+// buckets that differ, and an acceptor joining a running ring keeps its users of
+// the equal buckets. A stock peer (no offer) sees none of it.
+#include <check.h>
+
+#include "check-main.h"
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "director.h"
+#include "state-file.h"
+#include "state-snapshot.h"
+#include "user-digest.h"
+
+using namespace director::core;
+
+namespace {
+
+struct NullLog : LogSink {
+	std::vector<std::string> lines;
+	void log(LogLevel, const std::string &m) override { lines.push_back(m); }
+	bool has(const std::string &part) const
+	{
+		for (const auto &l : lines) {
+			if (l.find(part) != std::string::npos)
+				return true;
+		}
+		return false;
+	}
+};
+
+const int64_t t0 = 1700000000;
+
+IpAddr ip(const char *s)
+{
+	return *IpAddr::parse(s);
+}
+
+std::array<uint8_t, 16> identity()
+{
+	StateIdentity id;
+	id.mail_servers = {{ip("10.0.0.1"), ""}, {ip("10.0.0.2"), ""}};
+	id.username_hash = "%Lu";
+	return id.fingerprint();
+}
+
+struct Node {
+	NullLog log;
+	Director dir;
+	Effects fx;
+	Node() : dir(DirectorConfig(), log)
+	{
+		dir.add_config_host(ip("10.0.0.1"), "", "");
+		dir.add_config_host(ip("10.0.0.2"), "", "");
+	}
+	std::string snapshot(int64_t now)
+	{
+		auto snap = dir.state_snapshot(identity(), now);
+		std::string out;
+		for (int i = 0; i < 1000000 && !snap->next_chunk(out, 1000); i++) {
+		}
+		return out;
+	}
+	void restore(const std::string &file, int64_t now)
+	{
+		auto parsed = StateFile::parse(file, identity());
+		ck_assert(parsed.ok());
+		dir.restore_state(*parsed, now);
+	}
+};
+
+using Users = std::map<uint32_t, std::string>;
+Users users_of(const Director &d)
+{
+	Users u;
+	for (const UserListEntry &e : d.user_list(std::nullopt))
+		u[e.user_hash] = e.host.to_string();
+	return u;
+}
+
+// Digests of a {hash: host} map (no weak users in these tests).
+std::vector<uint64_t> digests_of(const Users &users, unsigned bits)
+{
+	std::vector<uint64_t> d(size_t{1} << bits, 0);
+	for (const auto &[h, host] : users)
+		d[user_digest_bucket(h, bits)] += user_digest_entry(h, user_digest_host_key(ip(host.c_str())), false);
+	return d;
+}
+
+// The lines of every send to `id`.
+std::vector<std::string> lines_to(const Effects &fx, RingConnId id)
+{
+	std::vector<std::string> out;
+	for (const auto &s : fx.ring_sends) {
+		if (s.id != id)
+			continue;
+		size_t start = 0;
+		while (start < s.data.size()) {
+			size_t lf = s.data.find('\n', start);
+			out.push_back(s.data.substr(start, lf - start));
+			start = lf + 1;
+		}
+	}
+	return out;
+}
+
+size_t count_prefix(const std::vector<std::string> &lines, const std::string &prefix)
+{
+	size_t n = 0;
+	for (const auto &l : lines)
+		n += l.rfind(prefix, 0) == 0;
+	return n;
+}
+
+// A ring's table: 400 hashed users on two hosts at t0.
+std::string ring_state(Node &n, int64_t at)
+{
+	n.dir.start_alone(t0);
+	for (int i = 0; i < 400; i++)
+		n.dir.lookup(RequestId(i + 1), "user" + std::to_string(i), "", t0, n.fx);
+	return n.snapshot(at);
+}
+
+void feed(Director &d, RingConnId id, const std::vector<std::string> &lines, int64_t now,
+	  Effects &fx)
+{
+	for (const auto &l : lines)
+		d.ring_line(id, l, now, fx);
+}
+
+} // namespace
+
+// --- the digest module ----------------------------------------------------------
+
+START_TEST(test_bits_grow_with_the_table)
+{
+	ck_assert_uint_eq(user_digest_bits_for(0), user_digest_min_bits);
+	ck_assert_uint_eq(user_digest_bits_for(1000), 5);
+	ck_assert_uint_eq(user_digest_bits_for(1000000), 15); // 32768 buckets of ~31
+	ck_assert_uint_eq(user_digest_bits_for(100000000), user_digest_max_bits);
+	ck_assert_uint_eq(user_digest_bucket(0xffffffffu, 14), 16383);
+	ck_assert_uint_eq(user_digest_bucket(0x0003ffffu, 14), 0);
+}
+END_TEST
+
+START_TEST(test_entry_depends_on_host_and_weak_flag)
+{
+	uint64_t k1 = user_digest_host_key(ip("10.0.0.1"));
+	uint64_t k2 = user_digest_host_key(ip("10.0.0.2"));
+	ck_assert(k1 != k2);
+	ck_assert(user_digest_host_key(ip("::ffff:10.0.0.1")) != k1);
+	ck_assert(user_digest_entry(5, k1, false) != user_digest_entry(5, k2, false));
+	ck_assert(user_digest_entry(5, k1, false) != user_digest_entry(5, k1, true));
+	ck_assert(user_digest_entry(5, k1, false) != user_digest_entry(6, k1, false));
+	// a sum: two equal entries in one bucket do not cancel
+	ck_assert(2 * user_digest_entry(5, k1, false) != 0);
+}
+END_TEST
+
+START_TEST(test_digest_block_round_trip)
+{
+	std::vector<uint64_t> d(1 << 8);
+	for (size_t i = 0; i < d.size(); i++)
+		d[i] = 0x0123456789abcdefULL * (i + 1);
+	auto lines = format_user_digests(8, 12345, d);
+	ck_assert_uint_eq(lines.size(), 2 + (256 + user_digest_per_line - 1) / user_digest_per_line);
+	UserDigestReader r;
+	for (size_t i = 0; i < lines.size(); i++) {
+		ck_assert_msg(lines[i].size() < 1024, "line %zu is %zu bytes", i, lines[i].size());
+		auto res = r.line(lines[i]);
+		ck_assert_msg(res.ok(), "%s", res.ok() ? "" : res.error().c_str());
+		ck_assert(*res == (i + 1 == lines.size()));
+	}
+	ck_assert(r.kind() == UserDigestReader::Kind::digests);
+	ck_assert_uint_eq(r.bits(), 8);
+	ck_assert_uint_eq(r.peer_users(), 12345);
+	ck_assert(r.digests() == d);
+
+	UserDigestBuckets b(12);
+	for (uint32_t x : {0u, 63u, 64u, 2047u, 2048u, 4095u})
+		b.add(x);
+	auto dl = format_user_digest_delta(b);
+	UserDigestReader r2;
+	for (const auto &l : dl) {
+		ck_assert(l.size() < 1024);
+		ck_assert(r2.line(l).ok());
+	}
+	ck_assert(r2.done() && r2.kind() == UserDigestReader::Kind::delta);
+	ck_assert_uint_eq(r2.buckets().count(), 6);
+	ck_assert(r2.buckets().contains(2048) && !r2.buckets().contains(1));
+}
+END_TEST
+
+START_TEST(test_bad_digest_lines_are_errors)
+{
+	const std::vector<std::vector<std::string>> bad = {
+		{"USER-DIGEST\tBEGIN\t99\t10\t0"},
+		{"USER-DIGEST\tBEGIN\t4"},
+		{"USER-DIGEST\tBEGIN\t4\t1"},
+		{"USER-DIGEST\tBEGIN\t4\t1\t2"},
+		{"USER-DIGEST\tD\t0\t0000000000000000"},
+		{"USER-DIGEST\tBEGIN\t4\t1\t0", "USER-DIGEST\tD\t1\t0000000000000000"},
+		{"USER-DIGEST\tBEGIN\t4\t1\t0", "USER-DIGEST\tD\t0\t00000000000000zz"},
+		{"USER-DIGEST\tBEGIN\t4\t1\t0", "USER-DIGEST\tEND"},
+		{"USER-DIGEST\tBEGIN\t4\t1\t0",
+		 "USER-DIGEST\tD\t0" + std::string(17 * 17, '0')},
+		{"USER-DIGEST\tDELTA\t4\t2", "USER-DIGEST\tB\t0\t0000000000000001",
+		 "USER-DIGEST\tEND"},
+		{"USER-DIGEST\tDELTA\t4\t1", "USER-DIGEST\tB\t0\t0000000000010000",
+		 "USER-DIGEST\tEND"},
+		{"USER-DIGEST\tFULL", "USER-DIGEST\tFULL"},
+		{"USER-DIGEST\tWHAT"},
+	};
+	for (const auto &seq : bad) {
+		UserDigestReader r;
+		bool failed = false;
+		for (const auto &l : seq)
+			failed |= !r.line(l).ok();
+		ck_assert_msg(failed, "accepted: %s", seq.back().c_str());
+	}
+	ck_assert(user_digest_version_offered("VERSION\tdirector\t1\t9\tUSER-DIGEST"));
+	ck_assert(user_digest_version_offered(
+		"VERSION\tdirector\t1\t9\tAUTH-HMAC-SHA256\t00\tUSER-DIGEST"));
+	ck_assert(!user_digest_version_offered("VERSION\tdirector\t1\t9"));
+	ck_assert(!user_digest_version_offered("ME\t1\t2\t3\tUSER-DIGEST"));
+}
+END_TEST
+
+// --- the delta join --------------------------------------------------------------
+
+// The acceptor: restored from a stale snapshot, joining its left's running ring.
+// It offers its digests; the left names the buckets it sends and sends them; every
+// other bucket keeps its restored users, and the table ends up as the left's.
+START_TEST(test_acceptor_keeps_equal_buckets_and_takes_the_rest)
+{
+	Node ring;
+	std::string file = ring_state(ring, t0 + 5);
+	Users truth = users_of(ring.dir);
+	ck_assert_uint_eq(truth.size(), 400);
+
+	Node b;
+	b.restore(file, t0 + 10);
+	b.dir.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}, {ip("127.0.0.3"), 9090}},
+			 ip("127.0.0.2"), 9090, t0 + 10, b.fx);
+	ck_assert(!b.dir.ring_synced());
+	Effects fx;
+	RingConnId in = b.dir.ring_accept(ip("127.0.0.1"), t0 + 10, fx);
+	// our VERSION carries the offer
+	auto out = lines_to(fx, in);
+	ck_assert(count_prefix(out, "VERSION\tdirector\t1\t9\tUSER-DIGEST") == 1);
+	fx = Effects();
+	b.dir.ring_line(in, "VERSION\tdirector\t1\t9\tUSER-DIGEST", t0 + 10, fx);
+	b.dir.ring_line(in, "ME\t127.0.0.1\t9090\t" + std::to_string(t0 + 10), t0 + 10, fx);
+	out = lines_to(fx, in);
+	UserDigestReader digests;
+	for (const auto &l : out) {
+		if (is_user_digest_line(l))
+			ck_assert(digests.line(l).ok());
+	}
+	ck_assert(digests.done() && digests.kind() == UserDigestReader::Kind::digests);
+	ck_assert_uint_eq(digests.peer_users(), 400);
+	ck_assert(digests.digests() == digests_of(truth, digests.bits()));
+
+	// Meanwhile the ring moved three users and dropped one.
+	unsigned bits = digests.bits();
+	std::vector<uint32_t> hashes;
+	for (const auto &[h, host] : truth)
+		hashes.push_back(h);
+	Users now = truth;
+	std::set<uint32_t> changed_buckets;
+	for (size_t i : {size_t(7), size_t(100), size_t(250)}) {
+		uint32_t h = hashes[i];
+		now[h] = now[h] == "10.0.0.1" ? "10.0.0.2" : "10.0.0.1";
+		changed_buckets.insert(user_digest_bucket(h, bits));
+	}
+	now.erase(hashes[300]);
+	changed_buckets.insert(user_digest_bucket(hashes[300], bits));
+	auto diff = user_digest_diff(digests_of(now, bits), digests.digests(), bits);
+	ck_assert_uint_eq(diff.count(), changed_buckets.size());
+
+	// Its host list replaces ours (in place: the users of the kept buckets stay).
+	std::vector<std::string> hs = {"HOST-HAND-START\t1", "HOST\t10.0.0.1\t50\t\tU0\tmail1",
+				       "HOST\t10.0.0.2\t100\t\tD1700000007\t",
+				       "HOST\t10.0.0.3\t7\t\tU0\t", "HOST-HAND-END\t1"};
+	for (const auto &l : format_user_digest_delta(diff))
+		hs.push_back(l);
+	size_t sent = 0;
+	for (const auto &[h, host] : now) {
+		if (!diff.contains_user(h))
+			continue;
+		hs.push_back("U\t" + std::to_string(h) + "\t" + host + "\t" + std::to_string(t0 + 8));
+		sent++;
+	}
+	ck_assert(sent < 400 / 2);
+	hs.push_back("OPTIONS\tconsistent-hashing");
+	hs.push_back("DONE");
+	feed(b.dir, in, hs, t0 + 11, fx);
+	for (const auto &c : fx.ring_closes)
+		ck_assert_msg(c.id != in, "closed: %s", c.reason.c_str());
+	ck_assert(users_of(b.dir) == now);
+	ck_assert(b.log.has("Delta join: kept " + std::to_string(now.size() - sent) + " users"));
+	std::map<std::string, std::tuple<unsigned, bool, int64_t>> hosts;
+	for (const HostListEntry &h : b.dir.host_list())
+		hosts[h.ip.to_string()] = {h.vhost_count, h.down, h.last_updown_change};
+	ck_assert_uint_eq(hosts.size(), 3);
+	ck_assert(hosts["10.0.0.1"] == std::make_tuple(50u, false, int64_t(0)));
+	ck_assert(hosts["10.0.0.2"] == std::make_tuple(100u, true, int64_t(1700000007)));
+	ck_assert(hosts["10.0.0.3"] == std::make_tuple(7u, false, int64_t(0)));
+}
+END_TEST
+
+// The same join without a delta (FULL, or a stock connector that never saw our
+// offer): the left's users replace ours, as stock does.
+START_TEST(test_acceptor_full_join_replaces_the_table)
+{
+	Node ring;
+	std::string file = ring_state(ring, t0 + 5);
+	for (bool stock : {false, true}) {
+		Node b;
+		b.restore(file, t0 + 10);
+		b.dir.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090},
+				  {ip("127.0.0.3"), 9090}},
+				 ip("127.0.0.2"), 9090, t0 + 10, b.fx);
+		Effects fx;
+		RingConnId in = b.dir.ring_accept(ip("127.0.0.1"), t0 + 10, fx);
+		fx = Effects();
+		b.dir.ring_line(in, stock ? "VERSION\tdirector\t1\t9" : "VERSION\tdirector\t1\t9\tUSER-DIGEST",
+				t0 + 10, fx);
+		b.dir.ring_line(in, "ME\t127.0.0.1\t9090\t" + std::to_string(t0 + 10), t0 + 10, fx);
+		// a stock peer never sees a USER-DIGEST line
+		ck_assert_uint_eq(count_prefix(lines_to(fx, in), "USER-DIGEST"), stock ? 0 : 3); // BEGIN, one D line (16 buckets), END
+		std::vector<std::string> hs = {"HOST-HAND-START\t1", "HOST\t10.0.0.1\t100\t\tU0\t",
+					       "HOST\t10.0.0.2\t100\t\tU0\t", "HOST-HAND-END\t1"};
+		if (!stock)
+			hs.push_back("USER-DIGEST\tFULL");
+		hs.push_back("U\t42\t10.0.0.2\t" + std::to_string(t0 + 8));
+		hs.push_back("DONE");
+		feed(b.dir, in, hs, t0 + 11, fx);
+		Users want = {{42, "10.0.0.2"}};
+		ck_assert(users_of(b.dir) == want);
+	}
+}
+END_TEST
+
+// The connector: its right offered digests; it holds its users until they
+// arrive, then names the differing buckets and sends only their users.
+// A restored connector whose right (ours) says its ring kept running sends it
+// none of its stale users, at once: it does not wait for its left or the hold.
+START_TEST(test_restored_connector_sends_nothing_to_a_running_ring)
+{
+	Node ring;
+	std::string file = ring_state(ring, t0 + 5);
+	Users users = users_of(ring.dir);
+	Node a;
+	a.restore(file, t0 + 10);
+	Effects fx;
+	a.dir.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}, {ip("127.0.0.3"), 9090}},
+			 ip("127.0.0.1"), 9090, t0 + 10, fx);
+	RingConnId out = fx.ring_connects.front().id;
+	a.dir.ring_connected(out, t0 + 10, fx);
+	fx = Effects();
+	a.dir.ring_line(out, "VERSION\tdirector\t1\t9\tUSER-DIGEST", t0 + 10, fx);
+	a.dir.ring_line(out, "ME\t127.0.0.2\t9090\t" + std::to_string(t0 + 10), t0 + 10, fx);
+	ck_assert_uint_eq(count_prefix(lines_to(fx, out), "DONE"), 0); // held
+	// the right's table differs everywhere, and its ring is running
+	Users other;
+	for (const auto &[h, host] : users)
+		other[h] = host == "10.0.0.1" ? "10.0.0.2" : "10.0.0.1";
+	unsigned bits = user_digest_bits_for(other.size());
+	for (const auto &l : format_user_digests(bits, other.size(), digests_of(other, bits), true))
+		a.dir.ring_line(out, l, t0 + 10, fx);
+	auto lines = lines_to(fx, out);
+	ck_assert_uint_eq(count_prefix(lines, "U\t"), 0);
+	ck_assert_uint_eq(count_prefix(lines, "USER-DIGEST\tDELTA\t"), 1);
+	ck_assert_uint_eq(count_prefix(lines, "DONE"), 1);
+	ck_assert(a.log.has("The ring kept running while we were away"));
+	// our table stays until our left replaces it
+	ck_assert(users_of(a.dir) == users);
+}
+END_TEST
+
+START_TEST(test_connector_sends_only_differing_buckets)
+{
+	Node ring;
+	std::string stale = ring_state(ring, t0 + 5);
+	Users old_users = users_of(ring.dir);
+	std::vector<uint32_t> hashes;
+	for (const auto &[h, host] : old_users)
+		hashes.push_back(h);
+	for (size_t i : {size_t(3), size_t(200)})
+		ring.dir.user_move(hashes[i], ip(old_users[hashes[i]] == "10.0.0.1" ? "10.0.0.2" : "10.0.0.1"),
+				   t0 + 6, ring.fx);
+	std::string fresh = ring.snapshot(t0 + 7);
+	Users new_users = users_of(ring.dir);
+
+	for (bool stock : {false, true}) {
+		Node a;
+		a.restore(fresh, t0 + 10);
+		Effects fx;
+		a.dir.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090},
+				  {ip("127.0.0.3"), 9090}},
+				 ip("127.0.0.1"), 9090, t0 + 10, fx);
+		ck_assert(!fx.ring_connects.empty());
+		RingConnId out = fx.ring_connects.front().id;
+		a.dir.ring_connected(out, t0 + 10, fx);
+		fx = Effects();
+		a.dir.ring_line(out, stock ? "VERSION\tdirector\t1\t9" : "VERSION\tdirector\t1\t9\tUSER-DIGEST",
+				t0 + 10, fx);
+		a.dir.ring_line(out, "ME\t127.0.0.2\t9090\t" + std::to_string(t0 + 10), t0 + 10, fx);
+		unsigned bits = user_digest_bits_for(old_users.size());
+		if (!stock) {
+			for (const auto &l : format_user_digests(bits, old_users.size(),
+								 digests_of(old_users, bits)))
+				a.dir.ring_line(out, l, t0 + 10, fx);
+		}
+		// a restored director holds its stream until its left speaks or the
+		// hold runs out
+		a.dir.tick(t0 + 10 + ring_restore_hold_secs, fx);
+		auto lines = lines_to(fx, out);
+		size_t users = count_prefix(lines, "U\t");
+		ck_assert(count_prefix(lines, "DONE") == 1);
+		if (stock) {
+			ck_assert_uint_eq(count_prefix(lines, "USER-DIGEST"), 0);
+			ck_assert_uint_eq(users, new_users.size());
+			continue;
+		}
+		UserDigestReader delta;
+		for (const auto &l : lines) {
+			if (is_user_digest_line(l))
+				ck_assert(delta.line(l).ok());
+		}
+		ck_assert(delta.done() && delta.kind() == UserDigestReader::Kind::delta);
+		std::set<uint32_t> want;
+		for (size_t i : {size_t(3), size_t(200)})
+			want.insert(user_digest_bucket(hashes[i], bits));
+		ck_assert_uint_eq(delta.buckets().count(), want.size());
+		for (uint32_t b : want)
+			ck_assert(delta.buckets().contains(b));
+		size_t in_buckets = 0;
+		for (const auto &[h, host] : new_users)
+			in_buckets += delta.buckets().contains_user(h);
+		ck_assert_uint_eq(users, in_buckets);
+		ck_assert(users < new_users.size() / 4);
+		// the users come after the bucket list
+		size_t last_digest = 0, first_user = lines.size();
+		for (size_t i = 0; i < lines.size(); i++) {
+			if (is_user_digest_line(lines[i]))
+				last_digest = i;
+			if (lines[i].rfind("U\t", 0) == 0 && first_user == lines.size())
+				first_user = i;
+		}
+		ck_assert(last_digest < first_user);
+	}
+}
+END_TEST
+
+int main()
+{
+	Suite *s = suite_create("user-digest");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, test_bits_grow_with_the_table);
+	tcase_add_test(tc, test_entry_depends_on_host_and_weak_flag);
+	tcase_add_test(tc, test_digest_block_round_trip);
+	tcase_add_test(tc, test_bad_digest_lines_are_errors);
+	tcase_add_test(tc, test_acceptor_keeps_equal_buckets_and_takes_the_rest);
+	tcase_add_test(tc, test_acceptor_full_join_replaces_the_table);
+	tcase_add_test(tc, test_connector_sends_only_differing_buckets);
+	tcase_add_test(tc, test_restored_connector_sends_nothing_to_a_running_ring);
+	suite_add_tcase(s, tc);
+	return run_suite(s);
+}
