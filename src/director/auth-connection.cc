@@ -169,28 +169,24 @@ private:
 			disconnect(nullptr);
 			return;
 		}
+		core::Effects fx;
 		bool bad_handshake = false;
-		{
-			// One write for all the answers of a read.
-			adapter::StreamCork cork(client_);
-			core::Effects fx;
-			service_.run_batch(fx, [&]() {
-				std::string_view line;
-				while (!closed() && client_.next_line(line)) {
-					if (!handshaked_) {
-						core::Status st = core::parse_authreply_handshake(line);
-						if (!st.ok()) {
-							e_error(event_, "%s", st.error().c_str());
-							bad_handshake = true;
-							return;
-						}
-						handshaked_ = true;
-						continue;
+		service_.run_batch(fx, [&]() {
+			std::string_view line;
+			while (!closed() && client_.next_line(line)) {
+				if (!handshaked_) {
+					core::Status st = core::parse_authreply_handshake(line);
+					if (!st.ok()) {
+						e_error(event_, "%s", st.error().c_str());
+						bad_handshake = true;
+						return;
 					}
-					reply_line(line, client_, fx);
+					handshaked_ = true;
+					continue;
 				}
-			});
-		}
+				reply_line(line, client_, fx);
+			}
+		});
 		if (bad_handshake) {
 			disconnect(nullptr);
 			return;
@@ -229,9 +225,9 @@ private:
 	{
 		core::AuthReply reply = core::inspect_auth_reply(line, socket_);
 		if (!core::auth_reply_needs_host(reply)) {
-			// Two sends into the corked stream: no copy of the line.
-			to.send(line);
-			to.send("\n");
+			std::string out(line);
+			out += '\n';
+			to.send(out);
 			return;
 		}
 		for (const std::string &w : reply.warnings)
