@@ -37,6 +37,17 @@ san="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=
 mkdir -p "$build" || exit 2
 cd "$build" || exit 2
 
+# A build of another source tree (another clone left it in the same directory)
+# keeps dependency files naming that tree's sources: start it afresh.
+if [ -f config.status ] && ! grep -qxF "srcdir='$src'" config.status; then
+	if ! grep -qF 'S["PACKAGE_NAME"]="dovecot-director"' config.status; then
+		echo "sanitize: $build holds another project's build; choose another SANITIZE_BUILD_DIR" >&2
+		exit 2
+	fi
+	echo "sanitize: $build was configured for another source tree; starting it afresh"
+	find . -mindepth 1 -delete || exit 2
+fi
+
 # Reconfigure when the compiler changed or configure is newer than the last run.
 if [ ! -f config.status ] || [ "$src/configure" -nt config.status ] ||
    ! grep -q "CXX='$CXX'" config.status 2>/dev/null; then
