@@ -329,7 +329,7 @@ def test_rejoin_with_a_state_file_sends_only_what_changed(make_cluster):
 
     offset = d.log_size()
     left_offset = left.log_size()
-    stop(c, d)
+    c.stop(only=[d])
     # While it is down the ring moves some users and learns new ones.
     moved = c.users[:REJOIN_CHANGED]
     oks, other, _ = ringrig.populate(left, moved, ips[1:] + ips[:1])
