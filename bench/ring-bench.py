@@ -28,7 +28,7 @@ It starts and stops only the Dovecot masters it brought up (by recorded pid,
 through rig.py). Every wait has a deadline.
 
 usage: ring-bench.py [--ours BIN] [--stock BIN] [--users N] [--quick]
-                     [--join-rounds R] [--updates K] [--no-mixed] [--only join|prop]
+                     [--join-rounds R] [--updates K] [--no-mixed] [--stall] [--only join|prop]
                      [--max-secs S] [--json FILE] [--keep]
 """
 
@@ -43,7 +43,9 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
+import base64
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
@@ -53,6 +55,9 @@ DEFAULT_OURS = "/tmp/build-main/src/director/director"
 # Fake mail hosts: the director never connects to them, so no backends run.
 MAIL_HOST_SUFFIXES = (10, 11, 12)
 POLL_SECS = 0.02
+PROBE_INTERVAL_SECS = 0.002  # pacing of the lookup probe (about 400 lookups/s)
+PROBE_TIMEOUT_SECS = 10.0
+PROBE_IDLE_SECS = 1.0  # lookups measured on A before the join, for comparison
 LOG_RE = re.compile(r" director: (Error|Warning|Fatal|Panic): |service\(director\): |"
                     r" director: .*Handshake finished.*[1-9]\d* *(USERs|users)")
 BAD_RE = re.compile(r" director: (Error|Warning|Fatal|Panic): |service\(director\): .*"
@@ -330,6 +335,74 @@ def userlist_run(c, args, bin, label):
 
 # --- 1+2: join -----------------------------------------------------------------
 
+# --- lookups on the synced director during a join ----------------------------------
+
+class LookupProbe(threading.Thread):
+    """Auth lookups one at a time on A's login/director socket (what imap-login
+    does for every login), paced every PROBE_INTERVAL_SECS, for users A already
+    holds. Records (start time, latency in s); a lookup still unanswered after
+    PROBE_TIMEOUT_SECS ends the probe and is recorded as that long."""
+
+    def __init__(self, inst, nusers):
+        super().__init__(daemon=True)
+        self.inst = inst
+        self.nusers = max(1, nusers)
+        self.samples = []
+        self.error = None
+        self.stop_ev = threading.Event()
+        self.sock = None
+
+    def open(self):
+        s = rig.LineSocket.unix(self.inst.path("login/director"), PROBE_TIMEOUT_SECS)
+        s.send("VERSION\t1\t2\nCPID\t%d\n" % (os.getpid() * 16 + len(self.inst.name) % 16))
+        for _ in range(100):
+            line = s.read_line()
+            if line is None:
+                raise RuntimeError("login/director closed during its handshake")
+            if line == "DONE":
+                break
+        self.sock = s
+
+    def run(self):
+        i = 0
+        try:
+            while not self.stop_ev.is_set():
+                i += 1
+                user = "user%d@example.com" % (1 + (i * 7919) % self.nusers)
+                resp = base64.b64encode(b"\0" + user.encode() + b"\0pass").decode()
+                t = time.monotonic()
+                self.sock.send_line("AUTH\t%d\tPLAIN\tservice=imap\tsecured\tlip=127.0.0.1"
+                                    "\trip=127.0.0.1\tresp=%s" % (i, resp))
+                while True:
+                    try:
+                        line = self.sock.read_line()
+                    except socket.timeout:
+                        self.samples.append((t, PROBE_TIMEOUT_SECS))
+                        raise RuntimeError("lookup unanswered for %.0fs" % PROBE_TIMEOUT_SECS)
+                    if line is None:
+                        raise RuntimeError("login/director closed")
+                    f = line.split("\t")
+                    if len(f) >= 2 and f[0] in ("OK", "FAIL") and f[1] == str(i):
+                        break
+                self.samples.append((t, time.monotonic() - t))
+                self.stop_ev.wait(PROBE_INTERVAL_SECS)
+        except Exception as e:  # noqa: BLE001 - reported with the numbers
+            self.error = "%s: %s" % (type(e).__name__, e)
+
+    def finish(self):
+        self.stop_ev.set()
+        self.join(PROBE_TIMEOUT_SECS + 1)
+        if self.sock:
+            self.sock.close()
+
+    def stats(self, t_from, t_to):
+        """(p50 ms, p99 ms, max ms, count) of the lookups started in [t_from, t_to)."""
+        lat = sorted(d for t, d in self.samples if t_from <= t < t_to)
+        if not lat:
+            return None, None, None, 0
+        return (1000 * pct(lat, 50), 1000 * pct(lat, 99), 1000 * lat[-1], len(lat))
+
+
 def join_run(c, args, a_bin, b_bin, label, distinct):
     """One join measurement. Returns a dict of metrics (and 'notes')."""
     hosts = ["%s.%d" % (c.base, s) for s in MAIL_HOST_SUFFIXES]
@@ -341,6 +414,7 @@ def join_run(c, args, a_bin, b_bin, label, distinct):
     b = c.add_director(bin=b_bin, servers=servers_b, mail_servers=" ".join(hosts))
     assert a.ip == a_ip and b.ip == b_ip
     m = {"notes": []}
+    probe = None
     say("join %s: A=%s (%s) B=%s (%s)" % (label, a.ip, a_bin, b.ip, b_bin))
     try:
         c.start(only=[a])
@@ -363,6 +437,12 @@ def join_run(c, args, a_bin, b_bin, label, distinct):
                ", ".join("%s=%d" % kv for kv in sorted(replies.items())), count_a))
         if bad and set(bad) - {"TRYAGAIN"}:
             m["notes"].append("populate replies: %r" % bad)
+        if args.stall:
+            probe = LookupProbe(a, args.users)
+            probe.open()
+            probe.start()
+            t_idle = time.monotonic()
+            time.sleep(PROBE_IDLE_SECS)
         r = adm_a.cmd("DIRECTOR-ADD\t%s\t%d" % (b.ip, rig.RING_PORT))
         if r != "OK":
             raise RuntimeError("A: DIRECTOR-ADD replied %r" % r)
@@ -395,6 +475,20 @@ def join_run(c, args, a_bin, b_bin, label, distinct):
                 break
             time.sleep(POLL_SECS)
         m["join_secs"] = max(tl["synced"], tl["count"])
+        if probe is not None:
+            t_end = time.monotonic()
+            probe.finish()
+            idle = probe.stats(t_idle, t0)
+            busy = probe.stats(t0, t_end)
+            m["stall_idle_p50_ms"], m["stall_idle_p99_ms"] = idle[0], idle[1]
+            (m["stall_p50_ms"], m["stall_p99_ms"], m["stall_max_ms"],
+             m["stall_lookups"]) = busy
+            if probe.error:
+                m["notes"].append("lookup probe: %s" % probe.error)
+            say("  lookups on A: before the join p50 %s / p99 %s ms; during it p50 %s / "
+                "p99 %s / max %s ms (%d lookups)"
+                % (fmt(idle[0]), fmt(idle[1]), fmt(busy[0]), fmt(busy[1]), fmt(busy[2]),
+                   busy[3]))
         b_pid = b.director_pid()
         st = proc_start_boottime(b_pid)
         if st is not None:
@@ -430,6 +524,8 @@ def join_run(c, args, a_bin, b_bin, label, distinct):
     except Exception as e:  # noqa: BLE001 - report and go on with the next pair
         m["error"] = "%s: %s" % (type(e).__name__, e)
         say("  FAILED: %s" % m["error"])
+    if probe is not None:
+        probe.finish()
     m["log_a"], m["log_bad_a"] = log_findings(a)
     m["log_b"], m["log_bad_b"] = log_findings(b)
     for name, lines in (("A", m["log_a"]), ("B", m["log_b"])):
@@ -561,6 +657,11 @@ ROWS = [
     ("join", "a_hwm_after_kb", "A VmHWM after join (kB)"),
     ("join", "populate_ups", "A populate: USER-MOVE/s (pipelined admin)"),
     ("join", "b_users", "users on B when done"),
+    ("join", "stall_idle_p50_ms", "A lookup before the join, p50 (ms)"),
+    ("join", "stall_idle_p99_ms", "A lookup before the join, p99 (ms)"),
+    ("join", "stall_p50_ms", "A lookup during the join, p50 (ms)"),
+    ("join", "stall_p99_ms", "A lookup during the join, p99 (ms)"),
+    ("join", "stall_max_ms", "A lookup during the join, max (ms)"),
     ("prop", "prop_med_ms", "3-ring HOST-UPDATE seen by last director, median (ms)"),
     ("prop", "prop_p90_ms", "3-ring HOST-UPDATE seen by last director, p90 (ms)"),
     ("prop", "ok_med_ms", "3-ring HOST-UPDATE OK at origin, median (ms)"),
@@ -648,6 +749,8 @@ def main():
                     help="join measurements per pair, a fresh A and B each time "
                     "(default 3, 2 with --quick)")
     ap.add_argument("--no-mixed", action="store_true", help="skip the mixed joins")
+    ap.add_argument("--stall", action="store_true",
+                    help="during each join, time auth lookups on A (the synced director)")
     ap.add_argument("--only", choices=("join", "prop", "userlist"),
                     help="run only one part (userlist runs only when asked for)")
     ap.add_argument("--max-secs", type=float, default=330.0,

@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import rig  # noqa: E402
 
-DEFAULT_OURS = "/tmp/build-main/src/director/director"
+DEFAULT_OURS = "/tmp/build-bench/src/director/director"
 DEFAULT_BENCH_DIR = "/tmp/build-bench/bench"
 
 
@@ -271,6 +271,53 @@ def step_imap(runner, t, m, rnd, args):
             (r.get("login_failed") or 0)
 
 
+def strace_summary(path):
+    """{syscall: calls} from an `strace -c` summary file (the "total" row too)."""
+    res = {}
+    with contextlib.suppress(OSError):
+        with open(path) as f:
+            for line in f:
+                w = line.split()
+                # % time, seconds, usecs/call, calls, [errors,] syscall
+                if len(w) >= 5 and w[3].isdigit():
+                    with contextlib.suppress(ValueError):
+                        float(w[0])
+                        res[w[-1]] = int(w[3])
+    return res
+
+
+def step_syscalls(runner, t, m, rnd, args):
+    """--syscalls: one extra pipelined run (new users) with `strace -c` attached
+    to the director: system calls per lookup. strace slows the director down a
+    lot, so this run's lookups/s and CPU are not used anywhere else."""
+    d = t.inst
+    out = os.path.join(d.dir, "strace-%d.txt" % rnd)
+    st = subprocess.Popen(["strace", "-c", "-f", "-o", out, "-p", str(t.dpid)],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)     # strace has no "attached" signal on stdout
+        offset = 10_000_000 * (rnd + 1) + 7_000_000
+        r = runner.auth(t.name + "/dir-pipe-strace", d.path("login/director"), {},
+                        args.auth_connections, args.inflight, args.auth_secs, 100_000_000,
+                        offset, True)
+    finally:
+        st.send_signal(2)
+        try:
+            st.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            st.kill()
+            st.wait()
+    calls = strace_summary(out)
+    n = r.get("requests") if r else None
+    if n and calls.get("total"):
+        m["syscalls_per_lookup"] = calls["total"] / n
+        top = sorted(((c, k) for k, c in calls.items() if k != "total"), reverse=True)[:6]
+        m["syscalls_top"] = " ".join("%s=%.2f" % (k, c / n) for c, k in top)
+        runner.log.write("%s syscalls per lookup: %.2f (%s)\n" % (
+            t.name, m["syscalls_per_lookup"], m["syscalls_top"]))
+
+
 def pin_auth_phase(runner, duts, on):
     """--pin: director + auth on CPU 0, the auth client on the other CPUs
     (pipelined throughput then reflects auth+director CPU per lookup; one at a
@@ -289,6 +336,8 @@ def run_rounds(runner, duts, args):
     """Each step runs for every director back to back (order alternating per
     round), so background load drifts hit both alike."""
     steps = [step_pipe, step_known, step_serial, step_imap]
+    if args.syscalls:
+        steps.append(step_syscalls)
     for rnd in range(args.rounds):
         order = duts if rnd % 2 == 0 else list(reversed(duts))
         ms = {t.name: {} for t in duts}
@@ -326,6 +375,7 @@ ROWS = [
     ("dir_pipe_new_director_util", "director CPU util during director pipe", None),
     ("dir_pipe_new_auth_util", "auth process CPU util during director pipe", None),
     ("auth_pipe_auth_util", "auth process CPU util during direct pipe", None),
+    ("syscalls_per_lookup", "director system calls/lookup pipelined (strace)", False),
     ("imap_sps", "IMAP sessions/s through proxy", True),
     ("imap_p50_ms", "IMAP session p50 (ms)", False),
     ("imap_p99_ms", "IMAP session p99 (ms)", False),
@@ -376,24 +426,62 @@ def fmt(v):
     return "%.3f" % v if abs(v) < 1 else "%.2f" % v
 
 
+def round_ratios(stock_rounds, ours_rounds, key):
+    """ours/stock of a metric per round (the two ran back to back in a round)."""
+    res = []
+    for sm, om in zip(stock_rounds, ours_rounds):
+        sv, ov = sm.get(key), om.get(key)
+        if isinstance(sv, (int, float)) and isinstance(ov, (int, float)) and sv:
+            res.append(ov / sv)
+    return res
+
+
 def print_table(stock, ours, ours_note, stock_rounds, ours_rounds, out=sys.stdout):
     w = 50
-    out.write("\n%-*s %10s %10s %10s %13s\n" % (w, "metric (median over rounds)", "stock",
-                                                 "ours", "ours/stock", "spread s/o %"))
-    out.write("-" * (w + 47) + "\n")
+    out.write("\n%-*s %10s %10s %10s %13s %13s\n" % (
+        w, "metric (median over rounds)", "stock", "ours", "ours/stock", "ratio min-max",
+        "spread s/o %"))
+    out.write("-" * (w + 61) + "\n")
     for key, title, _ in ROWS:
         s, o = stock.get(key), ours.get(key)
+        if s is None and o is None:
+            continue
         ratio = o / s if isinstance(s, (int, float)) and isinstance(o, (int, float)) and s \
             else None
+        rr = round_ratios(stock_rounds, ours_rounds, key) \
+            if key not in ("background_busy", "rss_kb", "hwm_kb") else []
+        rr_txt = "%.2f-%.2f" % (min(rr), max(rr)) if len(rr) >= 2 else "-"
         sp = [spread(r, key) if key != "background_busy" else None
               for r in (stock_rounds, ours_rounds)]
         sp_txt = "/".join("%.0f" % (100 * x) if x is not None else "-" for x in sp)
-        out.write("%-*s %10s %10s %10s %13s\n" % (
-            w, title, fmt(s), fmt(o), "%.3f" % ratio if ratio is not None else "-", sp_txt))
+        out.write("%-*s %10s %10s %10s %13s %13s\n" % (
+            w, title, fmt(s), fmt(o), "%.3f" % ratio if ratio is not None else "-", rr_txt,
+            sp_txt))
+    for name, rounds in (("stock", stock_rounds), ("ours", ours_rounds)):
+        tops = [m["syscalls_top"] for m in rounds if m.get("syscalls_top")]
+        if tops:
+            out.write("%s system calls/lookup, last round: %s\n" % (name, tops[-1]))
     if ours_note:
         out.write("\nours: %s\n" % ours_note)
     out.write("(lookups/s, sessions/s: higher is better; latency, CPU, RSS: lower is better;\n"
-              " spread = (max-min)/median over rounds: ratios inside it are noise)\n")
+              " ratio min-max: ours/stock of each round; spread = (max-min)/median over\n"
+              " rounds: ratios inside it are noise)\n")
+
+
+# --- ring benchmark hook --------------------------------------------------------
+
+def run_ring_bench(args):
+    """--ring: after the lookup table, run ring-bench.py (join, propagation)
+    with the same two binaries and pass its table through unchanged. The ring
+    benchmark is its own program; this only starts it."""
+    cmd = [sys.executable, os.path.join(HERE, "ring-bench.py"), "--ours", args.ours,
+           "--stock", args.stock]
+    if args.quick:
+        cmd.append("--quick")
+    cmd += args.ring_args.split()
+    sys.stdout.write("\nbench: %s\n" % " ".join(cmd))
+    sys.stdout.flush()
+    return subprocess.run(cmd, stdin=subprocess.DEVNULL, check=False).returncode
 
 
 # --- main -------------------------------------------------------------------------
@@ -418,6 +506,14 @@ def main():
     ap.add_argument("--pin", action="store_true",
                     help="during the auth steps pin director+auth to CPU 0 and the auth "
                     "client to the other CPUs (needs an otherwise idle machine)")
+    ap.add_argument("--syscalls", action="store_true",
+                    help="add a pipelined run per round with strace -c on the director: "
+                    "system calls per lookup")
+    ap.add_argument("--ring", action="store_true",
+                    help="afterwards run ring-bench.py (join, propagation) on the same "
+                    "binaries and print its table too")
+    ap.add_argument("--ring-args", default="",
+                    help="more options for ring-bench.py, e.g. \"--users 1000000\"")
     ap.add_argument("--quick", action="store_true", help="2 rounds, short runs (~40 s)")
     ap.add_argument("--json", help="also write the results as JSON to this file")
     ap.add_argument("--log", help="raw client output (default: <rig dir>.log)")
@@ -490,6 +586,9 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"stock_bin": args.stock, "ours_bin": args.ours, "ours_note": ours_note,
                        "rounds": results, "median": {"stock": s, "ours": o}}, f, indent=1)
+    if args.ring:
+        if run_ring_bench(args) != 0:
+            sys.stderr.write("bench: ring-bench.py measured nothing\n")
     return 0
 
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds the whole project out of tree with AddressSanitizer and UBSan and runs two
 # tiers under them:
-#  unit         the Check unit suites (tests/unit). Reports from Check's forked test
+#  unit         the Check suites of the core (tests/unit) and of the adapter
+#               (tests/adapter, socketpairs over lib-dovecot). Reports from Check's forked test
 #               children (CK_FORK) make the child exit non-zero or die of a signal,
 #               which Check counts as a failure; the log grep below catches the rest.
 #  integration  a fast subset of tests/integration (INTEGRATION_TESTS below) with
@@ -37,6 +38,17 @@ san="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=
 mkdir -p "$build" || exit 2
 cd "$build" || exit 2
 
+# A build of another source tree (another clone left it in the same directory)
+# keeps dependency files naming that tree's sources: start it afresh.
+if [ -f config.status ] && ! grep -qxF "srcdir='$src'" config.status; then
+	if ! grep -qF 'S["PACKAGE_NAME"]="dovecot-director"' config.status; then
+		echo "sanitize: $build holds another project's build; choose another SANITIZE_BUILD_DIR" >&2
+		exit 2
+	fi
+	echo "sanitize: $build was configured for another source tree; starting it afresh"
+	find . -mindepth 1 -delete || exit 2
+fi
+
 # Reconfigure when the compiler changed or configure is newer than the last run.
 if [ ! -f config.status ] || [ "$src/configure" -nt config.status ] ||
    ! grep -q "CXX='$CXX'" config.status 2>/dev/null; then
@@ -58,25 +70,34 @@ run_unit_tier() {
 	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 	export CK_FORK=yes
-	echo "sanitize: unit tier: make -C tests/unit check"
-	rm -f tests/unit/*.log tests/unit/*.trs
-	make -C tests/unit -j"$jobs" check > check.log 2>&1
+	for dir in tests/unit tests/adapter; do
+		run_check_dir "$dir"
+	done
+}
+
+# One directory of Check suites under the sanitizers, with a summary per suite.
+run_check_dir() {
+	dir=$1
+	log=check-$(basename "$dir").log
+	echo "sanitize: unit tier: make -C $dir check"
+	rm -f "$dir"/*.log "$dir"/*.trs
+	make -C "$dir" -j"$jobs" check > "$log" 2>&1
 	rc=$?
 
 	# Sanitizer reports in any test log (a child's report is printed to the same stderr).
 	reports=$(grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer" \
-		tests/unit/*.log 2>/dev/null | grep -v '^tests/unit/test-suite.log$')
-	echo "sanitize: unit tier summary"
-	for trs in tests/unit/*.trs; do
+		"$dir"/*.log 2>/dev/null | grep -v "^$dir/test-suite.log\$")
+	echo "sanitize: $dir summary"
+	for trs in "$dir"/*.trs; do
 		[ -f "$trs" ] || continue
 		name=$(basename "$trs" .trs)
 		result=$(sed -n 's/^:test-result: //p' "$trs" | head -n 1)
 		checks=$(grep -E -o '[0-9]+%: Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' \
-			"tests/unit/$name.log" 2>/dev/null | tail -n 1)
+			"$dir/$name.log" 2>/dev/null | tail -n 1)
 		printf '  %-24s %-5s %s\n' "$name" "$result" "$checks"
 	done
 	if [ "$rc" -ne 0 ]; then
-		echo "sanitize: make check failed (rc=$rc), see $build/check.log and $build/tests/unit/*.log"
+		echo "sanitize: make check failed (rc=$rc), see $build/$log and $build/$dir/*.log"
 		status=1
 	fi
 	if [ -n "$reports" ]; then

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <string>
 #include <variant>
@@ -27,5 +28,12 @@ struct EventField {
 void send_named_event(struct event *parent, const char *name,
 		      std::initializer_list<EventField> fields, core::LogLevel level,
 		      const std::string &message);
+
+// The same at debug level for events sent once per request: `message` is
+// called only when the event is wanted (a metric or debug filter matches
+// it), so a busy director does not format text nobody reads.
+void send_named_debug_event(struct event *parent, const char *name,
+			    std::initializer_list<EventField> fields,
+			    const std::function<std::string()> &message);
 
 } // namespace director::adapter

@@ -7,7 +7,7 @@
 
 namespace director::core {
 
-int Director::user_refresh(const std::string &who, uint32_t hash, HostId host, int64_t timestamp,
+int Director::user_refresh(const RingLink &from, uint32_t hash, HostId host, int64_t timestamp,
 			   bool weak, bool unknown_timestamp, int64_t now, bool &forced_r,
 			   UserIndex &user_r, Effects &fx)
 {
@@ -49,7 +49,7 @@ int Director::user_refresh(const std::string &who, uint32_t hash, HostId host, i
 		const IpAddr &ours = hosts_.get(users_.host(u)).ip;
 		const IpAddr &theirs = hosts_.get(host).ip;
 		log_.log(LogLevel::error,
-			 "director(" + who +
+			 "director(" + from.who() +
 				 "): User hash " + std::to_string(hash) +
 				 " is being redirected to two hosts: " + ours.to_string() + " and " +
 				 theirs.to_string() + " (old_ts=" + std::to_string(users_.timestamp(u)) +
@@ -226,7 +226,7 @@ void Director::ring_change(RingLink &c, const RingCommand &cmd, bool reorig, int
 		// Capped at our now, as stock does and as handshake users are: a
 		// timestamp in the future would keep the user forever.
 		int64_t ts = std::min(bound_peer_time(cmd.timestamp.value_or(now)), now);
-		if (user_refresh(c.who(), cmd.user_hash, host, ts, false, !cmd.timestamp, now,
+		if (user_refresh(c, cmd.user_hash, host, ts, false, !cmd.timestamp, now,
 				 forced, u, fx) > 0)
 			broadcast_user(forced ? ring_.self() : c.host, u, fx);
 		return;
@@ -294,7 +294,7 @@ void Director::ring_user_weak(RingLink &c, const RingCommand &cmd, bool seen, bo
 	}
 	bool forced;
 	UserIndex u;
-	if (user_refresh(c.who(), cmd.user_hash, host, now, true, false, now, forced, u, fx) < 0)
+	if (user_refresh(c, cmd.user_hash, host, now, true, false, now, forced, u, fx) < 0)
 		return;
 	if (users_.weak(u))
 		ring_.pass_on(c, cmd, fx);
@@ -316,7 +316,7 @@ void Director::ring_handshake_user(RingLink &c, uint32_t hash, HostId host, int6
 	int64_t ts = std::min(bound_peer_time(timestamp), now);
 	bool forced;
 	UserIndex u;
-	int changed = user_refresh(c.who(), hash, host, ts, weak, false, now, forced, u, fx);
+	int changed = user_refresh(c, hash, host, ts, weak, false, now, forced, u, fx);
 	if (changed < 0)
 		return;
 	if (changed > 0 && !users_.resend(u)) {

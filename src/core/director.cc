@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "tab-escape.h"
+#include "user-list.h"
 
 namespace director::core {
 
@@ -437,6 +438,11 @@ std::vector<UserListEntry> Director::user_list(std::optional<IpAddr> ip) const
 		}
 	}
 	return out;
+}
+
+std::unique_ptr<UserList> Director::user_listing(std::optional<IpAddr> ip)
+{
+	return std::make_unique<UserList>(users_, hosts_, std::move(ip), config_.user_expire_secs);
 }
 
 AdminReply Director::user_move(uint32_t hash, const IpAddr &ip, int64_t now, Effects &fx)

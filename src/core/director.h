@@ -27,6 +27,7 @@
 namespace director::core {
 
 class StateSnapshot;
+class UserList;
 
 // What restore_state() took from the file.
 struct StateRestore {
@@ -101,6 +102,9 @@ public:
 				    int64_t now, Effects &fx);
 	UserLookup user_lookup(uint32_t user_hash, std::string_view tag, int64_t now);
 	std::vector<UserListEntry> user_list(std::optional<IpAddr> ip) const;
+	// USER-LIST streamed in pieces (user-list.h). It holds a cursor of the user
+	// table: destroy it before the director.
+	std::unique_ptr<UserList> user_listing(std::optional<IpAddr> ip);
 	AdminReply user_move(uint32_t user_hash, const IpAddr &ip, int64_t now, Effects &fx);
 	// USER-KICK / USER-KICK-ALT: kick_field empty for a plain kick.
 	AdminReply user_kick(JobId job, std::string_view kick_field, std::string_view value,
@@ -175,6 +179,8 @@ public:
 	bool ring_synced() const { return ring_.synced(); }
 	bool ring_handshaked() const { return ring_.handshaked(); }
 	size_t user_count() const { return users_.size(); }
+	// Open user table cursors (user streams, snapshots, USER-LIST replies).
+	size_t user_cursors_open() const { return users_.open_cursors(); }
 	size_t users_moving() const { return moves_.users_moving(); }
 	size_t users_kicking() const { return moves_.users_kicking(); }
 	const HostList &hosts() const { return hosts_; }
@@ -201,8 +207,9 @@ private:
 
 	// ring side of users and hosts (director-ring-users.cc)
 	// USER refresh from a peer (stock director_user_refresh): returns -1 when ignored
-	// as expired, else whether anything changed.
-	int user_refresh(const std::string &who, uint32_t hash, HostId host, int64_t timestamp,
+	// as expired, else whether anything changed. `from` names the peer in the log
+	// line of a conflict only (its name is not built per user).
+	int user_refresh(const RingLink &from, uint32_t hash, HostId host, int64_t timestamp,
 			 bool weak, bool unknown_timestamp, int64_t now, bool &forced_r,
 			 UserIndex &user_r, Effects &fx);
 	void broadcast_user(const DirectorHost *src, UserIndex u, Effects &fx);

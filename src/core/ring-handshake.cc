@@ -265,8 +265,19 @@ void Ring::continue_user_stream(RingLink &c, int64_t now, Effects &fx)
 void Ring::resend_to_right(const RingLink &from, int64_t now, Effects &fx)
 {
 	RingLink *right = conn(right_);
-	if (from.users_to_resend == 0 || right == nullptr || right->id() == from.id() ||
-	    !right->handshaked() || right->peer_minor() < ring_minor_user_timestamp)
+	if (from.users_to_resend == 0)
+		return;
+	if (right == nullptr || !right->handshaked()) {
+		// Our right's handshake is still under way (a restored director
+		// whose table was just replaced streams it nothing): the users
+		// stay marked and go once it is our right.
+		if (from.host != nullptr) {
+			resend_to_new_right_ = true;
+			resend_source_ = {from.host->ip, from.host->port};
+		}
+		return;
+	}
+	if (right->id() == from.id() || right->peer_minor() < ring_minor_user_timestamp)
 		return;
 	log_.log(LogLevel::info, "director(" + right->who() + "): Passing on " +
 					 std::to_string(from.users_to_resend) +
@@ -316,6 +327,22 @@ void Ring::handshake_done(RingLink &c, int64_t now, Effects &fx)
 						 std::to_string(now - c.created) + " secs (users sent=" +
 						 std::to_string(c.users_sent) + ")");
 		assign_right(c, now, fx);
+		RingLink *right = conn(right_);
+		bool go = resend_to_new_right_ && right != nullptr && right->id() == c.id();
+		if (go) {
+			resend_to_new_right_ = false;
+			// not back to the director they came from (a ring of two)
+			bool source = c.host != nullptr && c.host->ip == resend_source_.ip &&
+				      c.host->port == resend_source_.port;
+			go = !source && c.peer_minor() >= ring_minor_user_timestamp &&
+			     !c.sending_users();
+		}
+		if (go) {
+			log_.log(LogLevel::info, "director(" + who + "): Passing on the users "
+								"learned while connecting to it");
+			c.start_resend_stream(users_);
+			continue_user_stream(c, now, fx);
+		}
 	}
 	// Ring changes that arrived during the handshake, now that we know
 	// whether this connection is our left or right.

@@ -1,9 +1,30 @@
 // RingLink (see ring-link.h). No I/O here.
 #include "ring-link.h"
 
-#include <cstdio>
+#include <cstring>
 
 namespace director::core {
+
+namespace {
+
+// Longer than any address text (IPv6 with an embedded IPv4 takes 45).
+constexpr size_t ip_text_max = 64;
+
+// Writes `v` in decimal at `p` and returns the end.
+char *append_decimal(char *p, uint32_t v)
+{
+	char tmp[10];
+	size_t n = 0;
+	do {
+		tmp[n++] = char('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
+} // namespace
 
 RingLink::RingLink(RingConnId id, bool incoming, const IpAddr &remote, int64_t now)
 	: pctx(RingParseContext::fresh(incoming)), remote_ip(remote), created(now),
@@ -87,16 +108,17 @@ bool RingLink::continue_user_stream(const HostList &hosts, int64_t now, Effects 
 	std::string batch;
 	batch.reserve(ring_handshake_users_per_batch * 40);
 	// Written by hand rather than through format_ring_command(): a million of these go
-	// out when a director joins.
-	const char *cmd = !stream_as_updates_ && pctx.peer_minor >= ring_minor_handshake_u
-				  ? "U\t"
-				  : "USER\t";
-	char num[16];
+	// out when a director joins. Each line is built in a small buffer and appended once.
+	std::string_view cmd = !stream_as_updates_ && pctx.peer_minor >= ring_minor_handshake_u
+				       ? "U\t"
+				       : "USER\t";
 	size_t n = 0;
 	if (send_ip_generation_ != hosts.ids_generation()) {
 		send_ip_text_.clear();
 		send_ip_generation_ = hosts.ids_generation();
 	}
+	// "USER\t" + 10 digits + tab + address + tab + 10 digits + "\tw\n"
+	char line[5 + 10 + 1 + ip_text_max + 1 + 10 + 3];
 	while (n < ring_handshake_users_per_batch) {
 		UserIndex u = users.cursor_next(stream_cursor_);
 		if (u == no_user)
@@ -114,15 +136,24 @@ bool RingLink::continue_user_stream(const HostList &hosts, int64_t now, Effects 
 			send_ip_text_.resize(host + 1);
 		if (send_ip_text_[host].empty())
 			send_ip_text_[host] = hosts.get(host).ip.to_string();
-		batch += cmd;
-		batch.append(num, size_t(std::snprintf(num, sizeof(num), "%u", users.user_hash(u))));
-		batch += '\t';
-		batch += send_ip_text_[host];
-		batch += '\t';
-		batch.append(num, size_t(std::snprintf(num, sizeof(num), "%u", users.timestamp(u))));
-		if (users.weak(u) && !stream_as_updates_)
-			batch += "\tw";
-		batch += '\n';
+		const std::string &ip = send_ip_text_[host];
+		if (ip.size() > ip_text_max)
+			continue; // cannot happen: IpAddr text is at most 45 bytes
+		char *p = line;
+		std::memcpy(p, cmd.data(), cmd.size());
+		p += cmd.size();
+		p = append_decimal(p, users.user_hash(u));
+		*p++ = '\t';
+		std::memcpy(p, ip.data(), ip.size());
+		p += ip.size();
+		*p++ = '\t';
+		p = append_decimal(p, users.timestamp(u));
+		if (users.weak(u) && !stream_as_updates_) {
+			*p++ = '\t';
+			*p++ = 'w';
+		}
+		*p++ = '\n';
+		batch.append(line, size_t(p - line));
 		users_sent++;
 		n++;
 	}

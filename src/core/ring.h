@@ -230,6 +230,10 @@ private:
 	// either: the ring restarted). A hold that times out decides nothing.
 	bool push_restored_users_ = false;
 	bool restart_signal_pending_ = false;
+	// A left's handshake taught us users while our right was not handshaked:
+	// they go to the right (as USER updates) when it is (resend_to_right()).
+	bool resend_to_new_right_ = false;
+	RingEndpoint resend_source_; // the left they came from: not sent back to it
 	std::vector<RingConnId> held_streams_;
 	bool sequences_restored_ = false;
 	uint32_t restored_sync_seq_ = 0;

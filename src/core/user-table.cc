@@ -81,6 +81,23 @@ UserIndex UserTable::find(uint32_t user_hash, TagId tag) const
 	}
 }
 
+void UserTable::reserve(size_t extra)
+{
+	size_t want = std::min(count_ + std::min(extra, limit_), limit_);
+	if (want <= index_grow_at_)
+		return;
+	size_t capacity = index_ ? index_mask_ + 1 : index_min_capacity;
+	while (capacity - capacity / 5 < want)
+		capacity *= 2;
+	index_rebuild_(capacity);
+}
+
+void UserTable::prefetch(uint32_t user_hash, TagId tag) const
+{
+	if (index_)
+		__builtin_prefetch(&index_[key_hash(user_hash, tag) >> index_shift_]);
+}
+
 UserIndex UserTable::insert(uint32_t user_hash, TagId tag, HostId host, uint32_t timestamp)
 {
 	if (host == invalid_host)
@@ -375,7 +392,11 @@ void UserTable::host_remove_(HostId host)
 
 void UserTable::index_grow_()
 {
-	size_t capacity = index_ ? (index_mask_ + 1) * 2 : index_min_capacity;
+	index_rebuild_(index_ ? (index_mask_ + 1) * 2 : index_min_capacity);
+}
+
+void UserTable::index_rebuild_(size_t capacity)
+{
 	index_.reset(new uint32_t[capacity]);
 	std::fill_n(index_.get(), capacity, empty_slot);
 	index_mask_ = capacity - 1;

@@ -48,6 +48,14 @@ public:
 	// Returns the entry of user_hash in tag, or no_user. O(1) expected.
 	UserIndex find(uint32_t user_hash, TagId tag) const;
 
+	// Bulk loading (a ring handshake, a state load). reserve() sizes the index for
+	// `extra` more users at once (capped at limit()), so a million inserts do not
+	// rebuild it at every doubling; it changes nothing else. prefetch() is a hint
+	// given a few keys ahead of their find()/insert(): it starts loading the key's
+	// index slot, so the inserts of a run overlap their cache misses.
+	void reserve(size_t extra);
+	void prefetch(uint32_t user_hash, TagId tag) const;
+
 	// Adds a user that find() does not know (adding it twice aborts), with its flags clear,
 	// and places it in expiry order by `timestamp`. Returns its index, or no_user only when
 	// the table already holds limit() users. The caller caps `timestamp` at "now".
@@ -187,6 +195,7 @@ private:
 	void host_add_(HostId host);
 	void host_remove_(HostId host);
 	void index_grow_();
+	void index_rebuild_(size_t capacity);
 	size_t index_slot_of_(UserIndex u) const;
 
 	std::vector<std::unique_ptr<Entry[]>> chunks_;

@@ -5,6 +5,7 @@
 
 #include "adapter/dovecot.h"
 #include "adapter/named-event.h"
+#include "core/tab-escape.h"
 #include "director/health.h"
 #include "director/service.h"
 
@@ -219,7 +220,7 @@ std::string HealthMonitor::list_reply()
 		out += st.ring_down ? (st.down_by_health ? "\thealth" : "\tother") : "\t-";
 		out += st.guard_blocked ? "\tblocked" : "\t-";
 		out += "\t" + std::to_string(st.last_check_msecs / 1000);
-		out += "\t" + st.last_reason;
+		out += "\t" + core::tab_escape(st.last_reason);
 		out += "\n";
 	}
 	out += "\n";

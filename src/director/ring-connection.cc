@@ -48,6 +48,12 @@ public:
 	{
 		if (closed())
 			return;
+		if (batching_ && !corked_) {
+			// The first output of a batch corks (one setsockopt); a
+			// batch that sends nothing on this connection costs none.
+			stream_.cork();
+			corked_ = true;
+		}
 		stream_.send(data);
 		last_output_ = service_.now();
 		if (stream_.output_buffered() > service_.settings().output_buffer_size) {
@@ -73,11 +79,18 @@ public:
 		});
 	}
 
-	void cork() override { stream_.cork(); }
+	// Corking is lazy: cork() only marks a batch, and the socket is corked
+	// by its first ring_send(). A joining director reads the handshake in
+	// thousands of batches that send nothing back.
+	void cork() override { batching_ = true; }
 	void uncork() override
 	{
+		batching_ = false;
 		peak_buffered_ = std::max(peak_buffered_, stream_.output_buffered());
-		stream_.uncork();
+		if (corked_) {
+			corked_ = false;
+			stream_.uncork();
+		}
 	}
 
 	uint64_t bytes_read() const override { return stream_.bytes_read(); }
@@ -165,6 +178,8 @@ private:
 	adapter::Stream stream_;
 	int64_t last_output_ = 0;
 	size_t peak_buffered_ = 0;
+	bool batching_ = false; // between cork() and uncork()
+	bool corked_ = false; // the stream is corked (by the batch's first send)
 };
 
 } // namespace

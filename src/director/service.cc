@@ -220,16 +220,18 @@ void DirectorService::lookup_finished_event(const LookupInfo &info,
 									 : "fail";
 	std::string host = done.host ? done.host->ip.to_string() : "";
 	uint64_t delay = uint64_t(std::max<int64_t>(0, now_usecs() - info.started_usecs));
-	adapter::send_named_event(
+	adapter::send_named_debug_event(
 		event_, "director_lookup_finished",
 		{{"result", result},
 		 {"host", host},
 		 {"tag", info.tag},
 		 {"delay_usecs", delay},
 		 {"source", std::string(source)}},
-		core::LogLevel::debug,
-		"Lookup finished: result=" + result + (host.empty() ? "" : " host=" + host) +
-			" source=" + source + " delay=" + std::to_string(delay / 1000) + " ms");
+		[&]() {
+			return "Lookup finished: result=" + result +
+			       (host.empty() ? "" : " host=" + host) + " source=" + source +
+			       " delay=" + std::to_string(delay / 1000) + " ms";
+		});
 }
 
 void DirectorService::run_effects(core::Effects &fx)

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "adapter/dovecot.h"
+#include "core/admin-protocol.h"
+#include "core/ip-addr.h"
 #include "core/tab-escape.h"
 #include "core/user-hash.h"
 
@@ -31,130 +33,31 @@ extern "C" {
 }
 #pragma GCC diagnostic pop
 
+#include "doveadm-director/admin-client.h"
 #include "doveadm-director/cmd-director.h"
 
 namespace {
 
-constexpr int admin_timeout_secs = 30;
-constexpr size_t admin_max_line_bytes = 1024 * 1024;
+using director::core::AdminCommand;
+using director::core::AdminCommandKind;
+using director::doveadm::AdminClient;
 
-void fail(int exit_code, const char *fmt, ...) ATTR_FORMAT(2, 3);
-void fail(int exit_code, const char *fmt, ...)
+using director::doveadm::admin_fail;
+
+AdminCommand admin_cmd(AdminCommandKind kind)
 {
-	va_list args;
-	va_start(args, fmt);
-	i_error("%s", t_strdup_vprintf(fmt, args));
-	va_end(args);
-	doveadm_exit_code = exit_code;
+	AdminCommand c;
+	c.kind = kind;
+	return c;
 }
 
-// One director-admin connection; blocking, every read bounded by a timeout.
-class Admin {
-public:
-	// False (with the error printed and the exit code set) when the
-	// director cannot be reached.
-	bool open(const std::string &path)
-	{
-		fd_ = socket(AF_UNIX, SOCK_STREAM, 0);
-		struct sockaddr_un sa;
-		i_zero(&sa);
-		sa.sun_family = AF_UNIX;
-		if (fd_ == -1 || path.size() >= sizeof(sa.sun_path)) {
-			fail(EX_TEMPFAIL, "net_connect_unix(%s) failed: %s", path.c_str(),
-			     fd_ == -1 ? strerror(errno) : "path too long");
-			return false;
-		}
-		memcpy(sa.sun_path, path.c_str(), path.size());
-		struct timeval tv = {admin_timeout_secs, 0};
-		(void)setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		if (connect(fd_, reinterpret_cast<struct sockaddr *>(&sa), sizeof(sa)) < 0) {
-			fail(EX_TEMPFAIL, "net_connect_unix(%s) failed: %m", path.c_str());
-			return false;
-		}
-		send("VERSION\tdirector-doveadm\t1\t0");
-		std::optional<std::string> v = line();
-		if (!v || v->rfind("VERSION\tdirector-doveadm\t1\t", 0) != 0) {
-			fail(EX_PROTOCOL, "%s not a compatible director-doveadm socket",
-			     path.c_str());
-			return false;
-		}
-		return true;
-	}
-	~Admin()
-	{
-		if (fd_ != -1)
-			close(fd_);
-	}
-
-	void send(const std::string &cmd)
-	{
-		std::string data = cmd + "\n";
-		const char *p = data.data();
-		size_t left = data.size();
-		while (left > 0) {
-			ssize_t n = write(fd_, p, left);
-			if (n <= 0)
-				return; // the read that follows reports it
-			p += n;
-			left -= size_t(n);
-		}
-	}
-
-	// The next line, or nullopt after printing why there is none.
-	std::optional<std::string> line()
-	{
-		for (;;) {
-			size_t lf = buf_.find('\n');
-			if (lf != std::string::npos) {
-				std::string out = buf_.substr(0, lf);
-				buf_.erase(0, lf + 1);
-				return out;
-			}
-			if (buf_.size() > admin_max_line_bytes) {
-				fail(EX_PROTOCOL, "director sent a too long line");
-				return std::nullopt;
-			}
-			char tmp[4096];
-			ssize_t n = read(fd_, tmp, sizeof(tmp));
-			if (n > 0) {
-				buf_.append(tmp, size_t(n));
-				continue;
-			}
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-				fail(EX_TEMPFAIL, "Director timed out");
-			else if (n < 0)
-				fail(EX_TEMPFAIL, "read(director) failed: %m");
-			else
-				fail(EX_TEMPFAIL, "Director disconnected unexpectedly");
-			return std::nullopt;
-		}
-	}
-
-	std::optional<std::string> command(const std::string &cmd)
-	{
-		send(cmd);
-		return line();
-	}
-
-	// A listing ended by an empty line; nullopt on failure.
-	std::optional<std::vector<std::vector<std::string>>> listing(const std::string &cmd)
-	{
-		send(cmd);
-		std::vector<std::vector<std::string>> rows;
-		for (;;) {
-			std::optional<std::string> l = line();
-			if (!l)
-				return std::nullopt;
-			if (l->empty())
-				return rows;
-			rows.push_back(director::core::split_tabescaped(*l));
-		}
-	}
-
-private:
-	int fd_ = -1;
-	std::string buf_;
-};
+// An address doveadm resolved itself (host_ips()): always parses.
+director::core::IpAddr resolved_ip(const std::string &ip)
+{
+	auto parsed = director::core::IpAddr::parse(ip);
+	i_assert(parsed.has_value());
+	return *parsed;
+}
 
 // doveadm's printers may keep the pointer until they flush: print a copy
 // that lives as long as the command.
@@ -175,12 +78,11 @@ bool param_given(struct doveadm_cmd_context *cctx, const char *name)
 	return doveadm_cmd_param_str(cctx, name, &value);
 }
 
-bool open_admin(struct doveadm_cmd_context *cctx, Admin &admin)
+bool open_admin(struct doveadm_cmd_context *cctx, AdminClient &admin)
 {
-	std::string path = param_str(cctx, "socket-path");
-	if (path.empty())
-		path = std::string(doveadm_settings->base_dir) + "/director-admin";
-	return admin.open(path);
+	const char *path = nullptr;
+	(void)doveadm_cmd_param_str(cctx, "socket-path", &path);
+	return admin.open(director::doveadm::admin_socket_path(path));
 }
 
 void usage_error(struct doveadm_cmd_context *cctx)
@@ -215,7 +117,7 @@ std::vector<std::string> host_ips(const std::string &host)
 	unsigned int count;
 	int ret = net_gethostbyname(host.c_str(), &ips, &count);
 	if (ret != 0) {
-		fail(EX_NOHOST, "gethostname(%s) failed: %s", host.c_str(), net_gethosterror(ret));
+		admin_fail(EX_NOHOST, "gethostname(%s) failed: %s", host.c_str(), net_gethosterror(ret));
 		return out;
 	}
 	for (unsigned i = 0; i < count; i++)
@@ -245,19 +147,22 @@ director::core::UsernameHash username_hash(struct doveadm_cmd_context *cctx)
 
 void cmd_status(struct doveadm_cmd_context *cctx)
 {
-	Admin admin;
+	AdminClient admin;
 	if (!open_admin(cctx, admin))
 		return;
 	if (param_given(cctx, "user")) {
 		std::string user = param_str(cctx, "user");
-		auto reply = admin.command("USER-LOOKUP\t" + user + "\t" + param_str(cctx, "tag"));
+		AdminCommand c = admin_cmd(AdminCommandKind::user_lookup);
+		c.user = user;
+		c.tag = param_str(cctx, "tag");
+		auto reply = admin.command(c);
 		if (!reply)
 			return;
 		auto f = director::core::split_tabescaped(*reply);
 		char *end = nullptr;
 		unsigned long expires = f.size() == 4 ? strtoul(f[1].c_str(), &end, 10) : 0;
 		if (f.size() != 4 || end == nullptr || *end != '\0') {
-			fail(EX_PROTOCOL, "Invalid reply from director");
+			admin_fail(EX_PROTOCOL, "Invalid reply from director");
 			return;
 		}
 		doveadm_print_init(DOVEADM_PRINT_TYPE_FORMATTED);
@@ -274,7 +179,7 @@ void cmd_status(struct doveadm_cmd_context *cctx)
 		print(cctx, f[3]);
 		return;
 	}
-	auto rows = admin.listing("HOST-LIST");
+	auto rows = admin.listing(admin_cmd(AdminCommandKind::host_list));
 	if (!rows)
 		return;
 	doveadm_print_init(DOVEADM_PRINT_TYPE_TABLE);
@@ -286,7 +191,7 @@ void cmd_status(struct doveadm_cmd_context *cctx)
 	doveadm_print_header_simple("users");
 	for (const auto &f : *rows) {
 		if (f.size() < 6) {
-			fail(EX_PROTOCOL, "Invalid reply from director");
+			admin_fail(EX_PROTOCOL, "Invalid reply from director");
 			return;
 		}
 		print(cctx, f[0]);
@@ -311,7 +216,7 @@ void userdb_names(const director::core::UsernameHash &hash,
 	while ((name = auth_master_user_list_next(ctx)) != nullptr)
 		names.emplace(hash.hash(name), name);
 	if (auth_master_user_list_deinit(&ctx) < 0)
-		fail(EX_TEMPFAIL, "user listing failed");
+		admin_fail(EX_TEMPFAIL, "user listing failed");
 	auth_master_deinit(&conn);
 }
 
@@ -328,7 +233,7 @@ void cmd_map(struct doveadm_cmd_context *cctx)
 	if (param_given(cctx, "users-file")) {
 		std::ifstream in(param_str(cctx, "users-file"));
 		if (!in) {
-			fail(EX_NOINPUT, "open(%s) failed: %m",
+			admin_fail(EX_NOINPUT, "open(%s) failed: %m",
 			     param_str(cctx, "users-file").c_str());
 			return;
 		}
@@ -348,17 +253,17 @@ void cmd_map(struct doveadm_cmd_context *cctx)
 			print(cctx, it->second);
 		return;
 	}
-	Admin admin;
+	AdminClient admin;
 	if (!open_admin(cctx, admin))
 		return;
-	std::string cmd = "USER-LIST";
+	AdminCommand cmd = admin_cmd(AdminCommandKind::user_list);
 	std::vector<std::string> ips;
 	if (param_given(cctx, "host")) {
 		ips = host_ips(param_str(cctx, "host"));
 		if (ips.empty())
 			return;
 		if (ips.size() == 1)
-			cmd += "\t" + ips[0];
+			cmd.ip = resolved_ip(ips[0]);
 	}
 	auto rows = admin.listing(cmd);
 	if (!rows)
@@ -370,7 +275,7 @@ void cmd_map(struct doveadm_cmd_context *cctx)
 	doveadm_print_header_simple("expire time");
 	for (const auto &f : *rows) {
 		if (f.size() < 3) {
-			fail(EX_PROTOCOL, "Invalid USER-LIST reply: %s", f.empty() ? "" : f[0].c_str());
+			admin_fail(EX_PROTOCOL, "Invalid USER-LIST reply: %s", f.empty() ? "" : f[0].c_str());
 			return;
 		}
 		if (ips.size() > 1) {
@@ -418,13 +323,13 @@ void host_set(struct doveadm_cmd_context *cctx, const char *cmd_name, bool count
 		return;
 	}
 	if (host.find_first_not_of("0123456789") == std::string::npos) {
-		fail(EX_USAGE, "Invalid host '%s'", host.c_str());
+		admin_fail(EX_USAGE, "Invalid host '%s'", host.c_str());
 		return;
 	}
 	std::vector<std::string> ips = host_ips(host);
 	if (ips.empty())
 		return;
-	Admin admin;
+	AdminClient admin;
 	if (!open_admin(cctx, admin))
 		return;
 	for (const auto &ip : ips) {
@@ -433,14 +338,14 @@ void host_set(struct doveadm_cmd_context *cctx, const char *cmd_name, bool count
 			cmd += "@" + tag;
 		if (!count.empty())
 			cmd += "\t" + count;
-		auto reply = admin.command(cmd);
+		auto reply = admin.command_line(cmd);
 		if (!reply)
 			return;
 		if (*reply == "OK") {
 			if (doveadm_verbose)
 				printf("%s: OK\n", ip.c_str());
 		} else {
-			fail(EX_TEMPFAIL, "%s: %s", ip.c_str(),
+			admin_fail(EX_TEMPFAIL, "%s: %s", ip.c_str(),
 			     *reply == "NOTFOUND" ? "doesn't exist" : reply->c_str());
 		}
 	}
@@ -457,7 +362,7 @@ void cmd_update(struct doveadm_cmd_context *cctx)
 }
 
 // HOST-UP / HOST-DOWN / HOST-REMOVE per resolved IP.
-void host_cmd(struct doveadm_cmd_context *cctx, const char *cmd_name, const char *done_word)
+void host_cmd(struct doveadm_cmd_context *cctx, AdminCommandKind kind, const char *done_word)
 {
 	std::string host = param_str(cctx, "host");
 	if (host.empty()) {
@@ -467,37 +372,39 @@ void host_cmd(struct doveadm_cmd_context *cctx, const char *cmd_name, const char
 	std::vector<std::string> ips = host_ips(host);
 	if (ips.empty())
 		return;
-	Admin admin;
+	AdminClient admin;
 	if (!open_admin(cctx, admin))
 		return;
 	for (const auto &ip : ips) {
-		auto reply = admin.command(std::string(cmd_name) + "\t" + ip);
+		AdminCommand c = admin_cmd(kind);
+		c.ip = resolved_ip(ip);
+		auto reply = admin.command(c);
 		if (!reply)
 			return;
 		if (*reply == "OK") {
 			if (doveadm_verbose)
 				printf("%s: %s\n", ip.c_str(), done_word);
 		} else if (*reply == "NOTFOUND") {
-			fail(DOVEADM_EX_NOTFOUND, "%s: doesn't exist", ip.c_str());
+			admin_fail(DOVEADM_EX_NOTFOUND, "%s: doesn't exist", ip.c_str());
 		} else {
-			fail(EX_TEMPFAIL, "%s: %s", ip.c_str(), reply->c_str());
+			admin_fail(EX_TEMPFAIL, "%s: %s", ip.c_str(), reply->c_str());
 		}
 	}
 }
 
 void cmd_up(struct doveadm_cmd_context *cctx)
 {
-	host_cmd(cctx, "HOST-UP", "up");
+	host_cmd(cctx, AdminCommandKind::host_up, "up");
 }
 
 void cmd_down(struct doveadm_cmd_context *cctx)
 {
-	host_cmd(cctx, "HOST-DOWN", "down");
+	host_cmd(cctx, AdminCommandKind::host_down, "down");
 }
 
 void cmd_remove(struct doveadm_cmd_context *cctx)
 {
-	host_cmd(cctx, "HOST-REMOVE", "removed");
+	host_cmd(cctx, AdminCommandKind::host_remove, "removed");
 }
 
 void cmd_move(struct doveadm_cmd_context *cctx)
@@ -512,21 +419,24 @@ void cmd_move(struct doveadm_cmd_context *cctx)
 	std::vector<std::string> ips = host_ips(host);
 	if (ips.empty())
 		return;
-	Admin admin;
+	AdminClient admin;
 	if (!open_admin(cctx, admin))
 		return;
-	auto reply = admin.command("USER-MOVE\t" + std::to_string(hash) + "\t" + ips[0]);
+	AdminCommand c = admin_cmd(AdminCommandKind::user_move);
+	c.user = std::to_string(hash);
+	c.ip = resolved_ip(ips[0]);
+	auto reply = admin.command(c);
 	if (!reply)
 		return;
 	if (*reply == "OK") {
 		if (doveadm_verbose)
 			printf("User hash %u moved to %s\n", hash, ips[0].c_str());
 	} else if (*reply == "NOTFOUND") {
-		fail(DOVEADM_EX_NOTFOUND, "Host '%s' doesn't exist", ips[0].c_str());
+		admin_fail(DOVEADM_EX_NOTFOUND, "Host '%s' doesn't exist", ips[0].c_str());
 	} else if (*reply == "TRYAGAIN") {
-		fail(EX_TEMPFAIL, "User is already being moved, wait a while for it to be finished");
+		admin_fail(EX_TEMPFAIL, "User is already being moved, wait a while for it to be finished");
 	} else {
-		fail(EX_TEMPFAIL, "failed: %s", reply->c_str());
+		admin_fail(EX_TEMPFAIL, "failed: %s", reply->c_str());
 	}
 }
 
@@ -537,18 +447,19 @@ void cmd_kick(struct doveadm_cmd_context *cctx)
 		usage_error(cctx);
 		return;
 	}
-	Admin admin;
+	AdminClient admin;
 	if (!open_admin(cctx, admin))
 		return;
-	std::string cmd = "USER-KICK\t" + director::core::tab_escape(user);
+	AdminCommand cmd = admin_cmd(AdminCommandKind::user_kick);
+	cmd.user = user;
 	if (param_given(cctx, "passdb-field")) {
-		cmd = "USER-KICK-ALT\t" +
-		      director::core::tab_escape(param_str(cctx, "passdb-field")) + "\t" +
-		      director::core::tab_escape(user);
+		cmd.kind = AdminCommandKind::user_kick_alt;
+		cmd.field = param_str(cctx, "passdb-field");
+		cmd.value = user;
 	}
 	auto reply = admin.command(cmd);
 	if (reply && *reply != "OK")
-		fail(EX_TEMPFAIL, "failed: %s", reply->c_str());
+		admin_fail(EX_TEMPFAIL, "failed: %s", reply->c_str());
 }
 
 void cmd_flush(struct doveadm_cmd_context *cctx)
@@ -563,21 +474,21 @@ void cmd_flush(struct doveadm_cmd_context *cctx)
 	int64_t max_parallel = 0;
 	(void)doveadm_cmd_param_int64(cctx, "max-parallel", &max_parallel);
 	std::string suffix = max_parallel > 0 ? "\t" + std::to_string(max_parallel) : "";
-	Admin admin;
+	AdminClient admin;
 	if (host == "all") {
 		if (!open_admin(cctx, admin))
 			return;
-		auto reply = admin.command(force ? "HOST-FLUSH" : "HOST-RESET-USERS" +
+		auto reply = admin.command_line(force ? "HOST-FLUSH" : "HOST-RESET-USERS" +
 								   (suffix.empty() ? "" : "\t" + suffix));
 		if (reply && *reply != "OK")
-			fail(EX_TEMPFAIL, "failed: %s", reply->c_str());
+			admin_fail(EX_TEMPFAIL, "failed: %s", reply->c_str());
 		return;
 	}
 	std::vector<std::string> ips = host_ips(host);
 	if (ips.empty() || !open_admin(cctx, admin))
 		return;
 	for (const auto &ip : ips) {
-		auto reply = admin.command((force ? "HOST-FLUSH\t" : "HOST-RESET-USERS\t") + ip +
+		auto reply = admin.command_line((force ? "HOST-FLUSH\t" : "HOST-RESET-USERS\t") + ip +
 					   (force ? "" : suffix));
 		if (!reply)
 			return;
@@ -585,20 +496,20 @@ void cmd_flush(struct doveadm_cmd_context *cctx)
 			i_warning("%s: doesn't exist", ip.c_str());
 			doveadm_exit_code = DOVEADM_EX_NOTFOUND;
 		} else if (*reply != "OK") {
-			fail(EX_TEMPFAIL, "%s: %s", ip.c_str(), reply->c_str());
+			admin_fail(EX_TEMPFAIL, "%s: %s", ip.c_str(), reply->c_str());
 		}
 	}
 }
 
 void cmd_dump(struct doveadm_cmd_context *cctx)
 {
-	Admin admin;
+	AdminClient admin;
 	if (!open_admin(cctx, admin))
 		return;
 	std::string args = param_given(cctx, "socket-path")
 				   ? " -a " + param_str(cctx, "socket-path")
 				   : "";
-	auto hosts = admin.listing("HOST-LIST");
+	auto hosts = admin.listing(admin_cmd(AdminCommandKind::host_list));
 	if (!hosts)
 		return;
 	doveadm_print_init(DOVEADM_PRINT_TYPE_FLOW);
@@ -609,7 +520,7 @@ void cmd_dump(struct doveadm_cmd_context *cctx)
 		std::string host = f[0] + (f[3].empty() ? "" : "@" + f[3]);
 		print(cctx, ("doveadm director add" + args + " " + host + " " + f[1]));
 	}
-	auto removed = admin.listing("HOST-LIST-REMOVED");
+	auto removed = admin.listing(admin_cmd(AdminCommandKind::host_list_removed));
 	if (!removed)
 		return;
 	for (const auto &f : *removed) {
@@ -628,16 +539,16 @@ void ring_cmd(struct doveadm_cmd_context *cctx, const char *cmd_name)
 	std::string cmd = std::string(cmd_name) + "\t" + ip;
 	if (param_given(cctx, "port"))
 		cmd += "\t" + param_str(cctx, "port");
-	Admin admin;
+	AdminClient admin;
 	if (!open_admin(cctx, admin))
 		return;
-	auto reply = admin.command(cmd);
+	auto reply = admin.command_line(cmd);
 	if (!reply || *reply == "OK")
 		return;
 	if (*reply == "NOTFOUND")
-		fail(DOVEADM_EX_NOTFOUND, "Not found");
+		admin_fail(DOVEADM_EX_NOTFOUND, "Not found");
 	else
-		fail(EX_TEMPFAIL, "Failed: %s", reply->c_str());
+		admin_fail(EX_TEMPFAIL, "Failed: %s", reply->c_str());
 }
 
 void cmd_ring_add(struct doveadm_cmd_context *cctx)
@@ -652,10 +563,10 @@ void cmd_ring_remove(struct doveadm_cmd_context *cctx)
 
 void cmd_ring_status(struct doveadm_cmd_context *cctx)
 {
-	Admin admin;
+	AdminClient admin;
 	if (!open_admin(cctx, admin))
 		return;
-	auto rows = admin.listing("DIRECTOR-LIST");
+	auto rows = admin.listing(admin_cmd(AdminCommandKind::director_list));
 	if (!rows)
 		return;
 	static const char *const headers[] = {

@@ -1,22 +1,20 @@
 // "doveadm director health [-a <socket>]": the health check state of every
 // backend as the director sees it (HEALTH-LIST on director-admin, our
-// extension; doc/operator-guide.md section 9). Blocking I/O with a 5 s
-// limit per read, as doveadm's own director commands do.
+// extension; doc/operator-guide.md section 9), over the plugin's one
+// director-admin client (admin-client.h).
 #include "doveadm-director/cmd-health.h"
 
-#include <cstring>
+#include <optional>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "adapter/dovecot.h"
+#include "doveadm-director/admin-client.h"
 
 extern "C" {
-#include "istream.h"
 #include "strfuncs.h"
 #include "time-util.h"
 #include "master-service.h"
-#include "write-full.h"
 #include "doveadm.h"
 #include "doveadm-cmd.h"
 #include "doveadm-print.h"
@@ -28,60 +26,35 @@ namespace director::doveadm {
 
 namespace {
 
-constexpr unsigned read_timeout_secs = 5;
-
-std::vector<std::string> split_tabs(const char *line)
+std::string decider_text(const std::vector<std::string> &head)
 {
-	std::vector<std::string> out;
-	std::string cur;
-	for (const char *p = line; *p != '\0'; p++) {
-		if (*p == '\t') {
-			out.push_back(cur);
-			cur.clear();
-		} else {
-			cur += *p;
-		}
-	}
-	out.push_back(cur);
-	return out;
-}
-
-const char *read_line(struct istream *input, const char *path)
-{
-	alarm(read_timeout_secs);
-	const char *line = i_stream_read_next_line(input);
-	alarm(0);
-	if (line != nullptr)
-		return line;
-	if (input->stream_errno != 0)
-		i_fatal("read(%s) failed: %s", path, i_stream_get_error(input));
-	if (input->eof)
-		i_fatal("%s disconnected (is this our director, with health checks configured?)",
-			path);
-	i_fatal("read(%s) timed out (is director configured?)", path);
+	return head[2] == "1" ? head[1] + " (this director)" : head[1];
 }
 
 void cmd_director_health(struct doveadm_cmd_context *cctx) noexcept
 {
-	const char *path;
-	if (!doveadm_cmd_param_str(cctx, "socket-path", &path))
-		path = t_strconcat(doveadm_settings->base_dir, "/director-admin", nullptr);
-	int fd = doveadm_connect(path);
-	net_set_nonblock(fd, FALSE);
-	struct istream *input = i_stream_create_fd_autoclose(&fd, SIZE_MAX);
-	const char *request = "VERSION\tdirector-doveadm\t1\t0\nHEALTH-LIST\n";
-	if (write_full(i_stream_get_fd(input), request, strlen(request)) < 0)
-		i_fatal("write(%s) failed: %m", path);
-	const char *line = read_line(input, path);
-	// The handshake by hand: version_string_verify() moved to another
-	// header in 2.4.
-	if (strncmp(line, "VERSION\tdirector-doveadm\t1\t", 27) != 0)
-		i_fatal_status(EX_PROTOCOL, "%s not a compatible director-doveadm socket", path);
-
-	std::vector<std::string> head = split_tabs(read_line(input, path));
-	if (head.size() < 3 || head[0] != "decider")
-		i_fatal_status(EX_PROTOCOL, "%s sent a bad HEALTH-LIST reply", path);
-	std::string decider = head[2] == "1" ? head[1] + " (this director)" : head[1];
+	const char *param = nullptr;
+	(void)doveadm_cmd_param_str(cctx, "socket-path", &param);
+	std::string path = admin_socket_path(param);
+	AdminClient admin;
+	if (!admin.open(path))
+		return;
+	std::optional<AdminClient::Rows> rows = admin.listing_line("HEALTH-LIST");
+	if (!rows) {
+		i_error("%s: is this our director, with health checks configured?", path.c_str());
+		return;
+	}
+	if (rows->empty() || (*rows)[0].size() < 3 || (*rows)[0][0] != "decider") {
+		admin_fail(EX_PROTOCOL, "%s sent a bad HEALTH-LIST reply", path.c_str());
+		return;
+	}
+	std::string decider = decider_text((*rows)[0]);
+	for (size_t i = 1; i < rows->size(); i++) {
+		if ((*rows)[i].size() < 7) {
+			admin_fail(EX_PROTOCOL, "%s sent a bad HEALTH-LIST line", path.c_str());
+			return;
+		}
+	}
 
 	doveadm_print_init(DOVEADM_PRINT_TYPE_TABLE);
 	doveadm_print_header_simple("mail server ip");
@@ -92,13 +65,8 @@ void cmd_director_health(struct doveadm_cmd_context *cctx) noexcept
 	doveadm_print_header_simple("last check");
 	doveadm_print_header_simple("last result");
 	doveadm_print_header_simple("decider");
-	for (;;) {
-		line = read_line(input, path);
-		if (*line == '\0')
-			break;
-		std::vector<std::string> f = split_tabs(line);
-		if (f.size() < 7)
-			i_fatal_status(EX_PROTOCOL, "%s sent a bad HEALTH-LIST line", path);
+	for (size_t r = 1; r < rows->size(); r++) {
+		const std::vector<std::string> &f = (*rows)[r];
 		for (size_t i = 0; i < 5; i++)
 			doveadm_print(f[i].c_str());
 		time_t t = time_t(strtoll(f[5].c_str(), nullptr, 10));
@@ -106,7 +74,6 @@ void cmd_director_health(struct doveadm_cmd_context *cctx) noexcept
 		doveadm_print(f[6].c_str());
 		doveadm_print(decider.c_str());
 	}
-	i_stream_destroy(&input);
 }
 
 struct doveadm_cmd_param health_params[2];

@@ -40,16 +40,18 @@ cxxflags="-std=gnu++17 -g -O1 -Wall -Wextra $san -I$core"
 mkdir -p "$build/obj" || exit 2
 
 # The core library, instrumented for coverage (fuzzer-no-link) and the sanitizers;
-# rebuilt whenever anything in src/core is newer than the last build.
+# rebuilt whenever anything in src/core is newer than the last build or the
+# last build was of another source tree (the stamp names it).
 export CXX cxxflags build here
 stamp="$build/obj/.stamp"
-if [ ! -f "$stamp" ] || [ -n "$(find "$core" -newer "$stamp" | head -n 1)" ]; then
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$core" ] ||
+   [ -n "$(find "$core" -newer "$stamp" | head -n 1)" ]; then
 	echo "run-fuzz: building src/core with $CXX into $build"
 	rm -f "$build"/obj/*.o "$stamp"
 	ls "$core"/*.cc | xargs -P "$jobs" -n 1 sh -c \
 		'$CXX $cxxflags -fsanitize=fuzzer-no-link -c "$1" -o "$build/obj/$(basename "$1" .cc).o"' sh ||
 		{ echo "run-fuzz: core build failed" >&2; exit 2; }
-	touch "$stamp"
+	echo "$core" >"$stamp"
 fi
 export core_objs="$(ls "$build"/obj/*.o | tr '\n' ' ')"
 echo "run-fuzz: building targets: $(echo $targets)"

@@ -638,6 +638,15 @@ class Cluster:
             if pid_alive(inst.master_pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(inst.master_pid, signal.SIGKILL)
+                wait_until(lambda: not pid_alive(inst.master_pid), 10,
+                           "%s master %d to die" % (inst.name, inst.master_pid))
+            # A SIGKILLed master's pid file stays, and "dovecot -c" refuses to
+            # start while the pid in it exists, a zombie included.
+            pidfile = os.path.join(inst.base_dir, "master.pid")
+            with contextlib.suppress(OSError, ValueError):
+                with open(pidfile) as f:
+                    if int(f.read().strip()) == inst.master_pid:
+                        os.unlink(pidfile)
             # A SIGKILLed master leaves its children behind: they must not
             # outlive this instance into its next start.
             for pid, started in children[inst]:

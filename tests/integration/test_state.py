@@ -60,20 +60,9 @@ def snapshot(d):
     return users, hosts
 
 
-def stop(c, d):
-    """Stop d's master and wait until its process is gone for good: a master
-    the rig had to SIGKILL on a loaded machine stays a zombie for a while, and
-    "dovecot -c" refuses to start while its pid is still there."""
-    pid = d.master_pid
-    c.stop(only=[d])
-    if pid:
-        rig.wait_until(lambda: not os.path.exists("/proc/%d" % pid), 30,
-                       "%s master %d gone" % (d.name, pid))
-
-
 def restart(c, d):
     offset = d.log_size()
-    stop(c, d)
+    c.stop(only=[d])
     c.start(only=[d])
     return offset
 
@@ -125,7 +114,7 @@ def test_standalone_users_expired_during_downtime_are_gone(make_cluster):
     oks, other, _ = ringrig.populate(d, c.users[:50], [b0.ip])
     assert oks == 50, other
     t_made = time.monotonic()
-    stop(c, d)
+    c.stop(only=[d])
     assert os.path.exists(state_path(d))
     # The users' expiry is what we wait for: there is no event to poll.
     time.sleep(max(0.0, 11.5 - (time.monotonic() - t_made)))
@@ -145,7 +134,7 @@ def test_flush_force_file_removed_starts_from_configuration(make_cluster):
     ok(d.doveadm("director", "update", b1.ip, "40"))
     oks, _, _ = ringrig.populate(d, c.users[:20], [b1.ip])
     assert oks == 20
-    stop(c, d)
+    c.stop(only=[d])
     os.unlink(state_path(d))
     offset = d.log_size()
     c.start(only=[d])
@@ -175,7 +164,7 @@ def test_bad_files_are_refused_with_reason_and_the_director_starts_empty(make_cl
     c, d = standalone(make_cluster)
     oks, _, _ = ringrig.populate(d, c.users[:30], [c.backends[0].ip])
     assert oks == 30
-    stop(c, d)
+    c.stop(only=[d])
     path = state_path(d)
     with open(path, "rb") as f:
         good = f.read()
@@ -195,7 +184,7 @@ def test_bad_files_are_refused_with_reason_and_the_director_starts_empty(make_cl
             assert f.read() == data, name
         assert ringrig.user_count(d) == 0, name
         rig.imap_roundtrip(d, c.users[-1])   # serves
-        stop(c, d)
+        c.stop(only=[d])
     # Unreadable: a directory where the file should be.
     os.unlink(path)
     os.unlink(path + ".bad")
@@ -205,7 +194,7 @@ def test_bad_files_are_refused_with_reason_and_the_director_starts_empty(make_cl
     m = d.wait_log(r"state file \S+: not used, starting empty: (.*)", offset)
     assert "not a regular file" in m.group(1), m.group(0)
     assert os.path.isdir(path + ".bad")
-    stop(c, d)
+    c.stop(only=[d])
     os.rmdir(path + ".bad")
     # Foreign: the same file under another director_mail_servers.
     with open(path, "wb") as f:
@@ -291,11 +280,7 @@ def test_ring_stopped_completely_keeps_assignments_and_host_changes(make_cluster
     assert len(users) >= RING_USERS // 2
 
     offsets = {x.name: x.log_size() for x in r.directors}
-    pids = [x.master_pid for x in r.directors]
     c.stop(only=r.directors)
-    for pid in pids:
-        rig.wait_until(lambda: not os.path.exists("/proc/%d" % pid), 30,
-                       "master %d gone" % pid)
     r.start(only=r.directors, deadline_secs=90)
     for x in ours:
         m = x.wait_log(r"state file \S+: restored (\d+) users", offsets[x.name])
@@ -344,7 +329,7 @@ def test_rejoin_with_a_state_file_sends_only_what_changed(make_cluster):
 
     offset = d.log_size()
     left_offset = left.log_size()
-    stop(c, d)
+    c.stop(only=[d])
     # While it is down the ring moves some users and learns new ones.
     moved = c.users[:REJOIN_CHANGED]
     oks, other, _ = ringrig.populate(left, moved, ips[1:] + ips[:1])

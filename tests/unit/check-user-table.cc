@@ -464,6 +464,44 @@ END_TEST
 
 // ---- memory ----
 
+// A bulk load sizes the index once: after reserve(n) the next n inserts do not rebuild
+// it (its allocation stays the same while the slab grows by whole chunks), the users
+// already there stay findable, and the reservation stops at the table's limit.
+START_TEST(test_user_table_reserve_sizes_the_index_once_for_a_bulk_load)
+{
+	UserTable t;
+	for (uint32_t i = 0; i < 1000; i++)
+		t.insert(i, 0, 1, i);
+	const uint32_t n = 30000;
+	t.reserve(n);
+	const size_t slab_chunk = (size_t{1} << 15) * 20;
+	size_t index_bytes = t.memory_bytes() - ((1000 + slab_chunk / 20 - 1) / (slab_chunk / 20)) *
+							  slab_chunk;
+	for (uint32_t i = 0; i < 1000; i++)
+		ck_assert_uint_ne(t.find(i, 0), no_user);
+	for (uint32_t i = 0; i < n; i++) {
+		t.prefetch(1000 + i + 8, 0);
+		ck_assert_uint_ne(t.insert(1000 + i, 0, 1, 1000 + i), no_user);
+	}
+	size_t chunks = (1000 + n + slab_chunk / 20 - 1) / (slab_chunk / 20);
+	// Only the chunk pointer vector may have grown meanwhile (a few bytes).
+	size_t index_after = t.memory_bytes() - chunks * slab_chunk;
+	ck_assert_uint_ge(index_bytes, size_t{n} * 4);
+	ck_assert_uint_le(index_after - index_bytes, 1024);
+	for (uint32_t i = 0; i < 1000 + n; i++)
+		ck_assert_uint_eq(t.timestamp(t.find(i, 0)), i);
+	verify_list(t);
+
+	UserTable small(10);
+	small.reserve(1000000); // capped at the limit: a 16-slot index
+	for (uint32_t i = 0; i < 10; i++)
+		ck_assert_uint_ne(small.insert(i, 0, 1, i), no_user);
+	ck_assert_uint_eq(small.insert(10, 0, 1, 10), no_user);
+	ck_assert_uint_le(small.memory_bytes(), sizeof(UserTable) + (size_t{1} << 15) * 20 + 64 +
+							   16 * sizeof(uint32_t) + 64);
+}
+END_TEST
+
 START_TEST(test_user_table_100k_users_fit_in_48_bytes_each)
 {
 	UserTable t;
@@ -625,6 +663,7 @@ static Suite *user_table_suite()
 
 	tc = tcase_create("memory");
 	tcase_add_test(tc, test_user_table_100k_users_fit_in_48_bytes_each);
+	tcase_add_test(tc, test_user_table_reserve_sizes_the_index_once_for_a_bulk_load);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("misuse");
