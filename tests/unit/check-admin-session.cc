@@ -181,8 +181,8 @@ START_TEST(test_session_pending_kick_stops_reading_until_answered)
 	ck_assert(f.cmd("USER-KICK\ta") == "OK\n");
 	ck_assert(f.cmd("USER-KICK-ALT\tuser_x\tv").empty());
 	ck_assert(f.s->awaiting_reply() && !f.s->reading());
-	ck_assert_uint_ge(f.fx.ipc.size(), 1);
-	f.dir.ipc_done(f.fx.ipc.at(0).id, true, "", t0, f.fx);
+	ck_assert_uint_ge(f.fx.kicks.size(), 1);
+	f.dir.kick_done(f.fx.kicks.at(0).id, true, "", t0, f.fx);
 	ck_assert_uint_eq(f.fx.admin.size(), 1);
 	ck_assert_uint_eq(f.fx.admin[0].id, 1);
 	f.s->reply_later(f.fx.admin[0].reply);
