@@ -256,7 +256,7 @@ void Director::ring_change(RingLink &c, const RingCommand &cmd, bool reorig, int
 		if (host == invalid_host)
 			return;
 		moves_.move(src, reorig ? std::nullopt : std::optional<RingOrigin>(cmd.origin),
-			    cmd.user_hash, host, now, fx);
+			    cmd.user_hash, host, Effects::MoveReason::ring, now, fx);
 		return;
 	}
 	case RingCommandKind::user_killed:

@@ -150,6 +150,19 @@ struct Effects {
 		bool from_ring;
 	};
 	std::vector<HostFlushed> host_flushes;
+	// A user was moved to another backend: by doveadm director move here
+	// (admin), by a USER-MOVE from a peer (ring), or by a graceful flush
+	// (flush). host_from is unset when this director did not know the
+	// user. Only reported, nothing to run.
+	enum class MoveReason { admin, ring, flush };
+	struct UserMoved {
+		uint32_t user_hash;
+		std::string tag;
+		std::optional<IpAddr> host_from;
+		IpAddr host_to;
+		MoveReason reason;
+	};
+	std::vector<UserMoved> user_moves;
 	// Admin commands that waited for the ring to sync may run now.
 	std::vector<JobId> admin_resume;
 
@@ -157,7 +170,8 @@ struct Effects {
 	{
 		return lookups.empty() && kicks.empty() && flushes.empty() && admin.empty() &&
 		       ring_connects.empty() && ring_sends.empty() && ring_closes.empty() &&
-		       admin_resume.empty() && host_flushes.empty();
+		       admin_resume.empty() && host_flushes.empty() &&
+		       user_moves.empty();
 	}
 };
 

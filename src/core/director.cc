@@ -461,7 +461,7 @@ AdminReply Director::user_move(uint32_t hash, const IpAddr &ip, int64_t now, Eff
 		broadcast_user(ring_.self(), u, fx);
 		return AdminReply::now("OK");
 	}
-	moves_.move(ring_.self(), std::nullopt, hash, host, now, fx);
+	moves_.move(ring_.self(), std::nullopt, hash, host, Effects::MoveReason::admin, now, fx);
 	return AdminReply::now("OK");
 }
 

@@ -72,7 +72,7 @@ JobId UserMoves::new_job(JobKind kind, uint64_t key)
 }
 
 void UserMoves::move(const DirectorHost *src, std::optional<RingOrigin> origin, uint32_t hash,
-		     HostId host, int64_t now, Effects &fx)
+		     HostId host, Effects::MoveReason reason, int64_t now, Effects &fx)
 {
 	TagId tag = hosts_.get(host).tag;
 	UserIndex u = users_.find(hash, tag);
@@ -90,6 +90,13 @@ void UserMoves::move(const DirectorHost *src, std::optional<RingOrigin> origin, 
 			users_.set_host(u, host);
 		// Stock updates a moved user's timestamp in place.
 		users_.set_timestamp_in_place(u, static_cast<uint32_t>(now));
+	}
+	if (!old_host || *old_host != host) {
+		std::optional<IpAddr> from;
+		if (old_host && hosts_.exists(*old_host))
+			from = hosts_.get(*old_host).ip;
+		fx.user_moves.push_back(
+			{hash, hosts_.tag_name(tag), from, hosts_.get(host).ip, reason});
 	}
 	if (ring_.active()) {
 		// Sent before the kill: the kill may finish at once.
@@ -427,7 +434,8 @@ bool UserMoves::run_reset_job(ResetJob &job, int64_t now, Effects &fx)
 			if (new_host == host)
 				continue;
 			if (new_host != invalid_host) {
-				move(ring_.self(), std::nullopt, hash, new_host, now, fx);
+				move(ring_.self(), std::nullopt, hash, new_host,
+				     Effects::MoveReason::flush, now, fx);
 			} else {
 				// No usable host left: kick the user instead;
 				// the host is flushed at the end.

@@ -42,8 +42,9 @@ public:
 
 	// Moves a user to `host` (USER-MOVE from `src` with `origin`, or ours when src is
 	// the ring's self and origin is nullopt) and kills its old connections.
+	// `reason` is only reported (Effects::user_moves).
 	void move(const DirectorHost *src, std::optional<RingOrigin> origin, uint32_t hash,
-		  HostId host, int64_t now, Effects &fx);
+		  HostId host, Effects::MoveReason reason, int64_t now, Effects &fx);
 	// Kills u's connections (forced: even when it stays on its host).
 	void kill(UserIndex u, std::optional<HostId> old_host, bool forced, int64_t now, Effects &fx);
 	// USER-KILLED and USER-KILLED-EVERYWHERE from the ring.

@@ -62,19 +62,44 @@ void DirectorService::host_flushed_event(const core::Effects::HostFlushed &fl)
 					  "): flush, vhosts=" + std::to_string(fl.vhosts));
 }
 
+// One event per user the core moved to another backend, on each director
+// that applied the move.
+void DirectorService::user_moved_event(const core::Effects::UserMoved &mv)
+{
+	const char *reason = "admin";
+	if (mv.reason == core::Effects::MoveReason::ring)
+		reason = "ring";
+	else if (mv.reason == core::Effects::MoveReason::flush)
+		reason = "flush";
+	std::string to = mv.host_to.to_string();
+	std::string from = mv.host_from ? mv.host_from->to_string() : std::string();
+	std::string message = "User hash " + std::to_string(mv.user_hash) + " moved (" + reason +
+			      "): " + (from.empty() ? "?" : from) + " -> " + to;
+	// host_from only when this director knew where the user was
+	if (mv.host_from) {
+		adapter::send_named_event(event_, "director_user_moved",
+					  {{"user_hash", uint64_t(mv.user_hash)},
+					   {"tag", mv.tag},
+					   {"host_from", from},
+					   {"host_to", to},
+					   {"reason", std::string(reason)}},
+					  core::LogLevel::debug, message);
+	} else {
+		adapter::send_named_event(event_, "director_user_moved",
+					  {{"user_hash", uint64_t(mv.user_hash)},
+					   {"tag", mv.tag},
+					   {"host_to", to},
+					   {"reason", std::string(reason)}},
+					  core::LogLevel::debug, message);
+	}
+}
+
 // One event per kick: its reason (admin: doveadm director kick, here or on
 // another director; move: the sessions of a user that moved; conflict: two
 // directors disagreed about a user).
 void DirectorService::kick_event(const core::Effects::KickCommand &cmd)
 {
 	const core::Kick &kick = cmd.kick;
-	if (kick.reason == core::KickReason::move) {
-		adapter::send_named_event(event_, "director_user_moved",
-					  {{"user_hash", uint64_t(kick.user_hash)}, {"tag", kick.tag}},
-					  core::LogLevel::debug,
-					  "User hash " + std::to_string(kick.user_hash) +
-						  " moved: kicking its sessions");
-	}
 	std::string reason = core::kick_reason_name(kick.reason);
 	adapter::send_named_event(event_, "director_user_kicked", {{"reason", reason}},
 				  core::LogLevel::debug, "Kicking sessions (" + reason + ")");

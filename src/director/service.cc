@@ -269,6 +269,8 @@ void DirectorService::run_effects_batch(core::Effects &fx)
 			start_flush(flush);
 		for (auto &fl : todo.host_flushes)
 			host_flushed_event(fl);
+		for (auto &mv : todo.user_moves)
+			user_moved_event(mv);
 		for (auto &admin : todo.admin) {
 			auto conn = connections_.find(admin.id);
 			if (conn == connections_.end())

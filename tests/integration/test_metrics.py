@@ -365,9 +365,24 @@ def counter(m, name, **labels):
 def stats_cluster(make_cluster):
     c = make_cluster(nbackends=3, nusers=40)
     d = c.add_director(extra_conf=stats_conf("%s.100" % c.base) +
-                       metrics_conf("%s.100" % c.base))
+                       metrics_conf("%s.100" % c.base) + MOVE_METRIC)
     c.start()
     return c, d
+
+
+MOVE_METRIC = """
+metric test_user_moves {
+  filter = event=director_user_moved
+  group_by = reason host_from host_to
+}
+"""
+
+
+def innermost(m, name, nlabels):
+    """group_by nests: the samples of the innermost level, {labels: value}."""
+    return {dict(k[1]).get("reason", "") + ":" + dict(k[1]).get("host_from", "") + ">" +
+            dict(k[1]).get("host_to", ""): v
+            for k, v in m.items() if k[0] == name and len(k[1]) == nlabels}
 
 
 def test_counters_count_lookups_and_every_error(stats_cluster):
@@ -408,9 +423,10 @@ def test_counters_follow_a_move_a_kick_and_host_changes(stats_cluster):
     dst = next(b.ip for b in c.backends if b.ip != src)
     rc, out, err = d.doveadm("director", "move", user, dst)
     assert rc == 0, err
-    wait_counters(d, lambda m: counter(m, "dovecot_director_user_moves_total") == 1 and
-                  counter(m, "dovecot_director_user_kicks_total", reason="move") == 1,
-                  "one move, one kick of its sessions")
+    m = wait_counters(d, lambda m: counter(m, "dovecot_director_user_moves_total") == 1 and
+                      counter(m, "dovecot_director_user_kicks_total", reason="move") == 1,
+                      "one move, one kick of its sessions")
+    assert innermost(m, "dovecot_test_user_moves_total", 3) == {"admin:%s>%s" % (src, dst): 1}
 
     rc, out, err = d.doveadm("director", "kick", user)
     assert rc == 0, err
@@ -445,19 +461,26 @@ def test_flushes_count_as_host_changes(make_cluster):
     forced (-F)."""
     c = make_cluster(nbackends=3, nusers=20)
     d = c.add_director(extra_conf=stats_conf("%s.100" % c.base) +
-                       metrics_conf("%s.100" % c.base) + FLUSH_METRIC)
+                       metrics_conf("%s.100" % c.base) + FLUSH_METRIC + MOVE_METRIC)
     c.start()
     for u in c.users[:6]:
         rig.imap_roundtrip(d, u)
+    on_b0 = [u for u in c.users[:6] if rig.current_host(d, u) == c.backends[0].ip]
     m0 = stats_scrape(d)
     assert counter(m0, "dovecot_director_host_changes_total", action="flush") == 0
     b0, b1 = c.backends[0].ip, c.backends[1].ip
+    assert on_b0, "no user on %s" % b0
+    # down first, so that a graceful flush has somewhere else to move b0's users
+    rc, out, err = d.doveadm("director", "down", b0)
+    assert rc == 0, err
     rc, out, err = d.doveadm("director", "flush", b0, timeout=60)
     assert rc == 0, err
     rc, out, err = d.doveadm("director", "flush", "-F", b1)
     assert rc == 0, err
     m = wait_counters(d, lambda m: counter(m, "dovecot_director_host_changes_total",
-                                           action="flush") == 2, "two flushes counted")
+                                           action="flush") == 2 and
+                      counter(m, "dovecot_director_user_moves_total") == len(on_b0),
+                      "two flushes and the moves of b0's users counted")
     # group_by nests: keep the innermost level, the one with all four labels
     flushes = {k[1]: v for k, v in m.items()
                if k[0] == "dovecot_test_host_flushes_total" and len(k[1]) == 4}
@@ -465,8 +488,14 @@ def test_flushes_count_as_host_changes(make_cluster):
         frozenset({"host": b0, "origin": "local", "tag": "", "vhosts": "100"}.items()): 1,
         frozenset({"host": b1, "origin": "local", "tag": "", "vhosts": "100"}.items()): 1,
     }
+    # the graceful flush moved b0's users away (reason=flush), the forced
+    # one only forgot b1's
+    moves = innermost(m, "dovecot_test_user_moves_total", 3)
+    assert sum(moves.values()) == len(on_b0), moves
+    assert all(k.startswith("flush:%s>" % b0) and not k.endswith(">" + b0) for k in moves), moves
     # no other host change came with them
-    for a in ("add", "remove", "update", "up", "down"):
+    assert counter(m, "dovecot_director_host_changes_total", action="down") == 1
+    for a in ("add", "remove", "update", "up"):
         assert counter(m, "dovecot_director_host_changes_total", action=a) == 0
 
 

@@ -150,6 +150,13 @@ START_TEST(test_director_move_kicks_and_delays_logins_until_kick_delay)
 	uint32_t hash = f.dir.user_hash("carol");
 	AdminReply r = f.dir.user_move(hash, ip(new_host.c_str()), t0 + 1, f.fx);
 	ck_assert(!r.later && r.line == "OK");
+	ck_assert_uint_eq(f.fx.user_moves.size(), 1);
+	ck_assert(f.fx.user_moves[0].user_hash == hash);
+	ck_assert(f.fx.user_moves[0].host_from &&
+		  f.fx.user_moves[0].host_from->to_string() == old_host);
+	ck_assert(f.fx.user_moves[0].host_to.to_string() == new_host);
+	ck_assert(f.fx.user_moves[0].reason == Effects::MoveReason::admin);
+	f.fx.user_moves.clear();
 	ck_assert_uint_eq(f.fx.kicks.size(), 1);
 	ck_assert(kick_ipc_line(f.fx.kicks[0].kick) == "proxy\t*\tKICK-DIRECTOR-HASH\t" + std::to_string(hash));
 	JobId kick = f.fx.kicks[0].id;
@@ -173,6 +180,11 @@ START_TEST(test_director_move_of_unknown_user_creates_it_without_kick)
 	uint32_t hash = f.dir.user_hash("dave");
 	ck_assert(f.dir.user_move(hash, ip("10.0.0.2"), t0, f.fx).line == "OK");
 	ck_assert(f.fx.kicks.empty());
+	// reported as a move with no host_from
+	ck_assert_uint_eq(f.fx.user_moves.size(), 1);
+	ck_assert(!f.fx.user_moves[0].host_from);
+	ck_assert(f.fx.user_moves[0].host_to.to_string() == "10.0.0.2");
+	f.fx.user_moves.clear();
 	UserLookup l = f.dir.user_lookup(hash, "", t0);
 	ck_assert(l.current && l.current->to_string() == "10.0.0.2");
 	ck_assert(f.dir.user_move(hash, ip("10.9.9.9"), t0, f.fx).line == "NOTFOUND");

@@ -79,7 +79,7 @@ START_TEST(test_user_moves_move_kicks_then_waits_the_kick_delay)
 	Fixture f;
 	UserIndex u = f.users.insert(42, 0, f.a, uint32_t(t0));
 	Effects fx;
-	f.moves.move(nullptr, std::nullopt, 42, f.b, t0, fx);
+	f.moves.move(nullptr, std::nullopt, 42, f.b, Effects::MoveReason::ring, t0, fx);
 	ck_assert_uint_eq(f.users.host(u), f.b);
 	ck_assert(f.users.kill_pending(u));
 	ck_assert(f.moves.moving(42, 0));
@@ -105,7 +105,7 @@ START_TEST(test_user_moves_flush_program_runs_after_the_kill)
 	Fixture f(cfg);
 	f.users.insert(42, 0, f.a, uint32_t(t0));
 	Effects fx;
-	f.moves.move(nullptr, std::nullopt, 42, f.b, t0, fx);
+	f.moves.move(nullptr, std::nullopt, 42, f.b, Effects::MoveReason::ring, t0, fx);
 	f.moves.kick_done(fx.kicks[0].id, true, "", t0, fx);
 	ck_assert_uint_eq(fx.flushes.size(), 1);
 	std::vector<std::string> want = {"FLUSH", "42", "10.0.0.1", "10.0.0.2", "up", "100"};
@@ -120,7 +120,7 @@ START_TEST(test_user_moves_stuck_move_times_out)
 	Fixture f;
 	f.users.insert(42, 0, f.a, uint32_t(t0));
 	Effects fx;
-	f.moves.move(nullptr, std::nullopt, 42, f.b, t0, fx);
+	f.moves.move(nullptr, std::nullopt, 42, f.b, Effects::MoveReason::ring, t0, fx);
 	f.moves.tick(t0 + user_move_timeout_secs - 1, fx);
 	ck_assert(f.moves.moving(42, 0));
 	f.moves.tick(t0 + user_move_timeout_secs, fx);
