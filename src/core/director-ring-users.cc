@@ -240,6 +240,11 @@ void Director::ring_change(RingLink &c, const RingCommand &cmd, bool reorig, int
 		if (host == invalid_host)
 			return;
 		forward(0);
+		if (cmd.kind == RingCommandKind::host_flush) {
+			const MailHost &h = hosts_.get(host);
+			fx.host_flushes.push_back(
+				{h.ip, hosts_.tag_name(h.tag), h.vhost_count, true});
+		}
 		erase_users_of_host(host);
 		if (cmd.kind == RingCommandKind::host_remove)
 			hosts_.remove(host);

@@ -140,6 +140,16 @@ struct Effects {
 	std::vector<RingConnect> ring_connects;
 	std::vector<RingSend> ring_sends;
 	std::vector<RingClose> ring_closes;
+	// A host's users were forgotten (HOST-FLUSH): by doveadm director flush,
+	// a health check or a move job here (from_ring false), or by a flush
+	// learned from a peer (from_ring true). Only reported, nothing to run.
+	struct HostFlushed {
+		IpAddr ip;
+		std::string tag;
+		unsigned vhosts;
+		bool from_ring;
+	};
+	std::vector<HostFlushed> host_flushes;
 	// Admin commands that waited for the ring to sync may run now.
 	std::vector<JobId> admin_resume;
 
@@ -147,7 +157,7 @@ struct Effects {
 	{
 		return lookups.empty() && kicks.empty() && flushes.empty() && admin.empty() &&
 		       ring_connects.empty() && ring_sends.empty() && ring_closes.empty() &&
-		       admin_resume.empty();
+		       admin_resume.empty() && host_flushes.empty();
 	}
 };
 

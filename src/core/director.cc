@@ -344,6 +344,8 @@ void Director::flush_host(HostId id, int64_t now, Effects &fx)
 		fl.ip = hosts_.get(id).ip;
 		ring_.send(ring_.self(), fl, fx);
 	}
+	const MailHost &h = hosts_.get(id);
+	fx.host_flushes.push_back({h.ip, hosts_.tag_name(h.tag), h.vhost_count, false});
 	erase_users_of_host(id);
 	ring_.changed(now, fx);
 }

@@ -438,8 +438,15 @@ bool UserMoves::run_reset_job(ResetJob &job, int64_t now, Effects &fx)
 		}
 		if (job.user_idx < job.users.size())
 			return false;
-		if (job.users_killed)
-			owner_.flush_host(host, now, fx);
+		if (job.users_killed) {
+			owner_.flush_host(host, now, fx); // reports the flush
+		} else {
+			// A graceful flush (HOST-RESET-USERS) moved every user
+			// away; report it like a forced one.
+			const MailHost &h = hosts_.get(host);
+			fx.host_flushes.push_back(
+				{h.ip, hosts_.tag_name(h.tag), h.vhost_count, false});
+		}
 		job.host_idx++;
 		job.snapshot_taken = false;
 	}

@@ -45,6 +45,23 @@ void DirectorService::ring_event_disconnected(const RingTransport &t, const std:
 					  " closed: " + reason);
 }
 
+// A flush forgets a host's users without changing the host list, so the
+// core reports it instead of the diff in StateEvents finding it.
+void DirectorService::host_flushed_event(const core::Effects::HostFlushed &fl)
+{
+	std::string host = fl.ip.to_string();
+	const char *origin = fl.from_ring ? "ring" : "local";
+	adapter::send_named_event(event_, "director_host_changed",
+				  {{"host", host},
+				   {"tag", fl.tag},
+				   {"action", std::string("flush")},
+				   {"vhosts", uint64_t(fl.vhosts)},
+				   {"origin", std::string(origin)}},
+				  core::LogLevel::debug,
+				  "Host " + host + " changed (" + origin +
+					  "): flush, vhosts=" + std::to_string(fl.vhosts));
+}
+
 // One event per kick: its reason (admin: doveadm director kick, here or on
 // another director; move: the sessions of a user that moved; conflict: two
 // directors disagreed about a user).

@@ -267,6 +267,8 @@ void DirectorService::run_effects_batch(core::Effects &fx)
 		}
 		for (auto &flush : todo.flushes)
 			start_flush(flush);
+		for (auto &fl : todo.host_flushes)
+			host_flushed_event(fl);
 		for (auto &admin : todo.admin) {
 			auto conn = connections_.find(admin.id);
 			if (conn == connections_.end())

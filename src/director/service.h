@@ -186,6 +186,7 @@ private:
 	void observe_state();
 	bool in_ring_input_ = false; // between cork_ring() and uncork_ring()
 	void kick_event(const core::Effects::KickCommand &cmd);
+	void host_flushed_event(const core::Effects::HostFlushed &fl);
 	// The director-metrics HTTP server, made with its first client.
 	std::unique_ptr<adapter::MetricsHttpServer> metrics_http_;
 	std::unique_ptr<class StateKeeper> state_keeper_;

@@ -430,12 +430,52 @@ def test_counters_follow_a_move_a_kick_and_host_changes(stats_cluster):
     assert counter(m, "dovecot_director_lookups_total", result="ok") == 1
 
 
+FLUSH_METRIC = """
+metric test_host_flushes {
+  filter = event=director_host_changed AND action=flush
+  group_by = host origin tag vhosts
+}
+"""
+
+
+def test_flushes_count_as_host_changes(make_cluster):
+    """A flush does not change the host list; the core reports it, and it is
+    counted as director_host_changed action=flush with host, origin, tag and
+    vhosts, once per flushed host, graceful (doveadm director flush) or
+    forced (-F)."""
+    c = make_cluster(nbackends=3, nusers=20)
+    d = c.add_director(extra_conf=stats_conf("%s.100" % c.base) +
+                       metrics_conf("%s.100" % c.base) + FLUSH_METRIC)
+    c.start()
+    for u in c.users[:6]:
+        rig.imap_roundtrip(d, u)
+    m0 = stats_scrape(d)
+    assert counter(m0, "dovecot_director_host_changes_total", action="flush") == 0
+    b0, b1 = c.backends[0].ip, c.backends[1].ip
+    rc, out, err = d.doveadm("director", "flush", b0, timeout=60)
+    assert rc == 0, err
+    rc, out, err = d.doveadm("director", "flush", "-F", b1)
+    assert rc == 0, err
+    m = wait_counters(d, lambda m: counter(m, "dovecot_director_host_changes_total",
+                                           action="flush") == 2, "two flushes counted")
+    # group_by nests: keep the innermost level, the one with all four labels
+    flushes = {k[1]: v for k, v in m.items()
+               if k[0] == "dovecot_test_host_flushes_total" and len(k[1]) == 4}
+    assert flushes == {
+        frozenset({"host": b0, "origin": "local", "tag": "", "vhosts": "100"}.items()): 1,
+        frozenset({"host": b1, "origin": "local", "tag": "", "vhosts": "100"}.items()): 1,
+    }
+    # no other host change came with them
+    for a in ("add", "remove", "update", "up", "down"):
+        assert counter(m, "dovecot_director_host_changes_total", action=a) == 0
+
+
 @pytest.mark.skipif(os.environ.get("RING_TESTS", "1") == "0", reason="RING_TESTS=0")
 def test_counters_follow_a_killed_ring_peer(make_cluster):
     c = make_cluster(nbackends=2, nusers=10)
     ring = ringrig.Ring(c, ("ours", "ours"))
     for d in ring.directors:
-        d.extra_conf += stats_conf(d.ip) + metrics_conf(d.ip)
+        d.extra_conf += stats_conf(d.ip) + metrics_conf(d.ip) + FLUSH_METRIC
     ring.start()
     d1, d2 = ring.directors
     m0 = stats_scrape(d1)
@@ -448,6 +488,16 @@ def test_counters_follow_a_killed_ring_peer(make_cluster):
     assert rc == 0, err
     m = wait_counters(d1, lambda m: counter(m, "dovecot_director_host_changes_total",
                                             action="update") == 1, "ring update on d1")
+    # a forced flush made on d2 reaches d1 as origin=ring
+    rc, out, err = d2.doveadm("director", "flush", "-F", b)
+    assert rc == 0, err
+    m = wait_counters(d1, lambda m: counter(m, "dovecot_test_host_flushes_total", host=b,
+                                            origin="ring", tag="", vhosts="12") == 1,
+                      "ring flush on d1")
+    assert counter(m, "dovecot_director_host_changes_total", action="flush") == 1
+    m2 = wait_counters(d2, lambda m: counter(m, "dovecot_test_host_flushes_total", host=b,
+                                             origin="local", tag="", vhosts="12") == 1,
+                       "local flush on d2")
     old = d2.director_pid()
     os.kill(old, 9)
     ringrig.wait_new_director_pid(d2, old)

@@ -331,10 +331,23 @@ START_TEST(test_director_remove_and_flush_forget_users)
 		if (h.ip.to_string() == "10.0.0.1")
 			on_1 = h.user_count;
 	}
+	ck_assert(f.fx.host_flushes.empty());
 	ck_assert(f.dir.host_flush(0, ip("10.0.0.1"), t0, f.fx).line == "OK");
 	ck_assert_uint_eq(f.dir.user_count(), before - on_1);
+	// the flush is reported (the host list did not change)
+	ck_assert_uint_eq(f.fx.host_flushes.size(), 1);
+	ck_assert(f.fx.host_flushes[0].ip.to_string() == "10.0.0.1");
+	ck_assert(!f.fx.host_flushes[0].from_ring);
+	ck_assert_uint_eq(f.fx.host_flushes[0].vhosts, 100);
+	// a graceful flush (nothing left to move here) is reported too
+	f.fx.host_flushes.clear();
+	ck_assert(f.dir.host_reset_users(0, ip("10.0.0.1"), 100, t0, f.fx).line == "OK");
+	ck_assert_uint_eq(f.fx.host_flushes.size(), 1);
+	ck_assert(f.fx.host_flushes[0].ip.to_string() == "10.0.0.1");
+	f.fx.host_flushes.clear();
 	ck_assert(f.dir.host_remove(0, ip("10.0.0.2"), t0, f.fx).line == "OK");
 	ck_assert_uint_eq(f.dir.user_count(), 0);
+	ck_assert(f.fx.host_flushes.empty()); // a removal is no flush
 	ck_assert(f.dir.host_remove(0, ip("10.0.0.2"), t0, f.fx).line == "NOTFOUND");
 	std::vector<IpAddr> removed = f.dir.hosts_removed_from_config();
 	ck_assert_uint_eq(removed.size(), 1);
