@@ -330,7 +330,9 @@ def test_rejoin_with_a_state_file_sends_only_what_changed(make_cluster):
     offset = d.log_size()
     left_offset = left.log_size()
     c.stop(only=[d])
-    # While it is down the ring moves some users and learns new ones.
+    # While it is down the ring moves some users and learns new ones (once the
+    # two left have closed the ring again: until then a move gets TRYAGAIN).
+    r.wait_formed(among=[left, right])
     moved = c.users[:REJOIN_CHANGED]
     oks, other, _ = ringrig.populate(left, moved, ips[1:] + ips[:1])
     assert oks == len(moved), other
