@@ -172,7 +172,7 @@ class Instance:
         prefix (e.g. 'dovecot/director'); None if not found."""
         if not self.master_pid:
             return None
-        for pid, _ in child_processes(self.master_pid):
+        for pid in child_processes(self.master_pid):
             try:
                 with open("/proc/%d/cmdline" % pid, "rb") as f:
                     cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
@@ -626,9 +626,7 @@ class Cluster:
                     with open(os.path.join(inst.base_dir, "master.pid")) as f:
                         inst.master_pid = int(f.read().strip())
         todo = [i for i in todo if i.master_pid]
-        children = {}
         for inst in todo:
-            children[inst] = child_processes(inst.master_pid)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(inst.master_pid, signal.SIGTERM)
         end = time.monotonic() + STOP_GRACE_SECS
@@ -647,14 +645,16 @@ class Cluster:
                 with open(pidfile) as f:
                     if int(f.read().strip()) == inst.master_pid:
                         os.unlink(pidfile)
-            # A SIGKILLed master leaves its children behind: they must not
-            # outlive this instance into its next start.
-            for pid, started in children[inst]:
-                while process_start_time(pid) == started and time.monotonic() < end:
-                    time.sleep(0.05)
-                if process_start_time(pid) == started:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
+            # The master exits after waiting 5 s for its children, and a
+            # SIGKILLed one waits not at all: a child still running (one
+            # started during the shutdown, a director still writing its state
+            # file) must not outlive this instance into its next start.
+            while instance_pids(inst) and time.monotonic() < end:
+                time.sleep(0.05)
+            for pid in instance_pids(inst):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: not instance_pids(inst), 10, "%s processes gone" % inst.name)
             inst.started = False
             inst.master_pid = None
 
@@ -689,19 +689,8 @@ class Cluster:
         return {b.ip: b.maildir_count(user) for b in self.backends}
 
 
-def process_start_time(pid):
-    """The start time of a live (non-zombie) process, which tells it from a
-    later process that reuses its pid; None once it is gone."""
-    with contextlib.suppress(OSError, IndexError):
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        if fields[0] != "Z":
-            return fields[19]
-    return None
-
-
 def child_processes(ppid):
-    """[(pid, start time)] of the live children of ppid."""
+    """Pids of the live (non-zombie) children of ppid."""
     found = []
     for p in os.listdir("/proc"):
         if not p.isdigit():
@@ -710,7 +699,22 @@ def child_processes(ppid):
             with open("/proc/%s/stat" % p) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             if int(fields[1]) == ppid and fields[0] != "Z":
-                found.append((int(p), fields[19]))
+                found.append(int(p))
+    return found
+
+
+def instance_pids(inst):
+    """Pids of the live processes of one instance: Dovecot's children title
+    themselves "dovecot-<instance_name>/<service>"."""
+    prefix = ("dovecot-%s%s/" % (inst.cluster.instance_prefix, inst.name)).encode()
+    found = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            with open("/proc/%s/cmdline" % p, "rb") as f:
+                if f.read().startswith(prefix) and pid_alive(int(p)):
+                    found.append(int(p))
     return found
 
 
