@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "director-harness.h"
+#include "user-digest.h"
 
 const char *const director::fuzz::target_name = "fuzz-ring-director";
 
@@ -65,6 +66,7 @@ struct Harness : Ledger {
 		bool connected;     // outgoing: ring_connected() called
 		size_t peer;        // index into peer_ips (outgoing: the connect target)
 		RingParseContext peer_view; // how the peer parses what the director sends
+		bool digest_offered = false; // the peer's VERSION offered USER-DIGEST
 	};
 	std::map<RingConnId, Conn> conns;
 	size_t closed_since_tick = 0;
@@ -83,6 +85,12 @@ struct Harness : Ledger {
 	{
 		if (line.find('\0') != std::string_view::npos || line.find('\r') != std::string_view::npos)
 			fail("director sent a line with NUL or CR", step);
+		// The extension between our directors: only to a peer that offered it.
+		if (is_user_digest_line(line)) {
+			if (!c.digest_offered)
+				fail("director sent USER-DIGEST to a peer that did not offer it", step);
+			return;
+		}
 		auto parsed = parse_ring_line(line, c.peer_view);
 		if (!parsed.ok()) {
 			fprintf(stderr, "line '%s': %s\n", printable(line).c_str(),
@@ -311,6 +319,9 @@ struct Harness : Ledger {
 		fed++;
 		trace("t=%lld <- [%llu] %s\n", (long long)now, (unsigned long long)id,
 		      printable(line).c_str());
+		auto c = conns.find(id);
+		if (c != conns.end() && user_digest_version_offered(line))
+			c->second.digest_offered = true;
 		dir.ring_line(id, line, now, fx);
 		absorb();
 	}
