@@ -45,6 +45,12 @@ int Director::user_refresh(const RingLink &from, uint32_t hash, HostId host, int
 		changed = true; // the sender had already dropped it: take theirs
 	} else if (moves_.moving(hash, tag)) {
 		new_host = users_.host(u); // being moved: the sender doesn't know yet
+	} else if (ring_.restored_table_stale()) {
+		// Our entry came from the state file and the ring kept running without
+		// us: theirs is newer. No conflict (the lower-IP rule would push our
+		// stale host on the ring) and no kick (lookups waited; no session of
+		// ours used it).
+		changed = true;
 	} else {
 		const IpAddr &ours = hosts_.get(users_.host(u)).ip;
 		const IpAddr &theirs = hosts_.get(host).ip;

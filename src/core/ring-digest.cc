@@ -67,6 +67,7 @@ void Ring::digest_line(RingLink &c, std::string_view line, int64_t now, Effects 
 						 "we were away: sending it none of our restored users");
 		restart_signal_pending_ = false;
 		push_restored_users_ = false;
+		restored_table_stale_ = true;
 		c.send_no_users = true;
 		if (c.stream_held) {
 			c.stream_held = false;

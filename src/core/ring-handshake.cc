@@ -48,6 +48,7 @@ bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t
 			// that ours are the same.
 			if (!delta_join(c, now))
 				handler_.ring_joining(now);
+			restored_table_stale_ = false;
 			log_.log(LogLevel::info, "director(" + who + "): Joining an existing ring, "
 								     "replacing our mail hosts with theirs");
 		} else if (!cmd.ring_handshaked && ring_handshaked_) {

@@ -86,6 +86,10 @@ public:
 		push_restored_users_ = false;
 	}
 	bool holding_user_streams() const { return hold_users_until_ != 0; }
+	// Our table is a restored one, a peer has said the ring kept running, and our
+	// left's handshake has not replaced it yet: a ring update that disagrees with it
+	// is newer than our entry.
+	bool restored_table_stale() const { return restored_table_stale_; }
 	bool mode() const { return ring_mode_; }
 	bool alone() const { return left_ == 0 && right_ == 0; }
 
@@ -229,6 +233,7 @@ private:
 	// connection after the restore says 0 (its sender's ring is not running
 	// either: the ring restarted). A hold that times out decides nothing.
 	bool push_restored_users_ = false;
+	bool restored_table_stale_ = false; // see restored_table_stale()
 	bool restart_signal_pending_ = false;
 	// A left's handshake taught us users while our right was not handshaked:
 	// they go to the right (as USER updates) when it is (resend_to_right()).
