@@ -9,6 +9,7 @@
 
 #include <check.h>
 
+#include "check-fixtures.h"
 #include "check-main.h"
 
 #include "admin-session.h"
@@ -23,11 +24,6 @@ struct NullLog : LogSink {
 };
 
 const int64_t t0 = 1700000000;
-
-IpAddr ip(const char *s)
-{
-	return *IpAddr::parse(s);
-}
 
 struct Port : AdminSessionPort {
 	std::string out;

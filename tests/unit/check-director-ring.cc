@@ -11,6 +11,7 @@
 
 #include <check.h>
 
+#include "check-fixtures.h"
 #include "check-main.h"
 
 #include "director.h"
@@ -23,11 +24,6 @@ struct QuietLog : LogSink {
 	std::vector<std::string> lines;
 	void log(LogLevel, const std::string &m) override { lines.push_back(m); }
 };
-
-IpAddr ip(const char *s)
-{
-	return *IpAddr::parse(s);
-}
 
 const int64_t t0 = 1700000000;
 

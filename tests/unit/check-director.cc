@@ -7,6 +7,7 @@
 
 #include <check.h>
 
+#include "check-fixtures.h"
 #include "check-main.h"
 
 #include "director.h"
@@ -29,11 +30,6 @@ struct RecordingLog : LogSink {
 };
 
 const int64_t t0 = 1700000000;
-
-IpAddr ip(const char *s)
-{
-	return *IpAddr::parse(s);
-}
 
 struct Fixture {
 	RecordingLog log;

@@ -3,6 +3,7 @@
 // authenticated ring between two Director cores joined in memory.
 #include <check.h>
 
+#include "check-fixtures.h"
 #include "check-main.h"
 
 #include <map>
@@ -37,11 +38,6 @@ struct CountingRandom : RandomSource {
 			data[i] = next++;
 	}
 };
-
-IpAddr ip(const char *s)
-{
-	return *IpAddr::parse(s);
-}
 
 const int64_t t0 = 1700000000;
 

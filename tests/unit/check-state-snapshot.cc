@@ -10,6 +10,7 @@
 
 #include <check.h>
 
+#include "check-fixtures.h"
 #include "check-main.h"
 
 #include "director.h"
@@ -25,19 +26,6 @@ struct NullLog : LogSink {
 
 const int64_t t0 = 1700000000;
 
-IpAddr ip(const char *s)
-{
-	return *IpAddr::parse(s);
-}
-
-std::array<uint8_t, 16> identity()
-{
-	StateIdentity id;
-	id.mail_servers = {{ip("10.0.0.1"), ""}, {ip("10.0.0.2"), ""}};
-	id.username_hash = "%Lu";
-	return id.fingerprint();
-}
-
 struct Node {
 	NullLog log;
 	Director dir;
@@ -49,7 +37,7 @@ struct Node {
 	}
 	std::string snapshot(int64_t now, size_t piece = 1000)
 	{
-		auto snap = dir.state_snapshot(identity(), now);
+		auto snap = dir.state_snapshot(state_fingerprint(), now);
 		std::string out;
 		for (int i = 0; i < 1000000 && !snap->next_chunk(out, piece); i++) {
 		}
@@ -104,7 +92,7 @@ START_TEST(test_state_snapshot_restore_gives_the_same_users_and_hosts)
 	make_state(a);
 	ck_assert_uint_eq(a.dir.user_count(), 351);
 	std::string file = a.snapshot(t0 + 70);
-	auto parsed = StateFile::parse(file, identity());
+	auto parsed = StateFile::parse(file, state_fingerprint());
 	ck_assert_msg(parsed.ok(), "%s", parsed.ok() ? "" : parsed.error().c_str());
 	ck_assert_uint_eq(parsed->user_count(), 351);
 
@@ -136,7 +124,7 @@ START_TEST(test_state_snapshot_restore_drops_users_expired_meanwhile)
 	for (int i = 0; i < 100; i++)
 		a.dir.lookup(RequestId(i + 1), "u" + std::to_string(i), "", t0 + i, a.fx);
 	std::string file = a.snapshot(t0 + 100);
-	auto parsed = StateFile::parse(file, identity());
+	auto parsed = StateFile::parse(file, state_fingerprint());
 	ck_assert(parsed.ok());
 	Node b(cfg);
 	// At t0+150 the users refreshed before t0+50 (timestamp + 100 <= now) are gone.
@@ -156,7 +144,7 @@ START_TEST(test_state_snapshot_survives_table_changes_between_pieces)
 	a.dir.start_alone(t0);
 	for (int i = 0; i < 2000; i++)
 		a.dir.lookup(RequestId(i + 1), "u" + std::to_string(i), "", t0, a.fx);
-	auto snap = a.dir.state_snapshot(identity(), t0 + 10);
+	auto snap = a.dir.state_snapshot(state_fingerprint(), t0 + 10);
 	std::string out;
 	int pieces = 0;
 	RequestId next = 100000;
@@ -168,7 +156,7 @@ START_TEST(test_state_snapshot_survives_table_changes_between_pieces)
 		ck_assert_int_lt(pieces, 100000);
 	}
 	// flush removes every user of one host while a second snapshot runs
-	auto snap2 = a.dir.state_snapshot(identity(), t0 + 11);
+	auto snap2 = a.dir.state_snapshot(state_fingerprint(), t0 + 11);
 	std::string out2;
 	snap2->next_chunk(out2, 240);
 	a.dir.host_flush(7, ip("10.0.0.1"), t0 + 11, a.fx);
@@ -177,7 +165,7 @@ START_TEST(test_state_snapshot_survives_table_changes_between_pieces)
 	snap.reset();
 	snap2.reset();
 
-	auto parsed = StateFile::parse(out, identity());
+	auto parsed = StateFile::parse(out, state_fingerprint());
 	ck_assert(parsed.ok());
 	ck_assert_uint_ge(parsed->user_count(), 2000);
 	Node b;
@@ -187,7 +175,7 @@ START_TEST(test_state_snapshot_survives_table_changes_between_pieces)
 	uint32_t h = b.dir.user_hash("u1");
 	ck_assert_int_eq(b.dir.user_lookup(h, "", t0 + 12).expire_time, t0 + 5 + 900);
 
-	auto parsed2 = StateFile::parse(out2, identity());
+	auto parsed2 = StateFile::parse(out2, state_fingerprint());
 	ck_assert(parsed2.ok());
 	Node c;
 	c.dir.restore_state(*parsed2, t0 + 12);

@@ -5,6 +5,7 @@
 // the equal buckets. A stock peer (no offer) sees none of it.
 #include <check.h>
 
+#include "check-fixtures.h"
 #include "check-main.h"
 
 #include <map>
@@ -36,19 +37,6 @@ struct NullLog : LogSink {
 
 const int64_t t0 = 1700000000;
 
-IpAddr ip(const char *s)
-{
-	return *IpAddr::parse(s);
-}
-
-std::array<uint8_t, 16> identity()
-{
-	StateIdentity id;
-	id.mail_servers = {{ip("10.0.0.1"), ""}, {ip("10.0.0.2"), ""}};
-	id.username_hash = "%Lu";
-	return id.fingerprint();
-}
-
 struct Node {
 	NullLog log;
 	Director dir;
@@ -60,7 +48,7 @@ struct Node {
 	}
 	std::string snapshot(int64_t now)
 	{
-		auto snap = dir.state_snapshot(identity(), now);
+		auto snap = dir.state_snapshot(state_fingerprint(), now);
 		std::string out;
 		for (int i = 0; i < 1000000 && !snap->next_chunk(out, 1000); i++) {
 		}
@@ -68,7 +56,7 @@ struct Node {
 	}
 	void restore(const std::string &file, int64_t now)
 	{
-		auto parsed = StateFile::parse(file, identity());
+		auto parsed = StateFile::parse(file, state_fingerprint());
 		ck_assert(parsed.ok());
 		dir.restore_state(*parsed, now);
 	}
