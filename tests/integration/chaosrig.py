@@ -186,15 +186,5 @@ def stopped_pid(pid):
 
 
 def leftover_pids(cluster):
-    """Pids of processes still titled with this cluster's instance prefix
-    (Dovecot children name themselves "dovecot-<instance>/<service>")."""
-    prefix = ("dovecot-" + cluster.instance_prefix).encode()
-    out = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            with open("/proc/%s/cmdline" % p, "rb") as f:
-                if f.read().startswith(prefix):
-                    out.append(int(p))
-    return out
+    """Pids of processes of this cluster's instances still running."""
+    return [pid for inst in cluster.instances() for pid in rig.instance_pids(inst)]
