@@ -42,17 +42,31 @@ StateRestore Director::restore_state(const StateFile &file, int64_t now)
 
 	// Users that expired while we were down are dropped; the others keep their
 	// stored timestamps, as if learned from a peer. A user listed twice (the
-	// snapshot met it again after a refresh) keeps its newest entry.
+	// snapshot met it again after a refresh) keeps its newest entry. The file's
+	// users go into the table as one bulk load (UserTable::load_begin()): the
+	// snapshot wrote them in expiry order, so they form one sorted run.
+	// Per host of the file: its id here and its tag (invalid_host when not kept);
+	// per tag of the file: its id here, or no_tag.
+	constexpr uint32_t no_tag = UINT32_MAX;
+	std::vector<uint32_t> tag_ids(h.tags.size(), no_tag);
+	for (size_t t = 0; t < h.tags.size(); t++) {
+		std::optional<TagId> tag = hosts_.find_tag(h.tags[t]);
+		if (tag && *tag <= max_tag_id)
+			tag_ids[t] = *tag;
+	}
+	std::vector<uint32_t> host_tags(h.hosts.size(), no_tag);
+	for (size_t i = 0; i < h.hosts.size(); i++) {
+		if (ids[i] != invalid_host)
+			host_tags[i] = hosts_.get(ids[i]).tag;
+	}
 	int64_t expire = config_.user_expire_secs;
+	size_t added = 0;
+	users_.load_begin(file.user_count());
 	for (uint64_t i = 0; i < file.user_count(); i++) {
 		StateUser u = file.user(i);
 		HostId host = ids[u.host];
-		if (host == invalid_host) {
-			r.skipped++;
-			continue;
-		}
-		std::optional<TagId> tag = hosts_.find_tag(h.tags[u.tag]);
-		if (!tag || *tag != hosts_.get(host).tag || *tag > max_tag_id) {
+		uint32_t tag = tag_ids[u.tag];
+		if (host == invalid_host || tag == no_tag || tag != host_tags[u.host]) {
 			r.skipped++;
 			continue;
 		}
@@ -61,20 +75,11 @@ StateRestore Director::restore_state(const StateFile &file, int64_t now)
 			continue;
 		}
 		uint32_t ts = uint32_t(std::min<int64_t>(u.timestamp, now));
-		UserIndex existing = users_.find(u.user_hash, *tag);
-		if (existing != no_user) {
-			if (ts >= users_.timestamp(existing)) {
-				users_.set_host(existing, host);
-				users_.refresh(existing, ts);
-			}
-			continue;
-		}
-		if (users_.insert(u.user_hash, *tag, host, ts) == no_user)
+		if (!users_.load_add(u.user_hash, TagId(tag), host, ts))
 			break; // table full
-		r.users++;
+		added++;
 	}
-	if (!users_.sorted())
-		users_.sort_by_timestamp();
+	r.users = added - users_.load_end();
 
 	for (const StateDirector &d : h.directors)
 		r.directors.push_back(RingDirectorConfig{d.ip, d.port});

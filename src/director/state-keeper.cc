@@ -104,14 +104,15 @@ StateKeeper::~StateKeeper()
 
 std::vector<core::RingDirectorConfig> StateKeeper::restore(int64_t now)
 {
-	std::string data, error;
+	adapter::StateFileBytes data;
+	std::string error;
 	int ret = writer_.read(data, error);
 	if (ret == 0) {
 		e_info(event_, "state file %s: none yet, starting empty", writer_.path().c_str());
 		return {};
 	}
 	if (ret > 0) {
-		auto file = core::StateFile::parse(data, identity_);
+		auto file = core::StateFile::parse(data.view(), identity_);
 		if (file.ok()) {
 			core::StateRestore r = service_.core().restore_state(*file, now);
 			int64_t age = now - file->header().written_at;
