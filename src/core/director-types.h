@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ip-addr.h"
+#include "now.h"
 #include "kick.h"
 #include "user-hash.h"
 

@@ -30,7 +30,7 @@ void Ring::send_user_digests(RingLink &c, Effects &fx)
 	fx.ring_sends.push_back({c.id(), std::move(out)});
 }
 
-void Ring::digest_line(RingLink &c, std::string_view line, int64_t now, Effects &fx)
+void Ring::digest_line(RingLink &c, std::string_view line, Now now, Effects &fx)
 {
 	if (c.handshaked()) {
 		std::string msg = "USER-DIGEST after the handshake";
@@ -85,7 +85,7 @@ void Ring::digest_line(RingLink &c, std::string_view line, int64_t now, Effects 
 // Connector: starts the handshake user stream unless a state restore holds it or
 // the acceptor's digests are still on their way; with digests, names the
 // buckets that differ and sends only their users.
-void Ring::start_handshake_users(RingLink &c, int64_t now, Effects &fx)
+void Ring::start_handshake_users(RingLink &c, Now now, Effects &fx)
 {
 	if (c.closing())
 		return;
@@ -137,7 +137,7 @@ void Ring::start_handshake_users(RingLink &c, int64_t now, Effects &fx)
 // Acceptor, at the connector's HOST-HAND-START (applied at DONE) when we join
 // its running ring after it sent a delta: its host list replaces ours in place
 // and our users of the equal buckets stay, instead of dropping the whole table.
-bool Ring::delta_join(RingLink &c, int64_t now)
+bool Ring::delta_join(RingLink &c, Now now)
 {
 	if (!c.incoming() || !c.applying_handshake ||
 	    c.digest_in.kind() != UserDigestReader::Kind::delta)

@@ -6,7 +6,7 @@
 
 namespace director::core {
 
-bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t now,
+bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, Now now,
 					Effects &fx)
 {
 	std::string who = c.host ? c.host->name() : c.remote_ip.to_string();
@@ -88,7 +88,7 @@ bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t
 			close_conn(c, msg, now, fx, true);
 			return true;
 		}
-		handler_.ring_handshake_user(c, cmd.user_hash, host, cmd.timestamp.value_or(now),
+		handler_.ring_handshake_user(c, cmd.user_hash, host, cmd.timestamp.value_or(now.wall),
 					     cmd.weak, now, fx);
 		return true;
 	}
@@ -112,14 +112,14 @@ bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t
 
 // ME: who the peer is. An incoming connection learns its director here and may
 // become (or displace) our left side.
-void Ring::handle_me(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx)
+void Ring::handle_me(RingLink &c, const RingCommand &cmd, Now now, Effects &fx)
 {
 	std::string who = c.who();
 	c.pctx.me_received = true;
-	int64_t peer_now = cmd.timestamp ? bound_peer_time(*cmd.timestamp) : now;
-	if (peer_now > now + 1 || peer_now < now - 1) {
+	int64_t peer_now = cmd.timestamp ? bound_peer_time(*cmd.timestamp) : now.wall;
+	if (peer_now > now.wall + 1 || peer_now < now.wall - 1) {
 		log_.log(LogLevel::warning, "director(" + who + "): Director clock differs by " +
-						    std::to_string(peer_now - now) +
+						    std::to_string(peer_now - now.wall) +
 						    " secs from ours");
 	}
 	if (!c.incoming()) {
@@ -151,7 +151,7 @@ void Ring::handle_me(RingLink &c, const RingCommand &cmd, int64_t now, Effects &
 		return;
 	}
 	c.host = h;
-	if (h->last_protocol_failure + ring_failure_retry_secs > now) {
+	if (h->last_protocol_failure + ring_failure_retry_secs > now.mono) {
 		log_.log(LogLevel::error, "director(" + h->name() + "): Remote sent invalid protocol "
 								"data recently, refusing it");
 		close_conn(c, "Director recently sent invalid protocol data", now, fx);
@@ -163,7 +163,7 @@ void Ring::handle_me(RingLink &c, const RingCommand &cmd, int64_t now, Effects &
 }
 
 // The incoming ME's consequences for our left (stock runs them at ME; we at DONE).
-void Ring::me_effects(RingLink &c, int64_t now, Effects &fx)
+void Ring::me_effects(RingLink &c, Now now, Effects &fx)
 {
 	DirectorHost *h = c.host;
 	h->reset_sequences();
@@ -194,7 +194,7 @@ void Ring::me_effects(RingLink &c, int64_t now, Effects &fx)
 	}
 }
 
-void Ring::send_handshake_start(RingLink &c, int64_t now, Effects &fx)
+void Ring::send_handshake_start(RingLink &c, Now now, Effects &fx)
 {
 	RingCommand start;
 	start.kind = RingCommandKind::host_hand_start;
@@ -222,7 +222,7 @@ void Ring::send_handshake_start(RingLink &c, int64_t now, Effects &fx)
 	start_handshake_users(c, now, fx);
 }
 
-void Ring::release_user_streams(int64_t now, Effects &fx)
+void Ring::release_user_streams(Now now, Effects &fx)
 {
 	hold_users_until_ = 0;
 	std::vector<RingConnId> held;
@@ -236,7 +236,7 @@ void Ring::release_user_streams(int64_t now, Effects &fx)
 	}
 }
 
-void Ring::continue_user_stream(RingLink &c, int64_t now, Effects &fx)
+void Ring::continue_user_stream(RingLink &c, Now now, Effects &fx)
 {
 	bool resend = c.resending();
 	if (!c.sending_users() || !c.continue_user_stream(hosts_, now, fx) || resend)
@@ -263,7 +263,7 @@ void Ring::continue_user_stream(RingLink &c, int64_t now, Effects &fx)
 // over, what the left's added or changed goes right as USER commands (plain
 // protocol: every director refreshes them and passes on only what is new to it);
 // a handshake stream still running meets them itself.
-void Ring::resend_to_right(const RingLink &from, int64_t now, Effects &fx)
+void Ring::resend_to_right(const RingLink &from, Now now, Effects &fx)
 {
 	RingLink *right = conn(right_);
 	if (from.users_to_resend == 0)
@@ -287,7 +287,7 @@ void Ring::resend_to_right(const RingLink &from, int64_t now, Effects &fx)
 	continue_user_stream(*right, now, fx);
 }
 
-void Ring::handshake_done(RingLink &c, int64_t now, Effects &fx)
+void Ring::handshake_done(RingLink &c, Now now, Effects &fx)
 {
 	if (c.handshaked())
 		return;
@@ -310,7 +310,7 @@ void Ring::handshake_done(RingLink &c, int64_t now, Effects &fx)
 		c.host->last_network_failure = 0;
 	if (c.incoming()) {
 		log_.log(LogLevel::info, "director(" + who + "): Handshake finished in " +
-						 std::to_string(now - c.created) + " secs (users received=" +
+						 std::to_string(now.mono - c.created) + " secs (users received=" +
 						 std::to_string(c.users_received) + ")");
 		// Tell the rest of the ring about our new left.
 		if (c.host != nullptr) {
@@ -319,13 +319,13 @@ void Ring::handshake_done(RingLink &c, int64_t now, Effects &fx)
 			dc.ip = c.host->ip;
 			dc.port = c.host->port;
 			update_send(c.host, dc, fx);
-			c.host->director_sent_at = now;
+			c.host->director_sent_at = now.mono;
 		}
 		assign_left(c, now, fx);
 		resend_to_right(c, now, fx);
 	} else {
 		log_.log(LogLevel::info, "director(" + who + "): Handshake finished in " +
-						 std::to_string(now - c.created) + " secs (users sent=" +
+						 std::to_string(now.mono - c.created) + " secs (users sent=" +
 						 std::to_string(c.users_sent) + ")");
 		assign_right(c, now, fx);
 		RingLink *right = conn(right_);
@@ -351,7 +351,7 @@ void Ring::handshake_done(RingLink &c, int64_t now, Effects &fx)
 		replay_deferred_commands(c, now, fx);
 }
 
-void Ring::assign_right(RingLink &c, int64_t now, Effects &fx)
+void Ring::assign_right(RingLink &c, Now now, Effects &fx)
 {
 	if (RingLink *right = conn(right_)) {
 		if (right->host != nullptr && dirs_.cmp_to_self(c.host, right->host) <= 0) {
@@ -379,13 +379,13 @@ void Ring::assign_right(RingLink &c, int64_t now, Effects &fx)
 			RingCommand s = *d->delayed_sync;
 			d->delayed_sync.reset();
 			sync_send(*d, s.origin.seq, s.sync_minor.value_or(0),
-				  s.sync_timestamp.value_or(uint32_t(now)), s.hosts_hash.value_or(0),
+				  s.sync_timestamp.value_or(uint32_t(now.wall)), s.hosts_hash.value_or(0),
 				  now, fx);
 		}
 	}
 }
 
-void Ring::assign_left(RingLink &c, int64_t now, Effects &fx)
+void Ring::assign_left(RingLink &c, Now now, Effects &fx)
 {
 	if (c.host == dirs_.self()) {
 		close_conn(c, "Connection from self, dropping", now, fx);
@@ -408,7 +408,7 @@ void Ring::assign_left(RingLink &c, int64_t now, Effects &fx)
 		cc.port = left->host->port;
 		send(c, cc, fx);
 		c.connect_sent = true;
-		c.connect_sent_at = now;
+		c.connect_sent_at = now.mono;
 		return;
 	} else {
 		return; // becomes our left once the old left goes away
@@ -421,7 +421,7 @@ void Ring::assign_left(RingLink &c, int64_t now, Effects &fx)
 		connect_right(now, fx);
 }
 
-void Ring::promote_left(int64_t now, Effects &fx)
+void Ring::promote_left(Now now, Effects &fx)
 {
 	RingLink *best = nullptr;
 	for (auto &[id, c] : conns_) {

@@ -56,7 +56,7 @@ void Ring::send_director_list(RingLink &c, Effects &fx)
 
 // A line from a peer that has not proved the secret yet. false: consumed (or
 // the connection closed); true: also handle it as usual.
-bool Ring::auth_line(RingLink &c, std::string_view line, int64_t now, Effects &fx)
+bool Ring::auth_line(RingLink &c, std::string_view line, Now now, Effects &fx)
 {
 	std::string who = c.who();
 	std::string_view name = line.substr(0, line.find('\t'));
@@ -103,7 +103,7 @@ bool Ring::auth_line(RingLink &c, std::string_view line, int64_t now, Effects &f
 
 // Before DONE: hold what would change state. true when the command was
 // consumed (held, ignored, or the connection closed).
-bool Ring::defer_before_handshake(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx)
+bool Ring::defer_before_handshake(RingLink &c, const RingCommand &cmd, Now now, Effects &fx)
 {
 	switch (cmd.kind) {
 	case RingCommandKind::version:
@@ -115,7 +115,7 @@ bool Ring::defer_before_handshake(RingLink &c, const RingCommand &cmd, int64_t n
 	case RingCommandKind::quit:
 		return false;
 	case RingCommandKind::handshake_user:
-		defer_user(c, cmd.user_hash, cmd.ip, uint32_t(cmd.timestamp.value_or(now)), cmd.weak,
+		defer_user(c, cmd.user_hash, cmd.ip, uint32_t(cmd.timestamp.value_or(now.wall)), cmd.weak,
 			   now, fx);
 		return true;
 	case RingCommandKind::host_hand_start:
@@ -149,7 +149,7 @@ bool Ring::defer_before_handshake(RingLink &c, const RingCommand &cmd, int64_t n
 }
 
 void Ring::defer_user(RingLink &c, uint32_t hash, const IpAddr &ip, uint32_t timestamp, bool weak,
-		      int64_t now, Effects &fx)
+		      Now now, Effects &fx)
 {
 	if (c.deferred_users.size() >= ring_max_deferred_users) {
 		std::string msg = "Too many users in the handshake";
@@ -179,7 +179,7 @@ void Ring::defer_user(RingLink &c, uint32_t hash, const IpAddr &ip, uint32_t tim
 
 // At DONE: the held host list, DIRECTOR lines and users, in arrival order.
 // Other held commands stay for replay_deferred_commands().
-void Ring::apply_deferred_handshake(RingLink &c, int64_t now, Effects &fx)
+void Ring::apply_deferred_handshake(RingLink &c, Now now, Effects &fx)
 {
 	std::vector<RingLink::DeferredCommand> rest;
 	size_t next_user = 0;
@@ -253,7 +253,7 @@ void Ring::apply_deferred_handshake(RingLink &c, int64_t now, Effects &fx)
 	std::vector<IpAddr>().swap(c.deferred_user_ips);
 }
 
-void Ring::replay_deferred_commands(RingLink &c, int64_t now, Effects &fx)
+void Ring::replay_deferred_commands(RingLink &c, Now now, Effects &fx)
 {
 	std::vector<RingLink::DeferredCommand> held;
 	held.swap(c.deferred);

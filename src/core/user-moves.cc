@@ -32,14 +32,14 @@ UserMoves::UserMoves(const DirectorConfig &config, LogSink &log, UserTable &user
 {
 }
 
-void UserMoves::tick(int64_t now, Effects &fx)
+void UserMoves::tick(Now now, Effects &fx)
 {
 	std::vector<uint64_t> done;
 	for (auto &[key, kill] : kills_) {
-		if (kill.state == KillState::delay && kill.delay_until <= now) {
+		if (kill.state == KillState::delay && kill.delay_until <= now.mono) {
 			done.push_back(key);
 		} else if (kill.state != KillState::delay &&
-			   kill.started + user_move_timeout_secs <= now) {
+			   kill.started + user_move_timeout_secs <= now.mono) {
 			log_.log(LogLevel::error,
 				 "Finishing user " + std::to_string(uint32_t(key)) +
 					 " move timed out, its state may now be inconsistent (state=" +
@@ -72,13 +72,13 @@ JobId UserMoves::new_job(JobKind kind, uint64_t key)
 }
 
 void UserMoves::move(const DirectorHost *src, std::optional<RingOrigin> origin, uint32_t hash,
-		     HostId host, Effects::MoveReason reason, int64_t now, Effects &fx)
+		     HostId host, Effects::MoveReason reason, Now now, Effects &fx)
 {
 	TagId tag = hosts_.get(host).tag;
 	UserIndex u = users_.find(hash, tag);
 	std::optional<HostId> old_host;
 	if (u == no_user) {
-		u = users_.insert(hash, tag, host, static_cast<uint32_t>(now));
+		u = users_.insert(hash, tag, host, static_cast<uint32_t>(now.wall));
 		if (u == no_user) {
 			log_.log(LogLevel::error, "User table is full: not moving user hash " +
 							  std::to_string(hash));
@@ -89,7 +89,7 @@ void UserMoves::move(const DirectorHost *src, std::optional<RingOrigin> origin, 
 		if (*old_host != host)
 			users_.set_host(u, host);
 		// Stock updates a moved user's timestamp in place.
-		users_.set_timestamp_in_place(u, static_cast<uint32_t>(now));
+		users_.set_timestamp_in_place(u, static_cast<uint32_t>(now.wall));
 	}
 	if (!old_host || *old_host != host) {
 		std::optional<IpAddr> from;
@@ -115,7 +115,7 @@ void UserMoves::move(const DirectorHost *src, std::optional<RingOrigin> origin, 
 		kills_[key].self_initiated = self_initiated;
 }
 
-void UserMoves::kill(UserIndex u, std::optional<HostId> old_host, bool forced, int64_t now,
+void UserMoves::kill(UserIndex u, std::optional<HostId> old_host, bool forced, Now now,
 		     Effects &fx)
 {
 	uint64_t key = user_key(users_.user_hash(u), users_.tag(u));
@@ -126,7 +126,7 @@ void UserMoves::kill(UserIndex u, std::optional<HostId> old_host, bool forced, i
 	}
 	KillContext &kill = kills_[key];
 	kill.self_initiated = true; // move_user_from() corrects this for ring moves
-	kill.started = now;
+	kill.started = now.mono;
 	if (old_host) {
 		const MailHost &h = hosts_.get(*old_host);
 		kill.old_host_ip = h.ip;
@@ -147,7 +147,7 @@ void UserMoves::kill(UserIndex u, std::optional<HostId> old_host, bool forced, i
 	}
 }
 
-void UserMoves::finish_user_kill(uint64_t key, int64_t now, Effects &fx)
+void UserMoves::finish_user_kill(uint64_t key, Now now, Effects &fx)
 {
 	auto it = kills_.find(key);
 	KillContext &kill = it->second;
@@ -170,7 +170,7 @@ void UserMoves::finish_user_kill(uint64_t key, int64_t now, Effects &fx)
 	flush_killed_user(key, now, fx);
 }
 
-void UserMoves::flush_killed_user(uint64_t key, int64_t now, Effects &fx)
+void UserMoves::flush_killed_user(uint64_t key, Now now, Effects &fx)
 {
 	KillContext &kill = kills_[key];
 	UserIndex u = users_.find(uint32_t(key), TagId(key >> 32));
@@ -190,7 +190,7 @@ void UserMoves::flush_killed_user(uint64_t key, int64_t now, Effects &fx)
 			       std::to_string(kill.old_host_vhosts)}});
 }
 
-void UserMoves::user_killed(uint32_t hash, int64_t now, Effects &fx)
+void UserMoves::user_killed(uint32_t hash, Now now, Effects &fx)
 {
 	for (TagId tag = 0; tag < hosts_.tag_count(); tag++) {
 		uint64_t key = user_key(hash, tag);
@@ -228,7 +228,7 @@ void UserMoves::user_killed(uint32_t hash, int64_t now, Effects &fx)
 }
 
 void UserMoves::user_killed_everywhere(const DirectorHost *src, const RingOrigin &origin,
-				      uint32_t hash, int64_t now, Effects &fx)
+				      uint32_t hash, Now now, Effects &fx)
 {
 	for (TagId tag = 0; tag < hosts_.tag_count(); tag++) {
 		uint64_t key = user_key(hash, tag);
@@ -245,7 +245,7 @@ void UserMoves::user_killed_everywhere(const DirectorHost *src, const RingOrigin
 	}
 }
 
-void UserMoves::finish_kill_delayed(uint64_t key, bool skip_delay, int64_t now, Effects &fx)
+void UserMoves::finish_kill_delayed(uint64_t key, bool skip_delay, Now now, Effects &fx)
 {
 	if (skip_delay) {
 		free_kill(key, now, fx);
@@ -253,10 +253,10 @@ void UserMoves::finish_kill_delayed(uint64_t key, bool skip_delay, int64_t now, 
 	}
 	KillContext &kill = kills_[key];
 	kill.state = KillState::delay;
-	kill.delay_until = now + config_.user_kick_delay_secs;
+	kill.delay_until = now.mono + config_.user_kick_delay_secs;
 }
 
-void UserMoves::free_kill(uint64_t key, int64_t now, Effects &fx)
+void UserMoves::free_kill(uint64_t key, Now now, Effects &fx)
 {
 	auto it = kills_.find(key);
 	if (it == kills_.end())
@@ -277,7 +277,7 @@ void UserMoves::free_kill(uint64_t key, int64_t now, Effects &fx)
 	run_reset_jobs(now, fx);
 }
 
-void UserMoves::kick_done(JobId id, bool ok, const std::string &error, int64_t now, Effects &fx)
+void UserMoves::kick_done(JobId id, bool ok, const std::string &error, Now now, Effects &fx)
 {
 	auto it = jobs_.find(id);
 	if (it == jobs_.end())
@@ -301,7 +301,7 @@ void UserMoves::kick_done(JobId id, bool ok, const std::string &error, int64_t n
 	run_queued_kicks(fx);
 }
 
-void UserMoves::flush_done(JobId id, bool ok, int64_t now, Effects &fx)
+void UserMoves::flush_done(JobId id, bool ok, Now now, Effects &fx)
 {
 	auto it = jobs_.find(id);
 	if (it == jobs_.end())
@@ -384,12 +384,12 @@ void UserMoves::admin_gone(JobId job)
 }
 
 AdminReply UserMoves::reset_users(JobId job, std::optional<IpAddr> ip, unsigned max_parallel,
-				      int64_t now, Effects &fx)
+				      Now now, Effects &fx)
 {
 	ResetJob reset;
 	reset.admin_job = job;
 	reset.max_parallel = max_parallel;
-	reset.started = now;
+	reset.started = now.mono;
 	for (HostId id : hosts_.sorted_ids()) {
 		if (!ip || hosts_.get(id).ip == *ip)
 			reset.hosts.push_back(hosts_.get(id).ip);
@@ -402,7 +402,7 @@ AdminReply UserMoves::reset_users(JobId job, std::optional<IpAddr> ip, unsigned 
 	return AdminReply::deferred();
 }
 
-bool UserMoves::run_reset_job(ResetJob &job, int64_t now, Effects &fx)
+bool UserMoves::run_reset_job(ResetJob &job, Now now, Effects &fx)
 {
 	while (job.host_idx < job.hosts.size()) {
 		if (kills_.size() >= job.max_parallel)
@@ -460,13 +460,13 @@ bool UserMoves::run_reset_job(ResetJob &job, int64_t now, Effects &fx)
 	}
 	log_.log(LogLevel::info, "Moved " + std::to_string(job.moved) + " users in " +
 					 std::to_string(job.hosts.size()) + " hosts in " +
-					 std::to_string(now - job.started) +
+					 std::to_string(now.mono - job.started) +
 					 " secs (max parallel=" + std::to_string(job.max_parallel) +
 					 ")");
 	return true;
 }
 
-void UserMoves::run_reset_jobs(int64_t now, Effects &fx)
+void UserMoves::run_reset_jobs(Now now, Effects &fx)
 {
 	for (size_t i = 0; i < resets_.size();) {
 		if (run_reset_job(resets_[i], now, fx)) {

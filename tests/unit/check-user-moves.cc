@@ -42,15 +42,15 @@ struct FakeRing : RingPort {
 		return false;
 	}
 	void pass_on(const RingLink &, const RingCommand &, Effects &) override {}
-	void close(RingLink &, const std::string &, int64_t, Effects &, bool) override {}
-	void changed(int64_t, Effects &) override { changes++; }
+	void close(RingLink &, const std::string &, Now, Effects &, bool) override {}
+	void changed(Now, Effects &) override { changes++; }
 };
 
 struct Owner : UserMoves::Owner {
 	unsigned ended = 0;
 	std::vector<HostId> flushed;
-	void moves_ended(int64_t, Effects &) override { ended++; }
-	void flush_host(HostId host, int64_t, Effects &) override { flushed.push_back(host); }
+	void moves_ended(Now, Effects &) override { ended++; }
+	void flush_host(HostId host, Now, Effects &) override { flushed.push_back(host); }
 };
 
 struct Fixture {
