@@ -126,10 +126,11 @@ bool Director::try_lookup(PendingLookup &req, int64_t now, Effects &fx)
 		if (u == no_user) {
 			// The table is full: answering with the hashed host would
 			// leave the user unknown to the ring.
-			log_.log(LogLevel::error, "User table is full (" +
-							  std::to_string(users_.size()) +
-							  " users): failing lookup of user hash " +
-							  std::to_string(req.user_hash));
+			log_.log_with(LogLevel::error,
+				      "User table is full (" + std::to_string(users_.size()) +
+					      " users): failing lookup of user hash " +
+					      std::to_string(req.user_hash),
+				      LogFields::user(req.user_hash));
 			fx.lookups.push_back({req.id, std::nullopt, "User table is full"});
 			return true;
 		}
@@ -210,9 +211,10 @@ void Director::tick(int64_t now, Effects &fx)
 			continue;
 		}
 		if (users_.weak(u)) {
-			log_.log(LogLevel::warning,
-				 "User " + std::to_string(users_.user_hash(u)) +
-					 " weakness appears to be stuck, removing it");
+			log_.log_with(LogLevel::warning,
+				      "User " + std::to_string(users_.user_hash(u)) +
+					      " weakness appears to be stuck, removing it",
+				      LogFields::user(users_.user_hash(u)));
 		}
 		users_.erase(u);
 		u = next;

@@ -79,9 +79,9 @@ void Ring::set_ring_handshaked(int64_t now, Effects &fx)
 		RingLink *left = conn(left_);
 		if (left != nullptr && left->handshaked() && !left->sending_users() &&
 		    users_.size() != 0) {
-			log_.log(LogLevel::info, "director(" + left->who() + "): Sending the "
-						 "restored user table as updates (" +
-						 std::to_string(users_.size()) + " users)");
+			log_.peer(LogLevel::info, left->who(),
+				"Sending the restored user table as updates (" +
+				std::to_string(users_.size()) + " users)");
 			left->start_user_push(users_);
 			continue_user_stream(*left, now, fx);
 		}
@@ -185,11 +185,10 @@ void Ring::handle_sync(RingLink &c, const RingCommand &cmd, int64_t now, Effects
 				origin->bad_hosts_hash = hash;
 				return;
 			}
-			log_.log(LogLevel::error, "director(" + (c.host ? c.host->name() : "") +
-							  "): Hosts differ from " + origin->name() +
-							  " (our hash=" + std::to_string(hosts_.hosts_hash()) +
-							  ", theirs=" + std::to_string(hash) +
-							  "), resending our hosts");
+			log_.peer(LogLevel::error, c.host ? c.host->name() : "",
+				"Hosts differ from " + origin->name() + " (our hash=" +
+				std::to_string(hosts_.hosts_hash()) + ", theirs=" +
+				std::to_string(hash) + "), resending our hosts");
 			handler_.ring_resend_hosts(now, fx);
 			return;
 		}

@@ -40,10 +40,11 @@ void UserMoves::tick(int64_t now, Effects &fx)
 			done.push_back(key);
 		} else if (kill.state != KillState::delay &&
 			   kill.started + user_move_timeout_secs <= now) {
-			log_.log(LogLevel::error,
-				 "Finishing user " + std::to_string(uint32_t(key)) +
-					 " move timed out, its state may now be inconsistent (state=" +
-					 kill_state_name(kill.state) + ")");
+			log_.log_with(LogLevel::error,
+				      "Finishing user " + std::to_string(uint32_t(key)) +
+					      " move timed out, its state may now be inconsistent "
+					      "(state=" + kill_state_name(kill.state) + ")",
+				      LogFields::user(uint32_t(key)));
 			done.push_back(key);
 		}
 	}
@@ -80,8 +81,9 @@ void UserMoves::move(const DirectorHost *src, std::optional<RingOrigin> origin, 
 	if (u == no_user) {
 		u = users_.insert(hash, tag, host, static_cast<uint32_t>(now));
 		if (u == no_user) {
-			log_.log(LogLevel::error, "User table is full: not moving user hash " +
-							  std::to_string(hash));
+			log_.log_with(LogLevel::error,
+				      "User table is full: not moving user hash " + std::to_string(hash),
+				      LogFields::user(hash));
 			return;
 		}
 	} else {
@@ -287,11 +289,13 @@ void UserMoves::kick_done(JobId id, bool ok, const std::string &error, int64_t n
 	if (kicking_ > 0)
 		kicking_--;
 	if (!ok) {
-		log_.log(LogLevel::error, job.kind == JobKind::kill_kick
-						  ? "Failed to kill user " +
-							    std::to_string(uint32_t(job.user_key)) +
-							    " connections: " + error
-						  : "Failed to kick user: " + error);
+		if (job.kind == JobKind::kill_kick)
+			log_.log_with(LogLevel::error,
+				      "Failed to kill user " + std::to_string(uint32_t(job.user_key)) +
+					      " connections: " + error,
+				      LogFields::user(uint32_t(job.user_key)));
+		else
+			log_.log(LogLevel::error, "Failed to kick user: " + error);
 	}
 	if (job.kind == JobKind::kill_kick) {
 		auto kill = kills_.find(job.user_key);

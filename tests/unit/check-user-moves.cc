@@ -15,7 +15,17 @@ namespace {
 
 struct Log : LogSink {
 	std::vector<std::string> lines;
-	void log(LogLevel, const std::string &m) override { lines.push_back(m); }
+	std::vector<LogFields> fields; // one per line
+	void log(LogLevel, const std::string &m) override
+	{
+		lines.push_back(m);
+		fields.emplace_back();
+	}
+	void log_with(LogLevel, const std::string &m, const LogFields &f) override
+	{
+		lines.push_back(m);
+		fields.push_back(f);
+	}
 };
 
 // A standalone ring: inactive, no neighbours; records what it is asked to send.
@@ -127,6 +137,7 @@ START_TEST(test_user_moves_stuck_move_times_out)
 	ck_assert(!f.moves.moving(42, 0));
 	ck_assert(!f.log.lines.empty());
 	ck_assert(f.log.lines.back().find("move timed out") != std::string::npos);
+	ck_assert(f.log.fields.back().user_hash == 42u);
 }
 END_TEST
 
