@@ -98,6 +98,21 @@ struct RingUserCounts {
 	uint64_t received = 0;
 };
 
+// What an admin command that changes something came to. The admin codec words it
+// for doveadm (admin_result_line(): OK, NOTFOUND, TRYAGAIN or the stock error text).
+enum class AdminResult {
+	ok,
+	not_found,
+	try_again,		 // the user is being moved or kicked already
+	vhost_count_too_large,
+	too_many_tags,
+	too_many_hosts,
+	tag_cant_change,
+	host_being_updated,	 // the host's previous change has not gone around the ring
+	director_list_full,
+	ring_sync_timeout,
+};
+
 struct Effects {
 	struct LookupDone {
 		RequestId id;
@@ -121,7 +136,7 @@ struct Effects {
 	// A deferred reply to an admin command that returned AdminReply::later.
 	struct AdminDone {
 		JobId id;
-		std::string reply;
+		AdminResult result;
 	};
 	// Open a TCP connection to another director; report with
 	// Director::ring_connected() or ring_closed().
@@ -189,13 +204,13 @@ struct Effects {
 	}
 };
 
-// An admin command's reply: a line now, or later through Effects::admin with
+// An admin command's reply: a result now, or later through Effects::admin with
 // the JobId the caller passed in.
 struct AdminReply {
 	bool later = false;
-	std::string line;
-	static AdminReply now(std::string line) { return AdminReply{false, std::move(line)}; }
-	static AdminReply deferred() { return AdminReply{true, {}}; }
+	AdminResult result = AdminResult::ok;
+	static AdminReply now(AdminResult r) { return AdminReply{false, r}; }
+	static AdminReply deferred() { return AdminReply{true, AdminResult::ok}; }
 };
 
 struct UserLookup {

@@ -277,23 +277,23 @@ AdminReply Director::host_set(JobId job, const IpAddr &ip, std::string_view tag,
 			      Effects &fx)
 {
 	if (vhosts && *vhosts > max_vhost_count)
-		return AdminReply::now("vhost count too large");
+		return AdminReply::now(AdminResult::vhost_count_too_large);
 	HostId id = hosts_.find(ip);
 	if (id == invalid_host) {
 		if (update_only)
-			return AdminReply::now("NOTFOUND");
+			return AdminReply::now(AdminResult::not_found);
 		if (!hosts_.find_tag(tag) && hosts_.tag_count() > max_tag_id)
-			return AdminReply::now("too many tags");
+			return AdminReply::now(AdminResult::too_many_tags);
 		auto added = hosts_.add(ip, tag, vhosts.value_or(default_vhost_count));
 		if (!added)
-			return AdminReply::now("too many hosts");
+			return AdminReply::now(AdminResult::too_many_hosts);
 		id = *added;
 	} else {
 		const MailHost &h = hosts_.get(id);
 		if (!tag.empty() && hosts_.tag_name(h.tag) != tag)
-			return AdminReply::now("host tag can't be changed");
+			return AdminReply::now(AdminResult::tag_cant_change);
 		if (h.desynced)
-			return AdminReply::now("host is already being updated - try again later");
+			return AdminReply::now(AdminResult::host_being_updated);
 		if (vhosts)
 			hosts_.set_vhost_count(id, *vhosts);
 	}
@@ -306,12 +306,12 @@ AdminReply Director::host_set_down(JobId job, const IpAddr &ip, bool down, int64
 {
 	HostId id = hosts_.find(ip);
 	if (id == invalid_host)
-		return AdminReply::now("NOTFOUND");
+		return AdminReply::now(AdminResult::not_found);
 	const MailHost &h = hosts_.get(id);
 	if (h.down == down)
-		return AdminReply::now("OK");
+		return AdminReply::now(AdminResult::ok);
 	if (h.desynced)
-		return AdminReply::now("host is already being updated - try again later");
+		return AdminReply::now(AdminResult::host_being_updated);
 	hosts_.set_down(id, down, now);
 	host_changed(id, now, fx);
 	return ring_.reply_after_sync(job, now);
@@ -321,7 +321,7 @@ AdminReply Director::host_remove(JobId job, const IpAddr &ip, int64_t now, Effec
 {
 	HostId id = hosts_.find(ip);
 	if (id == invalid_host)
-		return AdminReply::now("NOTFOUND");
+		return AdminReply::now(AdminResult::not_found);
 	if (ring_.active()) {
 		RingCommand rm;
 		rm.kind = RingCommandKind::host_remove;
@@ -362,11 +362,11 @@ AdminReply Director::host_flush(JobId job, std::optional<IpAddr> ip, int64_t now
 			 "Flushed all backend hosts with " + std::to_string(flushed) +
 				 " users. This is an unsafe operation and may cause the same users "
 				 "to end up in multiple backends.");
-		return AdminReply::now("OK");
+		return AdminReply::now(AdminResult::ok);
 	}
 	HostId id = hosts_.find(*ip);
 	if (id == invalid_host)
-		return AdminReply::now("NOTFOUND");
+		return AdminReply::now(AdminResult::not_found);
 	flush_host(id, now, fx);
 	return ring_.reply_after_sync(job, now);
 }
@@ -451,18 +451,18 @@ AdminReply Director::user_move(uint32_t hash, const IpAddr &ip, int64_t now, Eff
 {
 	HostId host = hosts_.find(ip);
 	if (host == invalid_host)
-		return AdminReply::now("NOTFOUND");
+		return AdminReply::now(AdminResult::not_found);
 	TagId tag = hosts_.get(host).tag;
 	UserIndex u = users_.find(hash, tag);
 	if (u != no_user && moves_.moving(hash, tag))
-		return AdminReply::now("TRYAGAIN");
+		return AdminReply::now(AdminResult::try_again);
 	if (u != no_user && users_.host(u) == host) {
 		refresh_user(u, now);
 		broadcast_user(ring_.self(), u, fx);
-		return AdminReply::now("OK");
+		return AdminReply::now(AdminResult::ok);
 	}
 	moves_.move(ring_.self(), std::nullopt, hash, host, Effects::MoveReason::admin, now, fx);
-	return AdminReply::now("OK");
+	return AdminReply::now(AdminResult::ok);
 }
 
 // ---------------------------------------------------------------- parts

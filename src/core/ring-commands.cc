@@ -294,7 +294,7 @@ AdminReply Ring::director_add(const IpAddr &ip, std::optional<uint16_t> port, in
 	if (dirs_.find(ip, p) == nullptr) {
 		DirectorHost *h = dirs_.add(ip, p);
 		if (h == nullptr)
-			return AdminReply::now("director list is full");
+			return AdminReply::now(AdminResult::director_list_full);
 		RingCommand dc;
 		dc.kind = RingCommandKind::director;
 		dc.ip = ip;
@@ -304,7 +304,7 @@ AdminReply Ring::director_add(const IpAddr &ip, std::optional<uint16_t> port, in
 		ring_change_counter_++;
 		// Like stock, we wait for the new director to connect to us.
 	}
-	return AdminReply::now("OK");
+	return AdminReply::now(AdminResult::ok);
 }
 
 AdminReply Ring::director_remove(JobId job, const IpAddr &ip, std::optional<uint16_t> port,
@@ -312,7 +312,7 @@ AdminReply Ring::director_remove(JobId job, const IpAddr &ip, std::optional<uint
 {
 	DirectorHost *h = dirs_.find_any(ip, port);
 	if (h == nullptr)
-		return AdminReply::now("NOTFOUND");
+		return AdminReply::now(AdminResult::not_found);
 	if (h->self || h->removed)
 		return reply_after_sync(job, now);
 	h->removed = true;

@@ -114,7 +114,7 @@ void Ring::state_changed(int64_t now, Effects &fx)
 	handler_.ring_state_changed(now, fx);
 	if (ring_synced_) {
 		for (const SyncWaiter &w : sync_waiters_)
-			fx.admin.push_back({w.job, "OK"});
+			fx.admin.push_back({w.job, AdminResult::ok});
 		sync_waiters_.clear();
 		for (JobId job : presync_waiters_)
 			fx.admin_resume.push_back(job);
@@ -126,7 +126,7 @@ AdminReply Ring::reply_after_sync(JobId job, int64_t now)
 {
 	// Alone, a change cannot desync us; synced, nothing is pending.
 	if (alone() || ring_synced_)
-		return AdminReply::now("OK");
+		return AdminReply::now(AdminResult::ok);
 	sync_waiters_.push_back({job, now + request_timeout_secs});
 	return AdminReply::deferred();
 }

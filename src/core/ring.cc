@@ -461,7 +461,7 @@ void Ring::tick(int64_t now, Effects &fx)
 	}
 	for (auto it = sync_waiters_.begin(); it != sync_waiters_.end();) {
 		if (it->deadline <= now) {
-			fx.admin.push_back({it->job, "Ring sync timed out"});
+			fx.admin.push_back({it->job, AdminResult::ring_sync_timeout});
 			it = sync_waiters_.erase(it);
 		} else {
 			++it;

@@ -354,10 +354,10 @@ AdminReply UserMoves::user_kick(JobId job, std::string_view kick_field, std::str
 	QueuedKick kick{job, std::string(kick_field), std::string(value)};
 	if (kicking_ < config_.max_parallel_kicks) {
 		start_admin_kick(kick, fx);
-		return AdminReply::now("OK");
+		return AdminReply::now(AdminResult::ok);
 	}
 	if (nowait)
-		return AdminReply::now("TRYAGAIN");
+		return AdminReply::now(AdminResult::try_again);
 	queued_kicks_.push_back(std::move(kick));
 	return AdminReply::deferred();
 }
@@ -368,7 +368,7 @@ void UserMoves::run_queued_kicks(Effects &fx)
 		QueuedKick kick = std::move(queued_kicks_.front());
 		queued_kicks_.pop_front();
 		start_admin_kick(kick, fx);
-		fx.admin.push_back({kick.admin_job, "OK"});
+		fx.admin.push_back({kick.admin_job, AdminResult::ok});
 	}
 }
 
@@ -395,9 +395,9 @@ AdminReply UserMoves::reset_users(JobId job, std::optional<IpAddr> ip, unsigned 
 			reset.hosts.push_back(hosts_.get(id).ip);
 	}
 	if (ip && reset.hosts.empty())
-		return AdminReply::now("NOTFOUND");
+		return AdminReply::now(AdminResult::not_found);
 	if (run_reset_job(reset, now, fx))
-		return AdminReply::now("OK");
+		return AdminReply::now(AdminResult::ok);
 	resets_.push_back(std::move(reset));
 	return AdminReply::deferred();
 }
@@ -471,7 +471,7 @@ void UserMoves::run_reset_jobs(int64_t now, Effects &fx)
 	for (size_t i = 0; i < resets_.size();) {
 		if (run_reset_job(resets_[i], now, fx)) {
 			if (resets_[i].admin_present)
-				fx.admin.push_back({resets_[i].admin_job, "OK"});
+				fx.admin.push_back({resets_[i].admin_job, AdminResult::ok});
 			resets_.erase(resets_.begin() + static_cast<long>(i));
 		} else {
 			i++;

@@ -276,7 +276,7 @@ void DirectorService::run_effects_batch(core::Effects &fx)
 			if (conn == connections_.end())
 				continue;
 			if (auto *w = dynamic_cast<AdminWaiter *>(conn->second.get()))
-				w->admin_done(admin.reply);
+				w->admin_done(admin.result);
 		}
 		for (core::JobId job : todo.admin_resume) {
 			auto conn = connections_.find(job);

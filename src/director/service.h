@@ -244,7 +244,7 @@ public:
 class AdminWaiter {
 public:
 	virtual ~AdminWaiter() = default;
-	virtual void admin_done(const std::string &reply) = 0;
+	virtual void admin_done(core::AdminResult result) = 0;
 	// The ring synced: a command that waited for it may run now.
 	virtual void admin_resume() = 0;
 };

@@ -369,7 +369,7 @@ START_TEST(test_ring_host_change_reaches_everyone_and_reply_waits_for_sync)
 	net.settle();
 	bool ok = false;
 	for (auto &a : net.fxs[1].admin)
-		ok = ok || (a.id == 7 && a.reply == "OK");
+		ok = ok || (a.id == 7 && a.result == AdminResult::ok);
 	ck_assert_msg(ok, "HOST-SET not answered after the ring synced");
 	for (auto &d : net.dirs) {
 		bool seen = false;
@@ -393,7 +393,8 @@ START_TEST(test_ring_move_kicks_on_every_director_and_blocks_until_done)
 	uint32_t hash = net.dirs[0]->user_hash("bob");
 	for (auto &fx : net.fxs)
 		fx.kicks.clear();
-	ck_assert(net.dirs[1]->user_move(hash, ip(target.c_str()), net.now, net.fxs[1]).line == "OK");
+	ck_assert(net.dirs[1]->user_move(hash, ip(target.c_str()), net.now, net.fxs[1]).result ==
+		  AdminResult::ok);
 	net.settle();
 	// Every director kicks the user's sessions locally, then reports.
 	for (size_t i = 0; i < 3; i++) {
