@@ -126,6 +126,13 @@ struct HostAnswer {
 	std::string hostname;
 };
 
+// Users a ring connection sent and received in handshakes and user streams
+// (USER lines of single logins not included).
+struct RingUserCounts {
+	uint64_t sent = 0;
+	uint64_t received = 0;
+};
+
 // What an admin command that changes something came to. The admin codec words it
 // for doveadm (admin_result_line(): OK, NOTFOUND, TRYAGAIN or the stock error text).
 enum class AdminResult {
@@ -190,6 +197,13 @@ struct Effects {
 	std::vector<RingConnect> ring_connects;
 	std::vector<RingSend> ring_sends;
 	std::vector<RingClose> ring_closes;
+	// A ring connection finished its handshake (DONE both ways), with the
+	// users it sent and received in it. Only reported, nothing to run.
+	struct RingHandshaked {
+		RingConnId id;
+		RingUserCounts users;
+	};
+	std::vector<RingHandshaked> ring_handshakes;
 	// A host's users were forgotten (HOST-FLUSH): by doveadm director flush,
 	// a health check or a move job here (from_ring false), or by a flush
 	// learned from a peer (from_ring true). Only reported, nothing to run.
@@ -221,7 +235,7 @@ struct Effects {
 		return lookups.empty() && kicks.empty() && flushes.empty() && admin.empty() &&
 		       ring_connects.empty() && ring_sends.empty() && ring_closes.empty() &&
 		       admin_resume.empty() && host_flushes.empty() &&
-		       user_moves.empty();
+		       user_moves.empty() && ring_handshakes.empty();
 	}
 };
 

@@ -300,6 +300,7 @@ void Ring::handshake_done(RingLink &c, int64_t now, Effects &fx)
 	apply_deferred_handshake(c, now, fx);
 	if (c.closing())
 		return;
+	fx.ring_handshakes.push_back({c.id(), {c.users_sent, c.users_received}});
 	if (c.users_unsorted) {
 		users_.sort_by_timestamp();
 		c.users_unsorted = false;

@@ -481,6 +481,14 @@ bool Ring::wants_drain(RingConnId id) const
 	return it != conns_.end() && it->second.want_drain;
 }
 
+std::optional<RingUserCounts> Ring::user_counts(RingConnId id) const
+{
+	auto it = conns_.find(id);
+	if (it == conns_.end())
+		return std::nullopt;
+	return RingUserCounts{it->second.users_sent, it->second.users_received};
+}
+
 void Ring::drained(RingConnId id, int64_t now, Effects &fx)
 {
 	if (RingLink *c = conn(id))

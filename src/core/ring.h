@@ -50,6 +50,7 @@ public:
 	void shutdown(int64_t now, Effects &fx);
 	void drained(RingConnId id, int64_t now, Effects &fx);
 	bool wants_drain(RingConnId id) const;
+	std::optional<RingUserCounts> user_counts(RingConnId id) const;
 	void tick(int64_t now, Effects &fx);
 	bool heartbeat(int64_t now, Effects &fx);
 	int64_t director_last_sync_seen(const IpAddr &ip, uint16_t port) const;

@@ -294,6 +294,12 @@ void DirectorService::run_effects_batch(core::Effects &fx)
 					t->ring_wait_drain();
 			}
 		}
+		for (auto &hs : todo.ring_handshakes) {
+			if (RingTransport *t = ring_transport(hs.id)) {
+				t->handshaked_usecs = now_usecs();
+				ring_event_connected(*t, hs.users);
+			}
+		}
 		for (auto &close : todo.ring_closes) {
 			if (RingTransport *t = ring_transport(close.id)) {
 				ring_event_disconnected(*t, close.reason);

@@ -732,6 +732,64 @@ START_TEST(test_ring_users_from_a_late_left_handshake_are_passed_right)
 }
 END_TEST
 
+// The core reports each finished handshake with the users that went over it
+// (director_ring_connected), and keeps counting them for the disconnect.
+START_TEST(test_ring_handshakes_report_users_sent_and_received)
+{
+	QuietLog log;
+	Director d(DirectorConfig(), log);
+	Effects fx;
+	const int64_t now = t0 + 1000;
+	d.add_config_host(ip("10.0.0.1"), "", "");
+	d.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}, {ip("127.0.0.3"), 9090}},
+		     ip("127.0.0.2"), 9090, now, fx);
+	RingConnId in = d.ring_accept(ip("127.0.0.1"), now, fx);
+	ck_assert_uint_ne(in, 0);
+	for (const char *line : {"VERSION\tdirector\t1\t9", "ME\t127.0.0.1\t9090\t1700001000",
+				 "HOST-HAND-START\t0", "HOST\t10.0.0.1\t100\t\tU0\t",
+				 "HOST-HAND-END\t0"})
+		d.ring_line(in, line, now, fx);
+	for (unsigned i = 0; i < 30; i++)
+		d.ring_line(in, "U\t" + std::to_string(100 + i) + "\t10.0.0.1\t" +
+					std::to_string(now - 10),
+			    now, fx);
+	ck_assert(fx.ring_handshakes.empty());
+	d.ring_line(in, "DONE", now, fx);
+	ck_assert_uint_eq(fx.ring_handshakes.size(), 1);
+	ck_assert_uint_eq(fx.ring_handshakes[0].id, in);
+	ck_assert_uint_eq(fx.ring_handshakes[0].users.sent, 0);
+	ck_assert_uint_eq(fx.ring_handshakes[0].users.received, 30);
+
+	RingConnId out = 0;
+	for (const auto &c : fx.ring_connects) {
+		if (c.ip == ip("127.0.0.3"))
+			out = c.id;
+	}
+	ck_assert_uint_ne(out, 0);
+	d.ring_connected(out, now, fx);
+	fx = Effects();
+	d.ring_line(out, "VERSION\tdirector\t1\t9", now, fx);
+	d.ring_line(out, "ME\t127.0.0.3\t9090\t1700001000", now, fx);
+	for (int i = 0; i < 100 && d.ring_wants_drain(out); i++)
+		d.ring_drained(out, now, fx);
+	ck_assert(fx.ring_handshakes.empty());
+	d.ring_line(out, "DONE", now, fx);
+	ck_assert_uint_eq(fx.ring_handshakes.size(), 1);
+	ck_assert_uint_eq(fx.ring_handshakes[0].id, out);
+	ck_assert_uint_eq(fx.ring_handshakes[0].users.sent, 30);
+	ck_assert_uint_eq(fx.ring_handshakes[0].users.received, 0);
+
+	// the counts stay readable until the connection is swept
+	auto counts = d.ring_user_counts(in);
+	ck_assert(counts.has_value());
+	ck_assert_uint_eq(counts->received, 30);
+	d.ring_closed(in, "EOF", now, fx);
+	d.tick(now + 1, fx);
+	ck_assert(!d.ring_user_counts(in).has_value());
+	ck_assert(!d.ring_user_counts(12345678).has_value());
+}
+END_TEST
+
 int main()
 {
 	Suite *s = suite_create("director-ring");
@@ -753,6 +811,7 @@ int main()
 	tcase_add_test(tc, test_ring_peer_timestamps_are_bounded_and_capped);
 	tcase_add_test(tc, test_ring_director_lines_are_capped);
 	tcase_add_test(tc, test_ring_users_from_a_late_left_handshake_are_passed_right);
+	tcase_add_test(tc, test_ring_handshakes_report_users_sent_and_received);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
