@@ -48,10 +48,10 @@ Status AdminSession::input_line(std::string_view line, Now now, Effects &fx)
 	return Status::success();
 }
 
-void AdminSession::reply_later(const std::string &line)
+void AdminSession::reply_later(AdminResult result)
 {
 	awaiting_reply_ = false;
-	send_line(line);
+	send_line(std::string(admin_result_line(result)));
 }
 
 void AdminSession::resume(Now now, Effects &fx)
@@ -97,7 +97,7 @@ void AdminSession::reply(AdminReply r)
 	if (r.later)
 		awaiting_reply_ = true;
 	else
-		send_line(std::move(r.line));
+		send_line(std::string(admin_result_line(r.result)));
 }
 
 uint32_t AdminSession::hash_of(const AdminCommand &cmd) const
@@ -174,7 +174,7 @@ void AdminSession::dispatch(const AdminCommand &cmd, Now now, Effects &fx)
 	case AdminCommandKind::host_set:
 	case AdminCommandKind::host_update:
 		if (vhost_count_too_large(cmd)) {
-			send_line(std::string(admin_reply_vhost_count_too_large));
+			send_line(std::string(admin_result_line(AdminResult::vhost_count_too_large)));
 			break;
 		}
 		reply(d.host_set(id_, *cmd.ip, cmd.tag,

@@ -62,7 +62,7 @@ public:
 	// and close the connection; nothing was sent.
 	Status input_line(std::string_view line, Now now, Effects &fx);
 	// The deferred reply of the pending command (Effects::admin).
-	void reply_later(const std::string &line);
+	void reply_later(AdminResult result);
 	// The ring synced (Effects::admin_resume): the command that waited for it
 	// runs now.
 	void resume(Now now, Effects &fx);

@@ -54,12 +54,10 @@ int Director::user_refresh(const RingLink &from, uint32_t hash, HostId host, int
 	} else {
 		const IpAddr &ours = hosts_.get(users_.host(u)).ip;
 		const IpAddr &theirs = hosts_.get(host).ip;
-		log_.log(LogLevel::error,
-			 "director(" + from.who() +
-				 "): User hash " + std::to_string(hash) +
-				 " is being redirected to two hosts: " + ours.to_string() + " and " +
-				 theirs.to_string() + " (old_ts=" + std::to_string(users_.timestamp(u)) +
-				 ")");
+		log_.peer(LogLevel::error, from.who(), "User hash " + std::to_string(hash) +
+			" is being redirected to two hosts: " + ours.to_string() + " and " +
+			theirs.to_string() + " (old_ts=" + std::to_string(users_.timestamp(u)) +
+			")");
 		// Everyone picks the lower IP, and kicks the rest.
 		if (theirs < ours)
 			forced_r = true;
@@ -104,9 +102,10 @@ void Director::send_host(const DirectorHost *src, std::optional<RingOrigin> orig
 		return;
 	const MailHost &h = hosts_.get(id);
 	if (h.tag != default_tag && ring_.min_version() < ring_minor_tags_v2) {
-		log_.log(LogLevel::error, "Ring has directors that don't support tags - removing host " +
-						  h.ip.to_string() + " with tag '" +
-						  hosts_.tag_name(h.tag) + "'");
+		log_.log_with(LogLevel::error,
+			      "Ring has directors that don't support tags - removing host " +
+				      h.ip.to_string() + " with tag '" + hosts_.tag_name(h.tag) + "'",
+			      LogFields::mail_host(h.ip));
 		RingCommand rm;
 		rm.kind = RingCommandKind::host_remove;
 		rm.origin = origin ? *origin : ring_.next_origin();
@@ -135,9 +134,9 @@ void Director::apply_host(RingLink *c, const RingCommand &cmd, bool handshake, N
 		return;
 	std::string who = c && c->host ? c->host->name() : "";
 	if (!cmd.tag.empty() && c != nullptr && c->peer_minor() < ring_minor_tags_v2) {
-		log_.log(LogLevel::error, "director(" + who + "): Received a host tag from older "
-							      "director version with incompatible tagging "
-							      "support");
+		log_.peer(LogLevel::error, who,
+			"Received a host tag from older director version with incompatible "
+			"tagging support");
 		ring_.close(*c, "Incompatible tag support", now, fx, true);
 		return;
 	}
@@ -145,9 +144,9 @@ void Director::apply_host(RingLink *c, const RingCommand &cmd, bool handshake, N
 		// Stock takes any count here, and a ring of billions of vhost
 		// points would exhaust memory; no stock director sends more
 		// than doveadm's limit.
-		log_.log(LogLevel::error, "director(" + who + "): Ignoring host " + cmd.ip.to_string() +
-						  ": vhost count " + std::to_string(cmd.vhost_count) +
-						  " is over " + std::to_string(max_vhost_count));
+		log_.peer(LogLevel::error, who, "Ignoring host " + cmd.ip.to_string() +
+			": vhost count " + std::to_string(cmd.vhost_count) + " is over " +
+			std::to_string(max_vhost_count));
 		return;
 	}
 	bool down = cmd.updown && cmd.updown->down;
@@ -155,8 +154,8 @@ void Director::apply_host(RingLink *c, const RingCommand &cmd, bool handshake, N
 	HostId id = hosts_.find(cmd.ip);
 	bool update = false, conflict = false;
 	if (!hosts_.find_tag(cmd.tag) && hosts_.tag_count() > max_tag_id) {
-		log_.log(LogLevel::error, "director(" + who + "): Ignoring host " + cmd.ip.to_string() +
-						  ": more than " + std::to_string(max_tag_id) + " tags");
+		log_.peer(LogLevel::error, who, "Ignoring host " + cmd.ip.to_string() +
+			": more than " + std::to_string(max_tag_id) + " tags");
 		return;
 	}
 	if (id == invalid_host) {
@@ -177,9 +176,8 @@ void Director::apply_host(RingLink *c, const RingCommand &cmd, bool handshake, N
 			if (h.desynced) {
 				// Both sides changed it: converge on one answer.
 				conflict = true;
-				log_.log(LogLevel::warning,
-					 "director(" + who + "): Host " + cmd.ip.to_string() +
-						 " is being updated before previous update had finished");
+				log_.peer(LogLevel::warning, who, "Host " + cmd.ip.to_string() +
+					" is being updated before previous update had finished");
 				if (h.last_updown_change > updown_ts) {
 					down = h.down;
 					updown_ts = h.last_updown_change;
@@ -187,9 +185,9 @@ void Director::apply_host(RingLink *c, const RingCommand &cmd, bool handshake, N
 				vhosts = std::min(vhosts, h.vhost_count);
 			}
 			if (hosts_.tag_name(h.tag) != cmd.tag) {
-				log_.log(LogLevel::error, "director(" + who + "): Host " +
-								  cmd.ip.to_string() + " changed tag from '" +
-								  hosts_.tag_name(h.tag) + "' to '" + cmd.tag + "'");
+				log_.peer(LogLevel::error, who, "Host " + cmd.ip.to_string() +
+					" changed tag from '" + hosts_.tag_name(h.tag) + "' to '" +
+					cmd.tag + "'");
 				erase_users_of_host(id);
 				hosts_.set_tag(id, cmd.tag);
 			}

@@ -126,10 +126,11 @@ bool Director::try_lookup(PendingLookup &req, Now now, Effects &fx)
 		if (u == no_user) {
 			// The table is full: answering with the hashed host would
 			// leave the user unknown to the ring.
-			log_.log(LogLevel::error, "User table is full (" +
-							  std::to_string(users_.size()) +
-							  " users): failing lookup of user hash " +
-							  std::to_string(req.user_hash));
+			log_.log_with(LogLevel::error,
+				      "User table is full (" + std::to_string(users_.size()) +
+					      " users): failing lookup of user hash " +
+					      std::to_string(req.user_hash),
+				      LogFields::user(req.user_hash));
 			fx.lookups.push_back({req.id, std::nullopt, "User table is full"});
 			return true;
 		}
@@ -210,9 +211,10 @@ void Director::tick(Now now, Effects &fx)
 			continue;
 		}
 		if (users_.weak(u)) {
-			log_.log(LogLevel::warning,
-				 "User " + std::to_string(users_.user_hash(u)) +
-					 " weakness appears to be stuck, removing it");
+			log_.log_with(LogLevel::warning,
+				      "User " + std::to_string(users_.user_hash(u)) +
+					      " weakness appears to be stuck, removing it",
+				      LogFields::user(users_.user_hash(u)));
 		}
 		users_.erase(u);
 		u = next;
@@ -277,23 +279,23 @@ AdminReply Director::host_set(JobId job, const IpAddr &ip, std::string_view tag,
 			      Effects &fx)
 {
 	if (vhosts && *vhosts > max_vhost_count)
-		return AdminReply::now("vhost count too large");
+		return AdminReply::now(AdminResult::vhost_count_too_large);
 	HostId id = hosts_.find(ip);
 	if (id == invalid_host) {
 		if (update_only)
-			return AdminReply::now("NOTFOUND");
+			return AdminReply::now(AdminResult::not_found);
 		if (!hosts_.find_tag(tag) && hosts_.tag_count() > max_tag_id)
-			return AdminReply::now("too many tags");
+			return AdminReply::now(AdminResult::too_many_tags);
 		auto added = hosts_.add(ip, tag, vhosts.value_or(default_vhost_count));
 		if (!added)
-			return AdminReply::now("too many hosts");
+			return AdminReply::now(AdminResult::too_many_hosts);
 		id = *added;
 	} else {
 		const MailHost &h = hosts_.get(id);
 		if (!tag.empty() && hosts_.tag_name(h.tag) != tag)
-			return AdminReply::now("host tag can't be changed");
+			return AdminReply::now(AdminResult::tag_cant_change);
 		if (h.desynced)
-			return AdminReply::now("host is already being updated - try again later");
+			return AdminReply::now(AdminResult::host_being_updated);
 		if (vhosts)
 			hosts_.set_vhost_count(id, *vhosts);
 	}
@@ -306,12 +308,12 @@ AdminReply Director::host_set_down(JobId job, const IpAddr &ip, bool down, Now n
 {
 	HostId id = hosts_.find(ip);
 	if (id == invalid_host)
-		return AdminReply::now("NOTFOUND");
+		return AdminReply::now(AdminResult::not_found);
 	const MailHost &h = hosts_.get(id);
 	if (h.down == down)
-		return AdminReply::now("OK");
+		return AdminReply::now(AdminResult::ok);
 	if (h.desynced)
-		return AdminReply::now("host is already being updated - try again later");
+		return AdminReply::now(AdminResult::host_being_updated);
 	hosts_.set_down(id, down, now.wall);
 	host_changed(id, now, fx);
 	return ring_.reply_after_sync(job, now);
@@ -321,7 +323,7 @@ AdminReply Director::host_remove(JobId job, const IpAddr &ip, Now now, Effects &
 {
 	HostId id = hosts_.find(ip);
 	if (id == invalid_host)
-		return AdminReply::now("NOTFOUND");
+		return AdminReply::now(AdminResult::not_found);
 	if (ring_.active()) {
 		RingCommand rm;
 		rm.kind = RingCommandKind::host_remove;
@@ -362,11 +364,11 @@ AdminReply Director::host_flush(JobId job, std::optional<IpAddr> ip, Now now, Ef
 			 "Flushed all backend hosts with " + std::to_string(flushed) +
 				 " users. This is an unsafe operation and may cause the same users "
 				 "to end up in multiple backends.");
-		return AdminReply::now("OK");
+		return AdminReply::now(AdminResult::ok);
 	}
 	HostId id = hosts_.find(*ip);
 	if (id == invalid_host)
-		return AdminReply::now("NOTFOUND");
+		return AdminReply::now(AdminResult::not_found);
 	flush_host(id, now, fx);
 	return ring_.reply_after_sync(job, now);
 }
@@ -451,18 +453,18 @@ AdminReply Director::user_move(uint32_t hash, const IpAddr &ip, Now now, Effects
 {
 	HostId host = hosts_.find(ip);
 	if (host == invalid_host)
-		return AdminReply::now("NOTFOUND");
+		return AdminReply::now(AdminResult::not_found);
 	TagId tag = hosts_.get(host).tag;
 	UserIndex u = users_.find(hash, tag);
 	if (u != no_user && moves_.moving(hash, tag))
-		return AdminReply::now("TRYAGAIN");
+		return AdminReply::now(AdminResult::try_again);
 	if (u != no_user && users_.host(u) == host) {
 		refresh_user(u, now);
 		broadcast_user(ring_.self(), u, fx);
-		return AdminReply::now("OK");
+		return AdminReply::now(AdminResult::ok);
 	}
 	moves_.move(ring_.self(), std::nullopt, hash, host, Effects::MoveReason::admin, now, fx);
-	return AdminReply::now("OK");
+	return AdminReply::now(AdminResult::ok);
 }
 
 // ---------------------------------------------------------------- parts

@@ -133,6 +133,12 @@ public:
 	// The adapter's output buffer of `id` is nearly empty again.
 	void ring_drained(RingConnId id, Now now, Effects &fx);
 	bool ring_wants_drain(RingConnId id) const { return ring_.wants_drain(id); }
+	// Users a ring connection sent and received so far (for its
+	// director_ring_disconnected event); nullopt once it is swept.
+	std::optional<RingUserCounts> ring_user_counts(RingConnId id) const
+	{
+		return ring_.user_counts(id);
+	}
 	// Checked by the adapter before sending: an output buffer over
 	// director_output_buffer_size closes the connection.
 	bool ring_mode() const { return ring_.mode(); }

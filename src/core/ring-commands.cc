@@ -28,9 +28,9 @@ void Ring::handle_ring_command(RingLink &c, const RingCommand &cmd, Now now, Eff
 {
 	std::string who = c.host ? c.host->name() : c.remote_ip.to_string();
 	if (!from_ring_neighbour(c, cmd)) {
-		log_.log(LogLevel::debug, "director(" + who + "): Ignoring " +
-						  std::string(ring_command_name(cmd.kind)) +
-						  ": the connection is not our left or right");
+		log_.peer(LogLevel::debug, who, "Ignoring " +
+			std::string(ring_command_name(cmd.kind)) +
+			": the connection is not our left or right");
 		return;
 	}
 	bool reorig = false;
@@ -107,14 +107,13 @@ void Ring::handle_ring_command(RingLink &c, const RingCommand &cmd, Now now, Eff
 		handle_connect(c, cmd, now, fx);
 		return;
 	case RingCommandKind::quit:
-		log_.log(LogLevel::warning,
-			 "director(" + who + "): Director " + who + " disconnected us with reason: " +
-				 quote_for_log(cmd.reason, 200));
+		log_.peer(LogLevel::warning, who, "Director " + who +
+			" disconnected us with reason: " + quote_for_log(cmd.reason, 200));
 		close_conn(c, "", now, fx);
 		return;
 	default:
-		log_.log(LogLevel::error, "director(" + who + "): Unexpected command " +
-						  std::string(ring_command_name(cmd.kind)));
+		log_.peer(LogLevel::error, who, "Unexpected command " +
+			std::string(ring_command_name(cmd.kind)));
 		close_conn(c, "Unexpected command", now, fx, true);
 		return;
 	}
@@ -136,9 +135,8 @@ void Ring::handle_director(RingLink &c, const RingCommand &cmd, Now now, Effects
 	} else {
 		h = dirs_.add(cmd.ip, cmd.port);
 		if (h == nullptr) {
-			log_.log(LogLevel::error, "director(" + who + "): Ignoring DIRECTOR " +
-							  cmd.ip.to_string() + ":" + std::to_string(cmd.port) +
-							  ": director list is full");
+			log_.peer(LogLevel::error, who, "Ignoring DIRECTOR " + cmd.ip.to_string() +
+				":" + std::to_string(cmd.port) + ": director list is full");
 			return;
 		}
 		log_.log(LogLevel::info, "Adding director " + h->name() + " to ring (requested by " +
@@ -186,17 +184,15 @@ void Ring::handle_connect(RingLink &c, const RingCommand &cmd, Now now, Effects 
 	DirectorHost *h = dirs_.find(cmd.ip, cmd.port);
 	if (h == nullptr) {
 		// Stock adds and dials whatever it is told.
-		log_.log(LogLevel::warning, "director(" + who + "): Ignoring CONNECT " +
-						    cmd.ip.to_string() + ":" + std::to_string(cmd.port) +
-						    ": " + unlisted_reason(cmd.ip, cmd.port));
+		log_.peer(LogLevel::warning, who, "Ignoring CONNECT " + cmd.ip.to_string() + ":" +
+			std::to_string(cmd.port) + ": " + unlisted_reason(cmd.ip, cmd.port));
 		return;
 	}
 	RingLink *right = conn(right_);
 	if (h->self) {
 		// Stock would connect to its own listener; nobody
 		// sane asks for that.
-		log_.log(LogLevel::warning,
-			 "director(" + who + "): Ignoring CONNECT request to ourselves");
+		log_.peer(LogLevel::warning, who, "Ignoring CONNECT request to ourselves");
 		c.close_at = now.mono + 1;
 		return;
 	}
@@ -295,7 +291,7 @@ AdminReply Ring::director_add(const IpAddr &ip, std::optional<uint16_t> port, No
 	if (dirs_.find(ip, p) == nullptr) {
 		DirectorHost *h = dirs_.add(ip, p);
 		if (h == nullptr)
-			return AdminReply::now("director list is full");
+			return AdminReply::now(AdminResult::director_list_full);
 		RingCommand dc;
 		dc.kind = RingCommandKind::director;
 		dc.ip = ip;
@@ -305,7 +301,7 @@ AdminReply Ring::director_add(const IpAddr &ip, std::optional<uint16_t> port, No
 		ring_change_counter_++;
 		// Like stock, we wait for the new director to connect to us.
 	}
-	return AdminReply::now("OK");
+	return AdminReply::now(AdminResult::ok);
 }
 
 AdminReply Ring::director_remove(JobId job, const IpAddr &ip, std::optional<uint16_t> port,
@@ -313,7 +309,7 @@ AdminReply Ring::director_remove(JobId job, const IpAddr &ip, std::optional<uint
 {
 	DirectorHost *h = dirs_.find_any(ip, port);
 	if (h == nullptr)
-		return AdminReply::now("NOTFOUND");
+		return AdminReply::now(AdminResult::not_found);
 	if (h->self || h->removed)
 		return reply_after_sync(job, now);
 	h->removed = true;

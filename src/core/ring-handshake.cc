@@ -16,20 +16,20 @@ bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, Now now
 			// Stock would send its host list and users again (or
 			// assert while still sending them); a peer never sends
 			// VERSION twice, so treat it as the protocol error it is.
-			log_.log(LogLevel::error, "director(" + who + "): Duplicate VERSION");
+			log_.peer(LogLevel::error, who, "Duplicate VERSION");
 			close_conn(c, "Duplicate VERSION", now, fx, true);
 			return true;
 		}
 		c.pctx.version_received = true;
 		c.pctx.peer_minor = cmd.minor_version;
 		if (cmd.minor_version < ring_minor_options) {
-			log_.log(LogLevel::error,
-				 "director(" + who + "): Director version is too old for supporting "
-						     "director_consistent_hashing=yes");
+			log_.peer(LogLevel::error, who,
+				"Director version is too old for supporting "
+				"director_consistent_hashing=yes");
 			close_conn(c, "Director version is too old", now, fx);
 		} else if (hosts_.have_tags() && cmd.minor_version < ring_minor_tags_v2) {
-			log_.log(LogLevel::error, "director(" + who + "): Director version supports "
-								      "incompatible tags");
+			log_.peer(LogLevel::error, who,
+				"Director version supports incompatible tags");
 			close_conn(c, "Director version supports incompatible tags", now, fx);
 		} else if (!c.incoming() && (!c.auth || c.auth->proved())) {
 			send_handshake_start(c, now, fx);
@@ -49,8 +49,8 @@ bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, Now now
 			if (!delta_join(c, now))
 				handler_.ring_joining(now);
 			restored_table_stale_ = false;
-			log_.log(LogLevel::info, "director(" + who + "): Joining an existing ring, "
-								     "replacing our mail hosts with theirs");
+			log_.peer(LogLevel::info, who,
+				"Joining an existing ring, replacing our mail hosts with theirs");
 		} else if (!cmd.ring_handshaked && ring_handshaked_) {
 			c.ignore_host_list = true; // the sender joins our ring
 		}
@@ -84,7 +84,7 @@ bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, Now now
 		if (host == invalid_host) {
 			c.users_received++;
 			std::string msg = "USER used unknown host " + cmd.ip.to_string() + " in handshake";
-			log_.log(LogLevel::error, "director(" + who + "): " + msg);
+			log_.peer(LogLevel::error, who, msg);
 			close_conn(c, msg, now, fx, true);
 			return true;
 		}
@@ -118,16 +118,15 @@ void Ring::handle_me(RingLink &c, const RingCommand &cmd, Now now, Effects &fx)
 	c.pctx.me_received = true;
 	int64_t peer_now = cmd.timestamp ? bound_peer_time(*cmd.timestamp) : now.wall;
 	if (peer_now > now.wall + 1 || peer_now < now.wall - 1) {
-		log_.log(LogLevel::warning, "director(" + who + "): Director clock differs by " +
-						    std::to_string(peer_now - now.wall) +
-						    " secs from ours");
+		log_.peer(LogLevel::warning, who, "Director clock differs by " +
+			std::to_string(peer_now - now.wall) + " secs from ours");
 	}
 	if (!c.incoming()) {
 		if (c.host == nullptr || c.host->ip != cmd.ip || c.host->port != cmd.port) {
 			std::string msg = "Remote director thinks it's someone else (connected to " +
 					  who + ", remote says it's " +
 					  cmd.ip.to_string() + ":" + std::to_string(cmd.port) + ")";
-			log_.log(LogLevel::error, "director(" + who + "): " + msg);
+			log_.peer(LogLevel::error, who, msg);
 			close_conn(c, msg, now, fx, true);
 		}
 		return;
@@ -139,21 +138,21 @@ void Ring::handle_me(RingLink &c, const RingCommand &cmd, Now now, Effects &fx)
 	if (cmd.ip != c.remote_ip) {
 		std::string msg = "ME says it is " + name + " but the connection comes from " +
 				  c.remote_ip.to_string();
-		log_.log(LogLevel::error, "director(" + who + "): " + msg + ", dropping");
+		log_.peer(LogLevel::error, who, msg + ", dropping");
 		close_conn(c, msg, now, fx);
 		return;
 	}
 	DirectorHost *h = dirs_.find(cmd.ip, cmd.port);
 	if (h == nullptr || h->removed) {
 		std::string msg = "ME names " + name + ", which is " + unlisted_reason(cmd.ip, cmd.port);
-		log_.log(LogLevel::error, "director(" + who + "): " + msg + ", dropping");
+		log_.peer(LogLevel::error, who, msg + ", dropping");
 		close_conn(c, msg, now, fx);
 		return;
 	}
 	c.host = h;
 	if (h->last_protocol_failure + ring_failure_retry_secs > now.mono) {
-		log_.log(LogLevel::error, "director(" + h->name() + "): Remote sent invalid protocol "
-								"data recently, refusing it");
+		log_.peer(LogLevel::error, h->name(),
+			"Remote sent invalid protocol data recently, refusing it");
 		close_conn(c, "Director recently sent invalid protocol data", now, fx);
 		return;
 	}
@@ -280,9 +279,8 @@ void Ring::resend_to_right(const RingLink &from, Now now, Effects &fx)
 	}
 	if (right->id() == from.id() || right->peer_minor() < ring_minor_user_timestamp)
 		return;
-	log_.log(LogLevel::info, "director(" + right->who() + "): Passing on " +
-					 std::to_string(from.users_to_resend) +
-					 " users learned from " + from.who());
+	log_.peer(LogLevel::info, right->who(), "Passing on " +
+		std::to_string(from.users_to_resend) + " users learned from " + from.who());
 	right->start_resend_stream(users_);
 	continue_user_stream(*right, now, fx);
 }
@@ -302,6 +300,7 @@ void Ring::handshake_done(RingLink &c, Now now, Effects &fx)
 	apply_deferred_handshake(c, now, fx);
 	if (c.closing())
 		return;
+	fx.ring_handshakes.push_back({c.id(), {c.users_sent, c.users_received}});
 	if (c.users_unsorted) {
 		users_.sort_by_timestamp();
 		c.users_unsorted = false;
@@ -309,9 +308,9 @@ void Ring::handshake_done(RingLink &c, Now now, Effects &fx)
 	if (c.host != nullptr)
 		c.host->last_network_failure = 0;
 	if (c.incoming()) {
-		log_.log(LogLevel::info, "director(" + who + "): Handshake finished in " +
-						 std::to_string(now.mono - c.created) + " secs (users received=" +
-						 std::to_string(c.users_received) + ")");
+		log_.peer(LogLevel::info, who, "Handshake finished in " +
+			std::to_string(now.mono - c.created) + " secs (users received=" +
+			std::to_string(c.users_received) + ")");
 		// Tell the rest of the ring about our new left.
 		if (c.host != nullptr) {
 			RingCommand dc;
@@ -324,9 +323,9 @@ void Ring::handshake_done(RingLink &c, Now now, Effects &fx)
 		assign_left(c, now, fx);
 		resend_to_right(c, now, fx);
 	} else {
-		log_.log(LogLevel::info, "director(" + who + "): Handshake finished in " +
-						 std::to_string(now.mono - c.created) + " secs (users sent=" +
-						 std::to_string(c.users_sent) + ")");
+		log_.peer(LogLevel::info, who, "Handshake finished in " +
+			std::to_string(now.mono - c.created) + " secs (users sent=" +
+			std::to_string(c.users_sent) + ")");
 		assign_right(c, now, fx);
 		RingLink *right = conn(right_);
 		bool go = resend_to_new_right_ && right != nullptr && right->id() == c.id();
@@ -339,8 +338,8 @@ void Ring::handshake_done(RingLink &c, Now now, Effects &fx)
 			     !c.sending_users();
 		}
 		if (go) {
-			log_.log(LogLevel::info, "director(" + who + "): Passing on the users "
-								"learned while connecting to it");
+			log_.peer(LogLevel::info, who,
+				"Passing on the users learned while connecting to it");
 			c.start_resend_stream(users_);
 			continue_user_stream(c, now, fx);
 		}

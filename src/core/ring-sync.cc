@@ -79,9 +79,9 @@ void Ring::set_ring_handshaked(Now now, Effects &fx)
 		RingLink *left = conn(left_);
 		if (left != nullptr && left->handshaked() && !left->sending_users() &&
 		    users_.size() != 0) {
-			log_.log(LogLevel::info, "director(" + left->who() + "): Sending the "
-						 "restored user table as updates (" +
-						 std::to_string(users_.size()) + " users)");
+			log_.peer(LogLevel::info, left->who(),
+				"Sending the restored user table as updates (" +
+				std::to_string(users_.size()) + " users)");
 			left->start_user_push(users_);
 			continue_user_stream(*left, now, fx);
 		}
@@ -114,7 +114,7 @@ void Ring::state_changed(Now now, Effects &fx)
 	handler_.ring_state_changed(now, fx);
 	if (ring_synced_) {
 		for (const SyncWaiter &w : sync_waiters_)
-			fx.admin.push_back({w.job, "OK"});
+			fx.admin.push_back({w.job, AdminResult::ok});
 		sync_waiters_.clear();
 		for (JobId job : presync_waiters_)
 			fx.admin_resume.push_back(job);
@@ -126,7 +126,7 @@ AdminReply Ring::reply_after_sync(JobId job, Now now)
 {
 	// Alone, a change cannot desync us; synced, nothing is pending.
 	if (alone() || ring_synced_)
-		return AdminReply::now("OK");
+		return AdminReply::now(AdminResult::ok);
 	sync_waiters_.push_back({job, now.mono + request_timeout_secs});
 	return AdminReply::deferred();
 }
@@ -185,11 +185,10 @@ void Ring::handle_sync(RingLink &c, const RingCommand &cmd, Now now, Effects &fx
 				origin->bad_hosts_hash = hash;
 				return;
 			}
-			log_.log(LogLevel::error, "director(" + (c.host ? c.host->name() : "") +
-							  "): Hosts differ from " + origin->name() +
-							  " (our hash=" + std::to_string(hosts_.hosts_hash()) +
-							  ", theirs=" + std::to_string(hash) +
-							  "), resending our hosts");
+			log_.peer(LogLevel::error, c.host ? c.host->name() : "",
+				"Hosts differ from " + origin->name() + " (our hash=" +
+				std::to_string(hosts_.hosts_hash()) + ", theirs=" +
+				std::to_string(hash) + "), resending our hosts");
 			handler_.ring_resend_hosts(now, fx);
 			return;
 		}

@@ -256,11 +256,11 @@ void Ring::closed(RingConnId id, const std::string &reason, Now now, Effects &fx
 	if (!c.closing()) {
 		std::string who = c.host ? c.host->name() : c.remote_ip.to_string();
 		if (c.connect_sent) {
-			log_.log(LogLevel::warning, "director(" + who + "): tried to connect to us, "
-								      "should use another director instead");
+			log_.peer(LogLevel::warning, who,
+				"tried to connect to us, should use another director instead");
 		} else {
-			log_.log(c.handshaked() ? LogLevel::error : LogLevel::info,
-				 "director(" + who + "): Disconnected: " + reason);
+			log_.peer(c.handshaked() ? LogLevel::error : LogLevel::info, who,
+				"Disconnected: " + reason);
 		}
 		if (!c.incoming() && c.host != nullptr && now.mono - c.created < ring_short_connection_secs)
 			c.host->last_network_failure = now.mono;
@@ -337,9 +337,9 @@ void Ring::line(RingConnId id, std::string_view line, Now now, Effects &fx)
 	    line.substr(0, line.find('\t')) == "VERSION") {
 		auto offer = parse_ring_auth_offer(line);
 		if (offer.ok() && offer->has_value()) {
-			log_.log(LogLevel::warning,
-				 "director(" + c->who() + "): The peer has director_ring_secret_file "
-							   "set, we do not: it will refuse us");
+			log_.peer(LogLevel::warning, c->who(),
+				"The peer has director_ring_secret_file set, we do not: "
+				"it will refuse us");
 		}
 	}
 	auto parsed = parse_ring_line(line, c->pctx);
@@ -350,7 +350,7 @@ void Ring::line(RingConnId id, std::string_view line, Now now, Effects &fx)
 				return; // stock ignores a seen triple before the body
 		}
 		std::string who = c->host ? c->host->name() : c->remote_ip.to_string();
-		log_.log(LogLevel::error, "director(" + who + "): " + parsed.error());
+		log_.peer(LogLevel::error, who, parsed.error());
 		close_conn(*c, parsed.error(), now, fx, true);
 		return;
 	}
@@ -424,16 +424,16 @@ void Ring::tick(Now now, Effects &fx)
 		if (c->ping_pending) {
 			// Idle time counts from the PING, as stock's idle timeout.
 			if (now.mono - std::max(c->last_input, c->ping_sent_at) >= idle_limit) {
-				log_.log(LogLevel::error, "director(" + who + "): Ping timed out in " +
-								  std::to_string(now.mono - c->ping_sent_at) +
-								  " secs, disconnecting");
+				log_.peer(LogLevel::error, who, "Ping timed out in " +
+					std::to_string(now.mono - c->ping_sent_at) +
+					" secs, disconnecting");
 				timed_out("Ping timeout");
 				continue;
 			}
 			if (now.mono - c->ping_sent_at >= config_.ping_max_timeout_secs) {
-				log_.log(LogLevel::error, "director(" + who + "): PONG reply not received in " +
-								  std::to_string(now.mono - c->ping_sent_at) +
-								  " secs, although other input keeps coming");
+				log_.peer(LogLevel::error, who, "PONG reply not received in " +
+					std::to_string(now.mono - c->ping_sent_at) +
+					" secs, although other input keeps coming");
 				timed_out("Pong timeout");
 				continue;
 			}
@@ -461,7 +461,7 @@ void Ring::tick(Now now, Effects &fx)
 	}
 	for (auto it = sync_waiters_.begin(); it != sync_waiters_.end();) {
 		if (it->deadline <= now.mono) {
-			fx.admin.push_back({it->job, "Ring sync timed out"});
+			fx.admin.push_back({it->job, AdminResult::ring_sync_timeout});
 			it = sync_waiters_.erase(it);
 		} else {
 			++it;
@@ -479,6 +479,14 @@ bool Ring::wants_drain(RingConnId id) const
 {
 	auto it = conns_.find(id);
 	return it != conns_.end() && it->second.want_drain;
+}
+
+std::optional<RingUserCounts> Ring::user_counts(RingConnId id) const
+{
+	auto it = conns_.find(id);
+	if (it == conns_.end())
+		return std::nullopt;
+	return RingUserCounts{it->second.users_sent, it->second.users_received};
 }
 
 void Ring::drained(RingConnId id, Now now, Effects &fx)

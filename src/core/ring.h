@@ -50,6 +50,7 @@ public:
 	void shutdown(Now now, Effects &fx);
 	void drained(RingConnId id, Now now, Effects &fx);
 	bool wants_drain(RingConnId id) const;
+	std::optional<RingUserCounts> user_counts(RingConnId id) const;
 	void tick(Now now, Effects &fx);
 	bool heartbeat(Now now, Effects &fx);
 	int64_t director_last_sync_seen(const IpAddr &ip, uint16_t port) const;

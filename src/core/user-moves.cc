@@ -40,10 +40,11 @@ void UserMoves::tick(Now now, Effects &fx)
 			done.push_back(key);
 		} else if (kill.state != KillState::delay &&
 			   kill.started + user_move_timeout_secs <= now.mono) {
-			log_.log(LogLevel::error,
-				 "Finishing user " + std::to_string(uint32_t(key)) +
-					 " move timed out, its state may now be inconsistent (state=" +
-					 kill_state_name(kill.state) + ")");
+			log_.log_with(LogLevel::error,
+				      "Finishing user " + std::to_string(uint32_t(key)) +
+					      " move timed out, its state may now be inconsistent "
+					      "(state=" + kill_state_name(kill.state) + ")",
+				      LogFields::user(uint32_t(key)));
 			done.push_back(key);
 		}
 	}
@@ -80,8 +81,9 @@ void UserMoves::move(const DirectorHost *src, std::optional<RingOrigin> origin, 
 	if (u == no_user) {
 		u = users_.insert(hash, tag, host, static_cast<uint32_t>(now.wall));
 		if (u == no_user) {
-			log_.log(LogLevel::error, "User table is full: not moving user hash " +
-							  std::to_string(hash));
+			log_.log_with(LogLevel::error,
+				      "User table is full: not moving user hash " + std::to_string(hash),
+				      LogFields::user(hash));
 			return;
 		}
 	} else {
@@ -287,11 +289,13 @@ void UserMoves::kick_done(JobId id, bool ok, const std::string &error, Now now, 
 	if (kicking_ > 0)
 		kicking_--;
 	if (!ok) {
-		log_.log(LogLevel::error, job.kind == JobKind::kill_kick
-						  ? "Failed to kill user " +
-							    std::to_string(uint32_t(job.user_key)) +
-							    " connections: " + error
-						  : "Failed to kick user: " + error);
+		if (job.kind == JobKind::kill_kick)
+			log_.log_with(LogLevel::error,
+				      "Failed to kill user " + std::to_string(uint32_t(job.user_key)) +
+					      " connections: " + error,
+				      LogFields::user(uint32_t(job.user_key)));
+		else
+			log_.log(LogLevel::error, "Failed to kick user: " + error);
 	}
 	if (job.kind == JobKind::kill_kick) {
 		auto kill = kills_.find(job.user_key);
@@ -354,10 +358,10 @@ AdminReply UserMoves::user_kick(JobId job, std::string_view kick_field, std::str
 	QueuedKick kick{job, std::string(kick_field), std::string(value)};
 	if (kicking_ < config_.max_parallel_kicks) {
 		start_admin_kick(kick, fx);
-		return AdminReply::now("OK");
+		return AdminReply::now(AdminResult::ok);
 	}
 	if (nowait)
-		return AdminReply::now("TRYAGAIN");
+		return AdminReply::now(AdminResult::try_again);
 	queued_kicks_.push_back(std::move(kick));
 	return AdminReply::deferred();
 }
@@ -368,7 +372,7 @@ void UserMoves::run_queued_kicks(Effects &fx)
 		QueuedKick kick = std::move(queued_kicks_.front());
 		queued_kicks_.pop_front();
 		start_admin_kick(kick, fx);
-		fx.admin.push_back({kick.admin_job, "OK"});
+		fx.admin.push_back({kick.admin_job, AdminResult::ok});
 	}
 }
 
@@ -395,9 +399,9 @@ AdminReply UserMoves::reset_users(JobId job, std::optional<IpAddr> ip, unsigned 
 			reset.hosts.push_back(hosts_.get(id).ip);
 	}
 	if (ip && reset.hosts.empty())
-		return AdminReply::now("NOTFOUND");
+		return AdminReply::now(AdminResult::not_found);
 	if (run_reset_job(reset, now, fx))
-		return AdminReply::now("OK");
+		return AdminReply::now(AdminResult::ok);
 	resets_.push_back(std::move(reset));
 	return AdminReply::deferred();
 }
@@ -471,7 +475,7 @@ void UserMoves::run_reset_jobs(Now now, Effects &fx)
 	for (size_t i = 0; i < resets_.size();) {
 		if (run_reset_job(resets_[i], now, fx)) {
 			if (resets_[i].admin_present)
-				fx.admin.push_back({resets_[i].admin_job, "OK"});
+				fx.admin.push_back({resets_[i].admin_job, AdminResult::ok});
 			resets_.erase(resets_.begin() + static_cast<long>(i));
 		} else {
 			i++;

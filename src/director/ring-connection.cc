@@ -31,8 +31,8 @@ public:
 			stream_.on_connected([this](const std::string &error) { connected(error); });
 		} else {
 			peer_ = peer_of(fd);
+			connected_usecs = started_usecs_;
 			stream_.watch([this]() { input(); });
-			service_.ring_event_connected(*this);
 		}
 	}
 
@@ -108,7 +108,7 @@ private:
 			return;
 		}
 		stream_.watch([this]() { input(); });
-		service_.ring_event_connected(*this);
+		connected_usecs = DirectorService::now_usecs();
 		core::Effects fx;
 		service_.core().ring_connected(ring_id_, service_.now(), fx);
 		service_.run_effects(fx);

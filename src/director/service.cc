@@ -277,7 +277,7 @@ void DirectorService::run_effects_batch(core::Effects &fx)
 			if (conn == connections_.end())
 				continue;
 			if (auto *w = dynamic_cast<AdminWaiter *>(conn->second.get()))
-				w->admin_done(admin.reply);
+				w->admin_done(admin.result);
 		}
 		for (core::JobId job : todo.admin_resume) {
 			auto conn = connections_.find(job);
@@ -293,6 +293,12 @@ void DirectorService::run_effects_batch(core::Effects &fx)
 				t->ring_send(send.data);
 				if (core_.ring_wants_drain(send.id))
 					t->ring_wait_drain();
+			}
+		}
+		for (auto &hs : todo.ring_handshakes) {
+			if (RingTransport *t = ring_transport(hs.id)) {
+				t->handshaked_usecs = now_usecs();
+				ring_event_connected(*t, hs.users);
 			}
 		}
 		for (auto &close : todo.ring_closes) {
