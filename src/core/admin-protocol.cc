@@ -8,6 +8,33 @@
 
 namespace director::core {
 
+std::string_view admin_result_line(AdminResult r)
+{
+	switch (r) {
+	case AdminResult::ok:
+		return admin_reply_ok;
+	case AdminResult::not_found:
+		return admin_reply_notfound;
+	case AdminResult::try_again:
+		return admin_reply_tryagain;
+	case AdminResult::vhost_count_too_large:
+		return "vhost count too large";
+	case AdminResult::too_many_tags:
+		return "too many tags";
+	case AdminResult::too_many_hosts:
+		return "too many hosts";
+	case AdminResult::tag_cant_change:
+		return "host tag can't be changed";
+	case AdminResult::host_being_updated:
+		return "host is already being updated - try again later";
+	case AdminResult::director_list_full:
+		return "director list is full";
+	case AdminResult::ring_sync_timeout:
+		return "Ring sync timed out";
+	}
+	return "unknown result";
+}
+
 namespace {
 
 struct CommandInfo {

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "director-types.h"
 #include "ids.h"
 #include "ip-addr.h"
 #include "result.h"
@@ -27,11 +28,9 @@ namespace director::core {
 constexpr std::string_view admin_reply_ok = "OK";
 constexpr std::string_view admin_reply_notfound = "NOTFOUND";
 constexpr std::string_view admin_reply_tryagain = "TRYAGAIN";
-constexpr std::string_view admin_reply_vhost_count_too_large = "vhost count too large";
-constexpr std::string_view admin_reply_tag_cant_change = "host tag can't be changed";
-constexpr std::string_view admin_reply_host_desynced =
-	"host is already being updated - try again later";
-constexpr std::string_view admin_reply_ring_sync_timeout = "Ring sync timed out";
+
+// The reply line of a command's result: OK, NOTFOUND, TRYAGAIN, or stock's error text.
+std::string_view admin_result_line(AdminResult r);
 
 enum class AdminCommandKind {
 	host_list,

@@ -8,7 +8,7 @@
 
 namespace director::core {
 
-StateRestore Director::restore_state(const StateFile &file, int64_t now)
+StateRestore Director::restore_state(const StateFile &file, Now now)
 {
 	StateRestore r;
 	const StateHeader &h = file.header();
@@ -70,11 +70,11 @@ StateRestore Director::restore_state(const StateFile &file, int64_t now)
 			r.skipped++;
 			continue;
 		}
-		if (int64_t(u.timestamp) + expire <= now) {
+		if (int64_t(u.timestamp) + expire <= now.wall) {
 			r.expired++;
 			continue;
 		}
-		uint32_t ts = uint32_t(std::min<int64_t>(u.timestamp, now));
+		uint32_t ts = uint32_t(std::min<int64_t>(u.timestamp, now.wall));
 		if (!users_.load_add(u.user_hash, TagId(tag), host, ts))
 			break; // table full
 		added++;
@@ -89,11 +89,11 @@ StateRestore Director::restore_state(const StateFile &file, int64_t now)
 }
 
 std::unique_ptr<StateSnapshot> Director::state_snapshot(const std::array<uint8_t, 16> &identity,
-							int64_t now)
+							Now now)
 {
 	StateHeader h;
 	h.identity = identity;
-	h.written_at = now;
+	h.written_at = now.wall;
 	h.sync_seq = ring_.sync_seq();
 	if (const DirectorHost *self = ring_.self())
 		h.last_seq = self->last_seq;

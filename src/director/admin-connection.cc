@@ -57,9 +57,9 @@ public:
 		arm_idle_timeout();
 	}
 
-	void admin_done(const std::string &reply) override
+	void admin_done(core::AdminResult result) override
 	{
-		session_.reply_later(reply);
+		session_.reply_later(result);
 		after_command();
 	}
 

@@ -102,7 +102,7 @@ StateKeeper::~StateKeeper()
 	writer_.abort();
 }
 
-std::vector<core::RingDirectorConfig> StateKeeper::restore(int64_t now)
+std::vector<core::RingDirectorConfig> StateKeeper::restore(core::Now now)
 {
 	adapter::StateFileBytes data;
 	std::string error;
@@ -115,7 +115,7 @@ std::vector<core::RingDirectorConfig> StateKeeper::restore(int64_t now)
 		auto file = core::StateFile::parse(data.view(), identity_);
 		if (file.ok()) {
 			core::StateRestore r = service_.core().restore_state(*file, now);
-			int64_t age = now - file->header().written_at;
+			int64_t age = now.wall - file->header().written_at;
 			e_info(event_,
 			       "state file %s: restored %zu users (%zu expired meanwhile), "
 			       "%zu hosts, %zu directors; written %lld secs ago",
@@ -162,7 +162,7 @@ void StateKeeper::write_periodic()
 		      });
 }
 
-void StateKeeper::write_final(int64_t now)
+void StateKeeper::write_final(core::Now now)
 {
 	timer_.reset();
 	auto snap = service_.core().state_snapshot(identity_, now);

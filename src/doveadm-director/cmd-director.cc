@@ -40,6 +40,7 @@ namespace {
 
 using director::core::AdminCommand;
 using director::core::AdminCommandKind;
+namespace core = director::core;
 using director::doveadm::AdminClient;
 
 using director::doveadm::admin_fail;
@@ -341,12 +342,12 @@ void host_set(struct doveadm_cmd_context *cctx, const char *cmd_name, bool count
 		auto reply = admin.command_line(cmd);
 		if (!reply)
 			return;
-		if (*reply == "OK") {
+		if (*reply == core::admin_reply_ok) {
 			if (doveadm_verbose)
 				printf("%s: OK\n", ip.c_str());
 		} else {
 			admin_fail(EX_TEMPFAIL, "%s: %s", ip.c_str(),
-			     *reply == "NOTFOUND" ? "doesn't exist" : reply->c_str());
+			     *reply == core::admin_reply_notfound ? "doesn't exist" : reply->c_str());
 		}
 	}
 }
@@ -381,10 +382,10 @@ void host_cmd(struct doveadm_cmd_context *cctx, AdminCommandKind kind, const cha
 		auto reply = admin.command(c);
 		if (!reply)
 			return;
-		if (*reply == "OK") {
+		if (*reply == core::admin_reply_ok) {
 			if (doveadm_verbose)
 				printf("%s: %s\n", ip.c_str(), done_word);
-		} else if (*reply == "NOTFOUND") {
+		} else if (*reply == core::admin_reply_notfound) {
 			admin_fail(DOVEADM_EX_NOTFOUND, "%s: doesn't exist", ip.c_str());
 		} else {
 			admin_fail(EX_TEMPFAIL, "%s: %s", ip.c_str(), reply->c_str());
@@ -428,12 +429,12 @@ void cmd_move(struct doveadm_cmd_context *cctx)
 	auto reply = admin.command(c);
 	if (!reply)
 		return;
-	if (*reply == "OK") {
+	if (*reply == core::admin_reply_ok) {
 		if (doveadm_verbose)
 			printf("User hash %u moved to %s\n", hash, ips[0].c_str());
-	} else if (*reply == "NOTFOUND") {
+	} else if (*reply == core::admin_reply_notfound) {
 		admin_fail(DOVEADM_EX_NOTFOUND, "Host '%s' doesn't exist", ips[0].c_str());
-	} else if (*reply == "TRYAGAIN") {
+	} else if (*reply == core::admin_reply_tryagain) {
 		admin_fail(EX_TEMPFAIL, "User is already being moved, wait a while for it to be finished");
 	} else {
 		admin_fail(EX_TEMPFAIL, "failed: %s", reply->c_str());
@@ -458,7 +459,7 @@ void cmd_kick(struct doveadm_cmd_context *cctx)
 		cmd.value = user;
 	}
 	auto reply = admin.command(cmd);
-	if (reply && *reply != "OK")
+	if (reply && *reply != core::admin_reply_ok)
 		admin_fail(EX_TEMPFAIL, "failed: %s", reply->c_str());
 }
 
@@ -480,7 +481,7 @@ void cmd_flush(struct doveadm_cmd_context *cctx)
 			return;
 		auto reply = admin.command_line(force ? "HOST-FLUSH" : "HOST-RESET-USERS" +
 								   (suffix.empty() ? "" : "\t" + suffix));
-		if (reply && *reply != "OK")
+		if (reply && *reply != core::admin_reply_ok)
 			admin_fail(EX_TEMPFAIL, "failed: %s", reply->c_str());
 		return;
 	}
@@ -492,10 +493,10 @@ void cmd_flush(struct doveadm_cmd_context *cctx)
 					   (force ? "" : suffix));
 		if (!reply)
 			return;
-		if (*reply == "NOTFOUND") {
+		if (*reply == core::admin_reply_notfound) {
 			i_warning("%s: doesn't exist", ip.c_str());
 			doveadm_exit_code = DOVEADM_EX_NOTFOUND;
-		} else if (*reply != "OK") {
+		} else if (*reply != core::admin_reply_ok) {
 			admin_fail(EX_TEMPFAIL, "%s: %s", ip.c_str(), reply->c_str());
 		}
 	}
@@ -543,9 +544,9 @@ void ring_cmd(struct doveadm_cmd_context *cctx, const char *cmd_name)
 	if (!open_admin(cctx, admin))
 		return;
 	auto reply = admin.command_line(cmd);
-	if (!reply || *reply == "OK")
+	if (!reply || *reply == core::admin_reply_ok)
 		return;
-	if (*reply == "NOTFOUND")
+	if (*reply == core::admin_reply_notfound)
 		admin_fail(DOVEADM_EX_NOTFOUND, "Not found");
 	else
 		admin_fail(EX_TEMPFAIL, "Failed: %s", reply->c_str());

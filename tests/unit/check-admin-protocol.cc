@@ -230,6 +230,19 @@ START_TEST(test_admin_reply_lines_match_stock)
 	CK_STR_EQ(director_ring_status_text(false, false, 0).c_str(), "ring handshaking");
 	CK_STR_EQ(director_ring_status_text(true, false, 7).c_str(),
 			 "ring syncing - last sync 7 secs ago");
+
+	// A command's result, as doveadm reads it.
+	CK_STR_EQ(std::string(admin_result_line(AdminResult::ok)).c_str(), "OK");
+	CK_STR_EQ(std::string(admin_result_line(AdminResult::not_found)).c_str(), "NOTFOUND");
+	CK_STR_EQ(std::string(admin_result_line(AdminResult::try_again)).c_str(), "TRYAGAIN");
+	CK_STR_EQ(std::string(admin_result_line(AdminResult::vhost_count_too_large)).c_str(),
+		  "vhost count too large");
+	CK_STR_EQ(std::string(admin_result_line(AdminResult::tag_cant_change)).c_str(),
+		  "host tag can't be changed");
+	CK_STR_EQ(std::string(admin_result_line(AdminResult::host_being_updated)).c_str(),
+		  "host is already being updated - try again later");
+	CK_STR_EQ(std::string(admin_result_line(AdminResult::ring_sync_timeout)).c_str(),
+		  "Ring sync timed out");
 }
 END_TEST
 

@@ -10,6 +10,7 @@
 #include "check-fixtures.h"
 #include "check-main.h"
 
+#include "admin-protocol.h"
 #include "director.h"
 
 using namespace director::core;
@@ -54,7 +55,7 @@ struct Fixture {
 		}
 		return "";
 	}
-	std::string lookup(RequestId id, const char *user, int64_t now, const char *tag = "")
+	std::string lookup(RequestId id, const char *user, Now now, const char *tag = "")
 	{
 		dir.lookup(id, user, tag, now, fx);
 		return answer(id);
@@ -145,7 +146,7 @@ START_TEST(test_director_move_kicks_and_delays_logins_until_kick_delay)
 	std::string new_host = f.other_host(old_host);
 	uint32_t hash = f.dir.user_hash("carol");
 	AdminReply r = f.dir.user_move(hash, ip(new_host.c_str()), t0 + 1, f.fx);
-	ck_assert(!r.later && r.line == "OK");
+	ck_assert(!r.later && r.result == AdminResult::ok);
 	ck_assert_uint_eq(f.fx.user_moves.size(), 1);
 	ck_assert(f.fx.user_moves[0].user_hash == hash);
 	ck_assert(f.fx.user_moves[0].host_from &&
@@ -159,7 +160,8 @@ START_TEST(test_director_move_kicks_and_delays_logins_until_kick_delay)
 	f.fx.kicks.clear();
 	// While the kick runs, logins wait and a second move is refused.
 	ck_assert(f.lookup(2, "carol", t0 + 1) == "");
-	ck_assert(f.dir.user_move(hash, ip(old_host.c_str()), t0 + 1, f.fx).line == "TRYAGAIN");
+	ck_assert(f.dir.user_move(hash, ip(old_host.c_str()), t0 + 1, f.fx).result ==
+		  AdminResult::try_again);
 	f.dir.kick_done(kick, true, "", t0 + 1, f.fx);
 	ck_assert(f.answer(2) == "");
 	f.dir.tick(t0 + 2, f.fx);
@@ -174,7 +176,7 @@ START_TEST(test_director_move_of_unknown_user_creates_it_without_kick)
 {
 	Fixture f;
 	uint32_t hash = f.dir.user_hash("dave");
-	ck_assert(f.dir.user_move(hash, ip("10.0.0.2"), t0, f.fx).line == "OK");
+	ck_assert(f.dir.user_move(hash, ip("10.0.0.2"), t0, f.fx).result == AdminResult::ok);
 	ck_assert(f.fx.kicks.empty());
 	// reported as a move with no host_from
 	ck_assert_uint_eq(f.fx.user_moves.size(), 1);
@@ -183,7 +185,7 @@ START_TEST(test_director_move_of_unknown_user_creates_it_without_kick)
 	f.fx.user_moves.clear();
 	UserLookup l = f.dir.user_lookup(hash, "", t0);
 	ck_assert(l.current && l.current->to_string() == "10.0.0.2");
-	ck_assert(f.dir.user_move(hash, ip("10.9.9.9"), t0, f.fx).line == "NOTFOUND");
+	ck_assert(f.dir.user_move(hash, ip("10.9.9.9"), t0, f.fx).result == AdminResult::not_found);
 }
 END_TEST
 
@@ -238,6 +240,104 @@ START_TEST(test_director_kick_reply_after_move_timeout_ends_the_kick)
 }
 END_TEST
 
+// Timeouts follow the monotonic clock (Now::mono); the wall clock only carries
+// user timestamps. Each test sets the wall clock back an hour or forward 30 s
+// while the monotonic clock advances normally.
+START_TEST(test_director_delayed_lookup_times_out_on_mono_after_backward_jump)
+{
+	Fixture f;
+	f.dir.host_set_down(0, ip("10.0.0.1"), true, t0, f.fx);
+	f.dir.host_set_down(0, ip("10.0.0.2"), true, t0, f.fx);
+	ck_assert(f.lookup(1, "bob", Now(t0, t0)) == "");
+	const int64_t back = t0 - 3600;
+	f.dir.tick(Now(back + 29, t0 + 29), f.fx);
+	ck_assert(f.answer(1) == "");
+	f.dir.tick(Now(back + 30, t0 + 30), f.fx);
+	std::string r = f.answer(1);
+	ck_assert_msg(r.find("FAIL:Timeout because no hosts - queued for 30 secs (Ring synced "
+			     "for 30 secs, hash=") == 0,
+		      "%s", r.c_str());
+	ck_assert_uint_eq(f.dir.delayed_lookups(), 0);
+}
+END_TEST
+
+START_TEST(test_director_delayed_lookup_not_timed_out_early_by_forward_jump)
+{
+	Fixture f;
+	f.dir.host_set_down(0, ip("10.0.0.1"), true, t0, f.fx);
+	f.dir.host_set_down(0, ip("10.0.0.2"), true, t0, f.fx);
+	ck_assert(f.lookup(1, "bob", Now(t0, t0)) == "");
+	ck_assert(f.lookup(2, "carol", Now(t0 + 10, t0 + 10)) == "");
+	// The wall clock jumps 30 s forward between two wakeups, 1 s apart.
+	const int64_t fwd = 30;
+	f.dir.tick(Now(t0 + 11 + fwd, t0 + 11), f.fx);
+	ck_assert(f.answer(1) == "" && f.answer(2) == "");
+	ck_assert_uint_eq(f.dir.delayed_lookups(), 2);
+	f.dir.tick(Now(t0 + 29 + fwd, t0 + 29), f.fx);
+	ck_assert(f.answer(1) == "");
+	f.dir.tick(Now(t0 + 30 + fwd, t0 + 30), f.fx);
+	ck_assert(f.answer(1).rfind("FAIL:Timeout because no hosts - queued for 30 secs", 0) == 0);
+	ck_assert(f.answer(2) == "");
+	f.dir.tick(Now(t0 + 39 + fwd, t0 + 39), f.fx);
+	ck_assert(f.answer(2) == "");
+	f.dir.tick(Now(t0 + 40 + fwd, t0 + 40), f.fx);
+	ck_assert(f.answer(2).rfind("FAIL:Timeout because no hosts - queued for 30 secs", 0) == 0);
+}
+END_TEST
+
+START_TEST(test_director_move_times_out_on_mono_after_backward_jump)
+{
+	Fixture f;
+	std::string old_host = f.lookup(1, "fred", Now(t0, t0));
+	f.dir.user_move(f.dir.user_hash("fred"), ip(f.other_host(old_host).c_str()), Now(t0, t0),
+			f.fx);
+	ck_assert_uint_eq(f.dir.users_moving(), 1);
+	const int64_t back = t0 - 3600;
+	f.dir.tick(Now(back + 29, t0 + 29), f.fx);
+	ck_assert_uint_eq(f.dir.users_moving(), 1);
+	f.dir.tick(Now(back + 30, t0 + 30), f.fx);
+	ck_assert_uint_eq(f.dir.users_moving(), 0);
+	ck_assert(f.log.has("move timed out"));
+}
+END_TEST
+
+START_TEST(test_director_move_not_timed_out_early_by_forward_jump)
+{
+	Fixture f;
+	std::string old_host = f.lookup(1, "fred", Now(t0, t0));
+	f.dir.user_move(f.dir.user_hash("fred"), ip(f.other_host(old_host).c_str()), Now(t0, t0),
+			f.fx);
+	const int64_t fwd = 30;
+	f.dir.tick(Now(t0 + 1 + fwd, t0 + 1), f.fx);
+	ck_assert_uint_eq(f.dir.users_moving(), 1);
+	f.dir.tick(Now(t0 + 29 + fwd, t0 + 29), f.fx);
+	ck_assert_uint_eq(f.dir.users_moving(), 1);
+	ck_assert(!f.log.has("move timed out"));
+	f.dir.tick(Now(t0 + 30 + fwd, t0 + 30), f.fx);
+	ck_assert_uint_eq(f.dir.users_moving(), 0);
+}
+END_TEST
+
+// The kick delay after a move is a monotonic wait too: logins that waited for
+// the move are answered 2 s after the kick, not an hour later.
+START_TEST(test_director_kick_delay_ends_on_mono_after_backward_jump)
+{
+	Fixture f;
+	std::string old_host = f.lookup(1, "carol", Now(t0, t0));
+	std::string new_host = f.other_host(old_host);
+	uint32_t hash = f.dir.user_hash("carol");
+	f.dir.user_move(hash, ip(new_host.c_str()), Now(t0, t0), f.fx);
+	JobId kick = f.fx.kicks.at(0).id;
+	ck_assert(f.lookup(2, "carol", Now(t0, t0)) == "");
+	f.dir.kick_done(kick, true, "", Now(t0 + 1, t0 + 1), f.fx);
+	const int64_t back = t0 - 3600; // set back during the delay
+	f.dir.tick(Now(back + 2, t0 + 2), f.fx);
+	ck_assert(f.answer(2) == "");
+	f.dir.tick(Now(back + 3, t0 + 3), f.fx);
+	ck_assert(f.answer(2) == new_host);
+}
+END_TEST
+
 START_TEST(test_director_reset_users_moves_with_max_parallel)
 {
 	Fixture f;
@@ -266,7 +366,7 @@ START_TEST(test_director_reset_users_moves_with_max_parallel)
 	kicks += int(f.fx.kicks.size());
 	ck_assert_uint_eq(f.fx.admin.size(), 1);
 	ck_assert_uint_eq(f.fx.admin[0].id, 77);
-	ck_assert(f.fx.admin[0].reply == "OK");
+	ck_assert(f.fx.admin[0].result == AdminResult::ok);
 	ck_assert_msg(kicks == on_a, "kicks %d on_a %d moved-log: %s", kicks, on_a,
 		      f.log.lines.empty() ? "" : f.log.lines.back().c_str());
 	for (const auto &h : f.dir.host_list()) {
@@ -284,7 +384,7 @@ START_TEST(test_director_reset_users_without_usable_host_kicks_and_flushes)
 	f.lookup(1, "gina", t0);
 	f.dir.host_set_down(0, ip("10.0.0.1"), true, t0, f.fx);
 	AdminReply r = f.dir.host_reset_users(5, std::nullopt, 100, t0, f.fx);
-	ck_assert(r.later || r.line == "OK");
+	ck_assert(r.later || r.result == AdminResult::ok);
 	ck_assert_uint_eq(f.fx.kicks.size(), 1);
 	ck_assert(kick_ipc_line(f.fx.kicks[0].kick).rfind("proxy\t*\tKICK-DIRECTOR-HASH\t", 0) == 0);
 	ck_assert_uint_eq(f.dir.user_count(), 0);
@@ -296,9 +396,9 @@ START_TEST(test_director_kicks_over_the_limit_queue_or_tryagain)
 	DirectorConfig cfg;
 	cfg.max_parallel_kicks = 1;
 	Fixture f(cfg);
-	ck_assert(f.dir.user_kick(1, "", "a\tb", false, f.fx).line == "OK");
+	ck_assert(f.dir.user_kick(1, "", "a\tb", false, f.fx).result == AdminResult::ok);
 	ck_assert(kick_ipc_line(f.fx.kicks.at(0).kick) == "proxy\t*\tKICK\ta\001tb");
-	ck_assert(f.dir.user_kick(2, "user_x", "v", true, f.fx).line == "TRYAGAIN");
+	ck_assert(f.dir.user_kick(2, "user_x", "v", true, f.fx).result == AdminResult::try_again);
 	AdminReply queued = f.dir.user_kick(3, "user_x", "v", false, f.fx);
 	ck_assert(queued.later);
 	f.dir.kick_done(f.fx.kicks.at(0).id, true, "", t0, f.fx);
@@ -340,7 +440,7 @@ START_TEST(test_director_remove_and_flush_forget_users)
 			on_1 = h.user_count;
 	}
 	ck_assert(f.fx.host_flushes.empty());
-	ck_assert(f.dir.host_flush(0, ip("10.0.0.1"), t0, f.fx).line == "OK");
+	ck_assert(f.dir.host_flush(0, ip("10.0.0.1"), t0, f.fx).result == AdminResult::ok);
 	ck_assert_uint_eq(f.dir.user_count(), before - on_1);
 	// the flush is reported (the host list did not change)
 	ck_assert_uint_eq(f.fx.host_flushes.size(), 1);
@@ -349,14 +449,14 @@ START_TEST(test_director_remove_and_flush_forget_users)
 	ck_assert_uint_eq(f.fx.host_flushes[0].vhosts, 100);
 	// a graceful flush (nothing left to move here) is reported too
 	f.fx.host_flushes.clear();
-	ck_assert(f.dir.host_reset_users(0, ip("10.0.0.1"), 100, t0, f.fx).line == "OK");
+	ck_assert(f.dir.host_reset_users(0, ip("10.0.0.1"), 100, t0, f.fx).result == AdminResult::ok);
 	ck_assert_uint_eq(f.fx.host_flushes.size(), 1);
 	ck_assert(f.fx.host_flushes[0].ip.to_string() == "10.0.0.1");
 	f.fx.host_flushes.clear();
-	ck_assert(f.dir.host_remove(0, ip("10.0.0.2"), t0, f.fx).line == "OK");
+	ck_assert(f.dir.host_remove(0, ip("10.0.0.2"), t0, f.fx).result == AdminResult::ok);
 	ck_assert_uint_eq(f.dir.user_count(), 0);
 	ck_assert(f.fx.host_flushes.empty()); // a removal is no flush
-	ck_assert(f.dir.host_remove(0, ip("10.0.0.2"), t0, f.fx).line == "NOTFOUND");
+	ck_assert(f.dir.host_remove(0, ip("10.0.0.2"), t0, f.fx).result == AdminResult::not_found);
 	std::vector<IpAddr> removed = f.dir.hosts_removed_from_config();
 	ck_assert_uint_eq(removed.size(), 1);
 	ck_assert(removed[0].to_string() == "10.0.0.2");
@@ -366,12 +466,15 @@ END_TEST
 START_TEST(test_director_host_set_validates_like_stock)
 {
 	Fixture f;
-	ck_assert(f.dir.host_set(0, ip("10.0.0.1"), "", 1001, false, t0, f.fx).line == "vhost count too large");
-	ck_assert(f.dir.host_set(0, ip("10.0.0.1"), "blue", 5, false, t0, f.fx).line ==
-		  "host tag can't be changed");
-	ck_assert(f.dir.host_set(0, ip("10.0.0.7"), "", 5, true, t0, f.fx).line == "NOTFOUND");
-	ck_assert(f.dir.host_set(0, ip("10.0.0.7"), "", std::nullopt, false, t0, f.fx).line == "OK");
-	ck_assert(f.dir.host_set_down(0, ip("10.0.0.8"), true, t0, f.fx).line == "NOTFOUND");
+	ck_assert(f.dir.host_set(0, ip("10.0.0.1"), "", 1001, false, t0, f.fx).result ==
+		  AdminResult::vhost_count_too_large);
+	ck_assert(f.dir.host_set(0, ip("10.0.0.1"), "blue", 5, false, t0, f.fx).result ==
+		  AdminResult::tag_cant_change);
+	ck_assert(f.dir.host_set(0, ip("10.0.0.7"), "", 5, true, t0, f.fx).result ==
+		  AdminResult::not_found);
+	ck_assert(f.dir.host_set(0, ip("10.0.0.7"), "", std::nullopt, false, t0, f.fx).result ==
+		  AdminResult::ok);
+	ck_assert(f.dir.host_set_down(0, ip("10.0.0.8"), true, t0, f.fx).result == AdminResult::not_found);
 	auto hosts = f.dir.host_list();
 	ck_assert_uint_eq(hosts.size(), 3);
 	ck_assert_uint_eq(hosts[2].vhost_count, 100);
@@ -383,14 +486,15 @@ END_TEST
 START_TEST(test_director_refuses_more_tags_than_the_user_table_holds)
 {
 	Fixture f;
-	std::string last;
-	for (unsigned i = 1; i <= max_tag_id + 1 && last != "too many tags"; i++) {
+	AdminResult last = AdminResult::ok;
+	for (unsigned i = 1; i <= max_tag_id + 1 && last != AdminResult::too_many_tags; i++) {
 		IpAddr host = IpAddr::v4(10, 1 + (i >> 16), (i >> 8) & 0xff, i & 0xff);
-		last = f.dir.host_set(0, host, "t" + std::to_string(i), 1, false, t0, f.fx).line;
+		last = f.dir.host_set(0, host, "t" + std::to_string(i), 1, false, t0, f.fx).result;
 		if (i <= max_tag_id)
-			ck_assert_msg(last == "OK", "tag %u: %s", i, last.c_str());
+			ck_assert_msg(last == AdminResult::ok, "tag %u: %s", i,
+				      std::string(admin_result_line(last)).c_str());
 	}
-	ck_assert(last == "too many tags");
+	ck_assert(last == AdminResult::too_many_tags);
 	ck_assert(f.lookup(1, "u", t0, ("t" + std::to_string(max_tag_id)).c_str()) != "");
 }
 END_TEST
@@ -413,7 +517,7 @@ START_TEST(test_director_full_user_table_fails_the_lookup)
 	std::string again = f.lookup(5, "u3", t0);
 	ck_assert_str_eq(again.c_str(), third.c_str());
 	AdminReply moved = f.dir.user_move(f.dir.user_hash("u9"), ip("10.0.0.1"), t0, f.fx);
-	ck_assert_str_eq(moved.line.c_str(), "OK");
+	ck_assert(moved.result == AdminResult::ok);
 	ck_assert_uint_eq(f.dir.user_count(), 3);
 }
 END_TEST
@@ -437,6 +541,13 @@ int main()
 	tcase_add_test(tc, test_director_kick_reply_after_move_timeout_ends_the_kick);
 	tcase_add_test(tc, test_director_reset_users_moves_with_max_parallel);
 	tcase_add_test(tc, test_director_reset_users_without_usable_host_kicks_and_flushes);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("clock-jumps");
+	tcase_add_test(tc, test_director_delayed_lookup_times_out_on_mono_after_backward_jump);
+	tcase_add_test(tc, test_director_delayed_lookup_not_timed_out_early_by_forward_jump);
+	tcase_add_test(tc, test_director_move_times_out_on_mono_after_backward_jump);
+	tcase_add_test(tc, test_director_move_not_timed_out_early_by_forward_jump);
+	tcase_add_test(tc, test_director_kick_delay_ends_on_mono_after_backward_jump);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("kicks");
 	tcase_add_test(tc, test_director_kicks_over_the_limit_queue_or_tryagain);
