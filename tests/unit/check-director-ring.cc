@@ -20,20 +20,6 @@ using namespace director::core;
 
 namespace {
 
-struct QuietLog : LogSink {
-	std::vector<std::string> lines;
-	std::vector<LogFields> fields; // one per line
-	void log(LogLevel, const std::string &m) override
-	{
-		lines.push_back(m);
-		fields.emplace_back();
-	}
-	void log_with(LogLevel, const std::string &m, const LogFields &f) override
-	{
-		lines.push_back(m);
-		fields.push_back(f);
-	}
-};
 
 const int64_t t0 = 1700000000;
 
@@ -49,7 +35,7 @@ public:
 		for (size_t i = 0; i < n; i++)
 			list.push_back({addr(i), 9090});
 		for (size_t i = 0; i < n; i++) {
-			logs.push_back(std::make_unique<QuietLog>());
+			logs.push_back(std::make_unique<RecordingLog>());
 			dirs.push_back(std::make_unique<Director>(cfg, *logs.back()));
 			dirs[i]->add_config_host(ip("10.0.0.1"), "", "");
 			dirs[i]->add_config_host(ip("10.0.0.2"), "", "");
@@ -118,7 +104,7 @@ public:
 		return l.current ? l.current->to_string() : "";
 	}
 
-	std::vector<std::unique_ptr<QuietLog>> logs;
+	std::vector<std::unique_ptr<RecordingLog>> logs;
 	std::vector<std::unique_ptr<Director>> dirs;
 	std::vector<Effects> fxs;
 	std::vector<bool> up;
@@ -216,7 +202,7 @@ std::string host_of(Effects &fx, RequestId id)
 // DONE. It is a protocol error now: the connection is closed once, with QUIT.
 START_TEST(test_ring_duplicate_version_closes_the_connection)
 {
-	QuietLog log;
+	RecordingLog log;
 	Director d(DirectorConfig(), log);
 	d.add_config_host(ip("10.0.0.1"), "", "");
 	Effects fx;
@@ -266,7 +252,7 @@ static RingConnId accept_from_left(Director &d, Effects &fx, uint8_t n)
 // our own ring listener. It is ignored now, like a CONNECT to a removed director.
 START_TEST(test_ring_connect_to_self_is_ignored)
 {
-	QuietLog log;
+	RecordingLog log;
 	Director d(DirectorConfig(), log);
 	Effects fx;
 	RingConnId in = accept_from_left(d, fx, 3);
@@ -289,7 +275,7 @@ END_TEST
 // line is ignored now, as doveadm's HOST-SET over the limit is refused.
 START_TEST(test_ring_host_with_too_many_vhosts_is_ignored)
 {
-	QuietLog log;
+	RecordingLog log;
 	Director d(DirectorConfig(), log);
 	Effects fx;
 	RingConnId in = accept_from_left(d, fx, 2);
@@ -559,7 +545,7 @@ END_TEST
 // while the stream of 25,000 runs; every one must reach the right.
 START_TEST(test_ring_users_arriving_during_a_stream_all_reach_the_right)
 {
-	QuietLog log;
+	RecordingLog log;
 	Director d(DirectorConfig(), log);
 	Effects fx;
 	const int64_t now = t0 + 1000;
@@ -641,7 +627,7 @@ END_TEST
 // overflowed the clock difference. They are bounded, and USER is capped at now.
 START_TEST(test_ring_peer_timestamps_are_bounded_and_capped)
 {
-	QuietLog log;
+	RecordingLog log;
 	Director d(DirectorConfig(), log);
 	Effects fx;
 	d.add_config_host(ip("10.0.0.1"), "", "");
@@ -682,7 +668,7 @@ END_TEST
 // The director list is capped and indexed now.
 START_TEST(test_ring_director_lines_are_capped)
 {
-	QuietLog log;
+	RecordingLog log;
 	Director d(DirectorConfig(), log);
 	Effects fx;
 	RingConnId in = accept_from_left(d, fx, 2);
@@ -707,7 +693,7 @@ END_TEST
 // handshake to the right is over now go right as USER commands.
 START_TEST(test_ring_users_from_a_late_left_handshake_are_passed_right)
 {
-	QuietLog log;
+	RecordingLog log;
 	Director d(DirectorConfig(), log);
 	Effects fx;
 	const int64_t now = t0 + 1000;
@@ -773,7 +759,7 @@ END_TEST
 // (director_ring_connected), and keeps counting them for the disconnect.
 START_TEST(test_ring_handshakes_report_users_sent_and_received)
 {
-	QuietLog log;
+	RecordingLog log;
 	Director d(DirectorConfig(), log);
 	Effects fx;
 	const int64_t now = t0 + 1000;

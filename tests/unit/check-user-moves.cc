@@ -4,6 +4,7 @@
 
 #include <check.h>
 
+#include "check-fixtures.h"
 #include "check-main.h"
 
 #include <string>
@@ -13,20 +14,6 @@ using namespace director::core;
 
 namespace {
 
-struct Log : LogSink {
-	std::vector<std::string> lines;
-	std::vector<LogFields> fields; // one per line
-	void log(LogLevel, const std::string &m) override
-	{
-		lines.push_back(m);
-		fields.emplace_back();
-	}
-	void log_with(LogLevel, const std::string &m, const LogFields &f) override
-	{
-		lines.push_back(m);
-		fields.push_back(f);
-	}
-};
 
 // A standalone ring: inactive, no neighbours; records what it is asked to send.
 struct FakeRing : RingPort {
@@ -65,7 +52,7 @@ struct Owner : UserMoves::Owner {
 
 struct Fixture {
 	DirectorConfig config;
-	Log log;
+	RecordingLog log;
 	UserTable users;
 	HostList hosts;
 	FakeRing ring;
