@@ -258,9 +258,9 @@ bool StateFileWriter::move_aside(const std::string &suffix) const
 			to.c_str()) == 0;
 }
 
-int StateFileWriter::read(std::string &data_r, std::string &error_r) const
+int StateFileWriter::read(StateFileBytes &data_r, std::string &error_r) const
 {
-	data_r.clear();
+	data_r = StateFileBytes();
 	int fd = openat(location_.dir_fd, location_.name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1) {
 		if (errno == ENOENT)
@@ -284,10 +284,11 @@ int StateFileWriter::read(std::string &data_r, std::string &error_r) const
 		::close(fd);
 		return -1;
 	}
-	data_r.resize(size_t(st.st_size));
+	auto size = size_t(st.st_size);
+	data_r.buf_ = core::PageArray<char>(size);
 	size_t got = 0;
-	while (got < data_r.size()) {
-		ssize_t n = ::read(fd, &data_r[got], data_r.size() - got);
+	while (got < size) {
+		ssize_t n = ::read(fd, data_r.buf_.get() + got, size - got);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -299,7 +300,7 @@ int StateFileWriter::read(std::string &data_r, std::string &error_r) const
 			break; // shrank meanwhile: the parser reports it as truncated
 		got += size_t(n);
 	}
-	data_r.resize(got);
+	data_r.size_ = got;
 	::close(fd);
 	return 1;
 }

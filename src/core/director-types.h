@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ip-addr.h"
+#include "now.h"
 #include "kick.h"
 #include "user-hash.h"
 
@@ -18,10 +19,45 @@ enum class LogLevel { debug, info, warning, error };
 
 // Where the core reports what an operator should see. The adapter maps it to
 // Dovecot events; tests record it.
+// What a log line is about besides its text. The adapter adds each field that is
+// set to the line's event, so event filters and metric {} blocks can select on them
+// (for example every error about one ring peer).
+struct LogFields {
+	std::string peer; // a ring connection, as in stock's "director(<peer>): " prefix
+	std::optional<uint32_t> user_hash;
+	std::optional<IpAddr> host;
+
+	static LogFields user(uint32_t user_hash)
+	{
+		LogFields f;
+		f.user_hash = user_hash;
+		return f;
+	}
+	static LogFields mail_host(const IpAddr &ip)
+	{
+		LogFields f;
+		f.host = ip;
+		return f;
+	}
+};
+
 class LogSink {
 public:
 	virtual ~LogSink() = default;
 	virtual void log(LogLevel level, const std::string &message) = 0;
+	// A line with fields. A sink that keeps no fields logs the text alone.
+	virtual void log_with(LogLevel level, const std::string &message, const LogFields &fields)
+	{
+		(void)fields;
+		log(level, message);
+	}
+	// A line about a ring peer, in stock's words: "director(<peer>): <text>".
+	void peer(LogLevel level, const std::string &peer, const std::string &text)
+	{
+		LogFields fields;
+		fields.peer = peer;
+		log_with(level, "director(" + peer + "): " + text, fields);
+	}
 };
 
 struct DirectorConfig {

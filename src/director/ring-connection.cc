@@ -55,7 +55,7 @@ public:
 			corked_ = true;
 		}
 		stream_.send(data);
-		last_output_ = service_.now();
+		last_output_ = service_.now().mono;
 		if (stream_.output_buffered() > service_.settings().output_buffer_size) {
 			e_error(service_.event(),
 				"director(%s): Output buffer full (%zu bytes), disconnecting",
@@ -124,7 +124,7 @@ private:
 			return;
 		}
 		core::Effects fx;
-		int64_t now = service_.now();
+		core::Now now = service_.now();
 		// Lines of one read are handled as one batch, with the output of
 		// every connection collected into as few writes as possible. An
 		// exception must not leave the ring corked.

@@ -74,9 +74,9 @@ public:
 	core::RandomSource &random() { return random_; }
 	const adapter::DirectorSettings &settings() const { return settings_; }
 	struct event *event() const { return event_; }
-	int64_t now() const;
-	// The ioloop's time in microseconds (wall clock, for durations of
-	// events only).
+	// The time of the current ioloop wakeup (see adapter/clock.h).
+	core::Now now() const;
+	// The monotonic clock in microseconds, for durations of events only.
 	static int64_t now_usecs();
 
 	// Starts a core lookup whose answer goes to connection `owner`. The

@@ -102,19 +102,20 @@ StateKeeper::~StateKeeper()
 	writer_.abort();
 }
 
-std::vector<core::RingDirectorConfig> StateKeeper::restore(int64_t now)
+std::vector<core::RingDirectorConfig> StateKeeper::restore(core::Now now)
 {
-	std::string data, error;
+	adapter::StateFileBytes data;
+	std::string error;
 	int ret = writer_.read(data, error);
 	if (ret == 0) {
 		e_info(event_, "state file %s: none yet, starting empty", writer_.path().c_str());
 		return {};
 	}
 	if (ret > 0) {
-		auto file = core::StateFile::parse(data, identity_);
+		auto file = core::StateFile::parse(data.view(), identity_);
 		if (file.ok()) {
 			core::StateRestore r = service_.core().restore_state(*file, now);
-			int64_t age = now - file->header().written_at;
+			int64_t age = now.wall - file->header().written_at;
 			e_info(event_,
 			       "state file %s: restored %zu users (%zu expired meanwhile), "
 			       "%zu hosts, %zu directors; written %lld secs ago",
@@ -161,7 +162,7 @@ void StateKeeper::write_periodic()
 		      });
 }
 
-void StateKeeper::write_final(int64_t now)
+void StateKeeper::write_final(core::Now now)
 {
 	timer_.reset();
 	auto snap = service_.core().state_snapshot(identity_, now);

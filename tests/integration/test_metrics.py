@@ -504,12 +504,22 @@ def test_flushes_count_as_host_changes(make_cluster):
         assert counter(m, "dovecot_director_host_changes_total", action=a) == 0
 
 
+# The director's own log lines about a ring peer (handshake finished,
+# disconnected, ...), apart from the named ring events that also carry `peer`.
+PEER_LINES_METRIC = """
+metric test_peer_lines {
+  filter = category=director AND peer=* AND NOT event=director_ring_*
+  group_by = peer
+}
+"""
+
+
 @pytest.mark.skipif(os.environ.get("RING_TESTS", "1") == "0", reason="RING_TESTS=0")
 def test_counters_follow_a_killed_ring_peer(make_cluster):
     c = make_cluster(nbackends=2, nusers=10)
     ring = ringrig.Ring(c, ("ours", "ours"))
     for d in ring.directors:
-        d.extra_conf += stats_conf(d.ip) + metrics_conf(d.ip) + FLUSH_METRIC
+        d.extra_conf += stats_conf(d.ip) + metrics_conf(d.ip) + FLUSH_METRIC + PEER_LINES_METRIC
     ring.start()
     d1, d2 = ring.directors
     m0 = stats_scrape(d1)
@@ -548,6 +558,13 @@ def test_counters_follow_a_killed_ring_peer(make_cluster):
                 gauge(m, "dovecot_director_ring_connections", direction="left") == 1 and
                 gauge(m, "dovecot_director_ring_connections", direction="right") == 1)
     wait_gauges(d1, formed, "ring formed again on d1", deadline_secs=60)
+
+    def peer_lines(m):
+        return sum(v for (name, labels), v in m.items()
+                   if name == "dovecot_test_peer_lines_total" and
+                   dict(labels).get("peer", "").startswith(d2.ip + ":"))
+    # d1's own lines about d2 (its handshakes, the disconnects) carry d2 as `peer`
+    wait_counters(d1, lambda m: peer_lines(m) >= 2, "d1's log lines about d2 counted by peer")
 
 
 RING_FIELDS_METRICS = """

@@ -22,7 +22,17 @@ namespace {
 
 struct QuietLog : LogSink {
 	std::vector<std::string> lines;
-	void log(LogLevel, const std::string &m) override { lines.push_back(m); }
+	std::vector<LogFields> fields; // one per line
+	void log(LogLevel, const std::string &m) override
+	{
+		lines.push_back(m);
+		fields.emplace_back();
+	}
+	void log_with(LogLevel, const std::string &m, const LogFields &f) override
+	{
+		lines.push_back(m);
+		fields.push_back(f);
+	}
 };
 
 const int64_t t0 = 1700000000;
@@ -46,9 +56,10 @@ public:
 			dirs[i]->add_config_host(ip("10.0.0.3"), "", "");
 			fxs.emplace_back();
 			up.push_back(true);
+			wall_offset.push_back(0);
 		}
 		for (size_t i = 0; i < n; i++) {
-			dirs[i]->ring_start(list, addr(i), 9090, now, fxs[i]);
+			dirs[i]->ring_start(list, addr(i), 9090, at(i), fxs[i]);
 			if (i < together_from || i + 1 == n)
 				settle();
 		}
@@ -83,7 +94,7 @@ public:
 			now++;
 			for (size_t i = 0; i < dirs.size(); i++) {
 				if (up[i])
-					dirs[i]->tick(now, fxs[i]);
+					dirs[i]->tick(at(i), fxs[i]);
 			}
 			settle();
 		}
@@ -103,7 +114,7 @@ public:
 
 	std::string current(size_t i, const char *user)
 	{
-		UserLookup l = dirs[i]->user_lookup(dirs[i]->user_hash(user), "", now);
+		UserLookup l = dirs[i]->user_lookup(dirs[i]->user_hash(user), "", at(i));
 		return l.current ? l.current->to_string() : "";
 	}
 
@@ -111,7 +122,11 @@ public:
 	std::vector<std::unique_ptr<Director>> dirs;
 	std::vector<Effects> fxs;
 	std::vector<bool> up;
+	// The monotonic clock, the same for all; each director's wall clock is
+	// now + wall_offset[i] (a clock that was set).
 	int64_t now = t0;
+	std::vector<int64_t> wall_offset;
+	Now at(size_t i) const { return Now(now + wall_offset[i], now); }
 
 private:
 	struct End {
@@ -143,17 +158,17 @@ private:
 				// A stopped process's kernel still accepts the
 				// connection; nothing ever answers on it.
 				links_[{i, c.id}] = {peer, 0};
-				dirs[i]->ring_connected(c.id, now, fxs[i]);
+				dirs[i]->ring_connected(c.id, at(i), fxs[i]);
 				continue;
 			}
-			RingConnId theirs = dirs[peer]->ring_accept(addr(i), now, fxs[peer]);
+			RingConnId theirs = dirs[peer]->ring_accept(addr(i), at(peer), fxs[peer]);
 			if (theirs == 0) {
-				dirs[i]->ring_closed(c.id, "connect() failed", now, fxs[i]);
+				dirs[i]->ring_closed(c.id, "connect() failed", at(i), fxs[i]);
 				continue;
 			}
 			links_[{i, c.id}] = {peer, theirs};
 			links_[{peer, theirs}] = {i, c.id};
-			dirs[i]->ring_connected(c.id, now, fxs[i]);
+			dirs[i]->ring_connected(c.id, at(i), fxs[i]);
 		}
 		for (auto &s : fx.ring_sends) {
 			auto it = links_.find({i, s.id});
@@ -166,11 +181,11 @@ private:
 			while (start < s.data.size()) {
 				size_t lf = s.data.find('\n', start);
 				dirs[to.dir]->ring_line(to.conn, std::string_view(s.data).substr(start, lf - start),
-							now, fxs[to.dir]);
+							at(to.dir), fxs[to.dir]);
 				start = lf + 1;
 			}
 			if (dirs[i]->ring_wants_drain(s.id))
-				dirs[i]->ring_drained(s.id, now, fxs[i]);
+				dirs[i]->ring_drained(s.id, at(i), fxs[i]);
 		}
 		for (auto &c : fx.ring_closes) {
 			auto it = links_.find({i, c.id});
@@ -180,7 +195,7 @@ private:
 			links_.erase(it);
 			links_.erase({to.dir, to.conn});
 			if (to.conn != 0 && up[to.dir])
-				dirs[to.dir]->ring_closed(to.conn, "EOF", now, fxs[to.dir]);
+				dirs[to.dir]->ring_closed(to.conn, "EOF", at(to.dir), fxs[to.dir]);
 		}
 	}
 };
@@ -488,6 +503,38 @@ START_TEST(test_ring_frozen_director_is_dropped_within_seconds)
 }
 END_TEST
 
+// Ring timeouts follow the monotonic clock: after the live directors' wall
+// clocks were set back an hour, a frozen peer is still dropped by its ping
+// timeout within seconds (on the wall clock it was an hour away), and the ring
+// still times out a director that never finishes its handshake.
+START_TEST(test_ring_ping_timeout_fires_after_a_backward_clock_jump)
+{
+	Net net(3);
+	net.tick(2);
+	ck_assert(net.all_synced());
+	for (auto &off : net.wall_offset)
+		off = -3600;
+	net.tick(2);
+	ck_assert(net.all_synced());
+	net.freeze(2);
+	int secs = 0;
+	while (secs < 20) {
+		net.tick(1);
+		secs++;
+		bool dropped = true;
+		for (const auto &e : net.dirs[0]->director_list(net.at(0))) {
+			if (e.ip && *e.ip == Net::addr(2) && e.has_connection)
+				dropped = false;
+		}
+		if (dropped && net.dirs[0]->ring_synced() && net.dirs[1]->ring_synced())
+			break;
+	}
+	ck_assert_msg(secs < 10, "took %d secs", secs);
+	net.dirs[1]->lookup(9, "dave", "", net.at(1), net.fxs[1]);
+	ck_assert(!host_of(net.fxs[1], 9).empty());
+}
+END_TEST
+
 // Found by the chaos test: shutting down closed the right side, which
 // reconnected inside the same loop, forever.
 START_TEST(test_ring_shutdown_quits_every_peer_and_connects_nowhere)
@@ -604,9 +651,16 @@ START_TEST(test_ring_peer_timestamps_are_bounded_and_capped)
 	d.ring_line(in, "VERSION\tdirector\t1\t9", t0, fx);
 	d.ring_line(in, "ME\t127.0.0.1\t9090\t-9223372036854775808", t0, fx);
 	bool clock_logged = false;
-	for (const auto &l : log.lines)
-		clock_logged |= l.find("clock differs by -" + std::to_string(t0) + " secs") !=
-				std::string::npos;
+	for (size_t i = 0; i < log.lines.size(); i++) {
+		if (log.lines[i].find("clock differs by -" + std::to_string(t0) + " secs") ==
+		    std::string::npos)
+			continue;
+		clock_logged = true;
+		// Stock's words, and the peer as a field for event filters.
+		const std::string &peer = log.fields[i].peer;
+		ck_assert(peer.find("127.0.0.1") != std::string::npos);
+		ck_assert(log.lines[i].rfind("director(" + peer + "): Director clock", 0) == 0);
+	}
 	ck_assert(clock_logged);
 	d.ring_line(in, "DONE", t0, fx);
 	ck_assert(fx.ring_closes.empty());
@@ -783,6 +837,7 @@ int main()
 	tcase_add_test(tc, test_ring_connect_to_self_is_ignored);
 	tcase_add_test(tc, test_ring_host_with_too_many_vhosts_is_ignored);
 	tcase_add_test(tc, test_ring_frozen_director_is_dropped_within_seconds);
+	tcase_add_test(tc, test_ring_ping_timeout_fires_after_a_backward_clock_jump);
 	tcase_add_test(tc, test_ring_shutdown_quits_every_peer_and_connects_nowhere);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("propagation");
