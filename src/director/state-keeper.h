@@ -47,6 +47,8 @@ public:
 
 private:
 	void write_periodic();
+	// director_state_written, with the write's figures.
+	void written_event(const adapter::StateWriteStats &stats, bool at_shutdown);
 
 	DirectorService &service_;
 	struct event *event_;
