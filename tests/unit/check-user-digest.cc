@@ -410,9 +410,12 @@ START_TEST(test_restored_stale_table_takes_a_disagreeing_ring_update)
 	}
 	ck_assert_uint_ne(hash, 0);
 	fx = Effects();
-	a.dir.ring_line(out, "USER\t" + std::to_string(hash) + "\t10.0.0.2\t" + std::to_string(t0 + 11),
+	a.dir.ring_line(out,
+			"USER\t" + std::to_string(hash) + "\t10.0.0.2\t" + std::to_string(t0 + 11),
 			t0 + 11, fx);
-	ck_assert_str_eq(users_of(a.dir)[hash].c_str(), "10.0.0.2");
+	// users_of() returns a copy: keep it while its strings are compared.
+	std::map<uint32_t, std::string> after = users_of(a.dir);
+	ck_assert_str_eq(after[hash].c_str(), "10.0.0.2");
 	ck_assert_msg(!a.log.has("redirected to two hosts"), "taken as a conflict");
 	ck_assert(fx.kicks.empty());
 }
