@@ -259,16 +259,8 @@ size_t UserTable::load_end()
 			break;
 		}
 	}
-	for (UserIndex v : dropped) {
-		Entry &e = raw_entry_(v);
-		unlink_(v);
-		host_remove_(e.host);
-		e.tag_flags = 0;
-		e.prev = no_user;
-		e.next = free_head_;
-		free_head_ = v;
-		count_--;
-	}
+	for (UserIndex v : dropped)
+		release_(v);
 	if (count_ == 0)
 		sorted_ = true;
 	if (!sorted_)
@@ -311,7 +303,7 @@ void UserTable::set_host(UserIndex u, HostId host)
 void UserTable::erase(UserIndex u)
 {
 	not_loading_("erase() during a bulk load");
-	Entry &e = entry_(u);
+	entry_(u); // aborts on an index that is not a user
 
 	// Backward-shift deletion (Knuth's algorithm R): pull later members of the probe
 	// run into the hole unless that would put them before their home slot, so lookups
@@ -332,13 +324,7 @@ void UserTable::erase(UserIndex u)
 	}
 	index_[hole] = empty_slot;
 
-	unlink_(u);
-	host_remove_(e.host);
-	e.tag_flags = 0;
-	e.prev = no_user;
-	e.next = free_head_;
-	free_head_ = u;
-	count_--;
+	release_(u);
 	if (count_ == 0)
 		sorted_ = true;
 }
@@ -503,6 +489,18 @@ void UserTable::link_in_order_(UserIndex u)
 		head_ = u;
 	else
 		raw_entry_(after).next = u;
+}
+
+void UserTable::release_(UserIndex u)
+{
+	Entry &e = raw_entry_(u);
+	unlink_(u);
+	host_remove_(e.host);
+	e.tag_flags = 0;
+	e.prev = no_user;
+	e.next = free_head_;
+	free_head_ = u;
+	count_--;
 }
 
 void UserTable::unlink_(UserIndex u)

@@ -212,6 +212,9 @@ private:
 	UserIndex alloc_entry_();
 	void link_in_order_(UserIndex u);
 	void unlink_(UserIndex u);
+	// Out of the expiry list and the host's count, onto the free list (the
+	// index slot is the caller's).
+	void release_(UserIndex u);
 	void host_add_(HostId host);
 	void host_remove_(HostId host);
 	void index_grow_();
