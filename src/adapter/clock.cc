@@ -7,14 +7,14 @@
 
 namespace director::adapter {
 
-namespace {
-
-int64_t raw_mono_usecs()
+int64_t mono_usecs_fresh()
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return int64_t(ts.tv_sec) * 1000000 + int64_t(ts.tv_nsec) / 1000;
 }
+
+namespace {
 
 int64_t wall_usecs()
 {
@@ -34,14 +34,14 @@ int64_t mono_usecs()
 
 	int64_t wall = wall_usecs();
 	if (!started) {
-		int64_t raw = raw_mono_usecs();
+		int64_t raw = mono_usecs_fresh();
 		offset_usecs = wall - raw;
 		started = true;
 		seen_wall_usecs = wall;
 		cached_usecs = raw + offset_usecs;
 	} else if (wall != seen_wall_usecs) {
 		seen_wall_usecs = wall;
-		cached_usecs = raw_mono_usecs() + offset_usecs;
+		cached_usecs = mono_usecs_fresh() + offset_usecs;
 	}
 	return cached_usecs;
 }

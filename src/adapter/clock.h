@@ -18,5 +18,8 @@ core::Now now();
 // microseconds (durations reported in events).
 int64_t mono_msecs();
 int64_t mono_usecs();
+// CLOCK_MONOTONIC read now, in microseconds (no offset, not cached per wakeup): for
+// timing work inside one wakeup, such as a state file write step.
+int64_t mono_usecs_fresh();
 
 } // namespace director::adapter
