@@ -200,13 +200,8 @@ size_t UserTable::load_end()
 		index_ = PageArray<uint32_t>(capacity);
 	else
 		capacity = index_mask_ + 1;
-	std::fill_n(index_.get(), capacity, empty_slot);
-	index_mask_ = capacity - 1;
-	unsigned bits = 0;
-	while ((size_t{1} << bits) < capacity)
-		bits++;
-	index_shift_ = 64 - bits;
-	index_grow_at_ = capacity - capacity / 5;
+	index_clear_(capacity);
+	unsigned bits = 64 - index_shift_; // log2(capacity)
 
 	// Counting sort of the entries by their home slot's top bits (2048 buckets, so
 	// the scatter writes stay in cache), then one pass that fills the index bucket by
@@ -536,9 +531,8 @@ void UserTable::index_grow_()
 	index_rebuild_(index_ ? (index_mask_ + 1) * 2 : index_min_capacity);
 }
 
-void UserTable::index_rebuild_(size_t capacity)
+void UserTable::index_clear_(size_t capacity)
 {
-	index_ = PageArray<uint32_t>(capacity);
 	std::fill_n(index_.get(), capacity, empty_slot);
 	index_mask_ = capacity - 1;
 	unsigned bits = 0;
@@ -548,6 +542,12 @@ void UserTable::index_rebuild_(size_t capacity)
 	// Grow at 80 % load: linear probing stays short (about 3 probes for a hit, and the
 	// fingerprint spares the slab most of a miss's probes) at 4-10 bytes per user.
 	index_grow_at_ = capacity - capacity / 5;
+}
+
+void UserTable::index_rebuild_(size_t capacity)
+{
+	index_ = PageArray<uint32_t>(capacity);
+	index_clear_(capacity);
 
 	// Rebuild from the slab: a sequential scan instead of chasing the old index.
 	for (UserIndex u = 0; u < slab_used_; u++) {

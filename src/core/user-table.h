@@ -219,6 +219,9 @@ private:
 	void host_remove_(HostId host);
 	void index_grow_();
 	void index_rebuild_(size_t capacity);
+	// Empties the first `capacity` (a power of two) slots of index_ and sets the
+	// mask, shift and growth point for that size.
+	void index_clear_(size_t capacity);
 	size_t index_slot_of_(UserIndex u) const;
 
 	std::vector<PageArray<Entry>> chunks_;
