@@ -209,6 +209,29 @@ void Director::apply_host(RingLink *c, const RingCommand &cmd, bool handshake, N
 
 // ---------------------------------------------------------------- RingHandler
 
+bool Director::apply_ring_user(RingLink &c, uint32_t hash, const IpAddr &ip,
+			       std::optional<int64_t> timestamp, Now now, Effects &fx)
+{
+	HostId host = hosts_.find(ip);
+	if (host == invalid_host)
+		return false; // probably just removed
+	bool forced;
+	UserIndex u;
+	// Capped at our now, as stock does and as handshake users are: a
+	// timestamp in the future would keep the user forever.
+	int64_t ts = std::min(bound_peer_time(timestamp.value_or(now.wall)), now.wall);
+	if (user_refresh(c, hash, host, ts, false, !timestamp, now, forced, u, fx) <= 0)
+		return false;
+	broadcast_user(forced ? ring_.self() : c.host, u, fx);
+	return true;
+}
+
+bool Director::ring_repair_user(RingLink &c, uint32_t hash, const IpAddr &ip, int64_t timestamp,
+				Now now, Effects &fx)
+{
+	return apply_ring_user(c, hash, ip, timestamp, now, fx);
+}
+
 void Director::ring_change(RingLink &c, const RingCommand &cmd, bool reorig, Now now,
 			   Effects &fx)
 {
@@ -221,20 +244,9 @@ void Director::ring_change(RingLink &c, const RingCommand &cmd, bool reorig, Now
 		ring_.send(src, fwd, fx, min_minor);
 	};
 	switch (cmd.kind) {
-	case RingCommandKind::user: {
-		HostId host = hosts_.find(cmd.ip);
-		if (host == invalid_host)
-			return; // probably just removed
-		bool forced;
-		UserIndex u;
-		// Capped at our now, as stock does and as handshake users are: a
-		// timestamp in the future would keep the user forever.
-		int64_t ts = std::min(bound_peer_time(cmd.timestamp.value_or(now.wall)), now.wall);
-		if (user_refresh(c, cmd.user_hash, host, ts, false, !cmd.timestamp, now,
-				 forced, u, fx) > 0)
-			broadcast_user(forced ? ring_.self() : c.host, u, fx);
+	case RingCommandKind::user:
+		apply_ring_user(c, cmd.user_hash, cmd.ip, cmd.timestamp, now, fx);
 		return;
-	}
 	case RingCommandKind::host:
 		apply_host(&c, cmd, false, now, fx);
 		return;

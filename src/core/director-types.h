@@ -228,6 +228,18 @@ struct Effects {
 		MoveReason reason;
 	};
 	std::vector<UserMoved> user_moves;
+	// A digest check of our table against our left's ended (user-digest.h).
+	// Only reported, nothing to run.
+	enum class DigestCheckResult { match, repaired, in_flight, discarded, busy, timeout };
+	struct RingDigestChecked {
+		RingConnId id;
+		DigestCheckResult result;
+		size_t buckets;   // compared
+		size_t differing; // of them, differing when the left compared
+		size_t received;  // users the left sent
+		size_t changed;   // of them, changed our table
+	};
+	std::vector<RingDigestChecked> ring_digest_checks;
 	// Admin commands that waited for the ring to sync may run now.
 	std::vector<JobId> admin_resume;
 
@@ -236,7 +248,8 @@ struct Effects {
 		return lookups.empty() && kicks.empty() && flushes.empty() && admin.empty() &&
 		       ring_connects.empty() && ring_sends.empty() && ring_closes.empty() &&
 		       admin_resume.empty() && host_flushes.empty() &&
-		       user_moves.empty() && ring_handshakes.empty();
+		       user_moves.empty() && ring_handshakes.empty() &&
+		       ring_digest_checks.empty();
 	}
 };
 

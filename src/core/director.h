@@ -195,6 +195,8 @@ private:
 	// RingHandler (director-ring-users.cc)
 	void ring_change(RingLink &from, const RingCommand &cmd, bool reoriginated, Now now,
 			 Effects &fx) override;
+	bool ring_repair_user(RingLink &from, uint32_t hash, const IpAddr &ip, int64_t timestamp,
+			      Now now, Effects &fx) override;
 	void ring_user_weak(RingLink &from, const RingCommand &cmd, bool seen, bool own,
 			    Now now, Effects &fx) override;
 	void ring_handshake_host(RingLink &from, const RingCommand &cmd, Now now,
@@ -219,6 +221,10 @@ private:
 			 bool weak, bool unknown_timestamp, Now now, bool &forced_r,
 			 UserIndex &user_r, Effects &fx);
 	void broadcast_user(const DirectorHost *src, UserIndex u, Effects &fx);
+	// A USER update from a peer (timestamp nullopt: a pre-timestamp peer's):
+	// refreshed, and passed on when it changed something. True when it did.
+	bool apply_ring_user(RingLink &from, uint32_t hash, const IpAddr &ip,
+			     std::optional<int64_t> timestamp, Now now, Effects &fx);
 	void send_host(const DirectorHost *src, std::optional<RingOrigin> origin, HostId host,
 		       Now now, Effects &fx);
 	void apply_host(RingLink *c, const RingCommand &cmd, bool handshake, Now now,

@@ -238,8 +238,13 @@ void Ring::release_user_streams(Now now, Effects &fx)
 void Ring::continue_user_stream(RingLink &c, Now now, Effects &fx)
 {
 	bool resend = c.resending();
+	bool repair = c.repairing();
 	if (!c.sending_users() || !c.continue_user_stream(hosts_, now, fx) || resend)
 		return;
+	if (repair) {
+		fx.ring_sends.push_back({c.id(), format_user_digest_repaired(c.repair_sent) + "\n"});
+		return;
+	}
 	if (c.handshaked())
 		return; // a restored table's push (start_user_push()) ends without DONE
 	if (c.pctx.peer_minor >= ring_minor_options) {
@@ -281,6 +286,7 @@ void Ring::resend_to_right(const RingLink &from, Now now, Effects &fx)
 		return;
 	log_.peer(LogLevel::info, right->who(), "Passing on " +
 		std::to_string(from.users_to_resend) + " users learned from " + from.who());
+	cut_repair_stream(*right, fx);
 	right->start_resend_stream(users_);
 	continue_user_stream(*right, now, fx);
 }

@@ -95,6 +95,7 @@ void RingLink::stop_user_stream()
 		stream_users_->close_cursor(stream_cursor_);
 	stream_users_ = nullptr;
 	stream_as_updates_ = false;
+	stream_as_repair_ = false;
 	stream_filter_ = UserDigestBuckets();
 	want_drain = false;
 }
@@ -109,7 +110,8 @@ bool RingLink::continue_user_stream(const HostList &hosts, Now now, Effects &fx)
 	batch.reserve(ring_handshake_users_per_batch * 40);
 	// Written by hand rather than through format_ring_command(): a million of these go
 	// out when a director joins. Each line is built in a small buffer and appended once.
-	std::string_view cmd = !stream_as_updates_ && pctx.peer_minor >= ring_minor_handshake_u
+	std::string_view cmd = stream_as_repair_ ? "USER-DIGEST\tU\t"
+			       : !stream_as_updates_ && pctx.peer_minor >= ring_minor_handshake_u
 				       ? "U\t"
 				       : "USER\t";
 	size_t n = 0;
@@ -117,15 +119,18 @@ bool RingLink::continue_user_stream(const HostList &hosts, Now now, Effects &fx)
 		send_ip_text_.clear();
 		send_ip_generation_ = hosts.ids_generation();
 	}
-	// "USER\t" + 10 digits + tab + address + tab + 10 digits + "\tw\n"
-	char line[5 + 10 + 1 + ip_text_max + 1 + 10 + 3];
+	// "USER-DIGEST\tU\t" + 10 digits + tab + address + tab + 10 digits + "\tw\n"
+	char line[14 + 10 + 1 + ip_text_max + 1 + 10 + 3];
 	while (n < ring_handshake_users_per_batch) {
 		UserIndex u = users.cursor_next(stream_cursor_);
 		if (u == no_user)
 			break;
 		if (!stream_filter_.empty() && !stream_filter_.contains_user(users.user_hash(u)))
 			continue;
-		if (!users.resend(u)) {
+		if (stream_as_repair_) {
+			if (users.weak(u))
+				continue;
+		} else if (!users.resend(u)) {
 			if (resend_)
 				continue;
 		} else {
@@ -148,13 +153,16 @@ bool RingLink::continue_user_stream(const HostList &hosts, Now now, Effects &fx)
 		p += ip.size();
 		*p++ = '\t';
 		p = append_decimal(p, users.timestamp(u));
-		if (users.weak(u) && !stream_as_updates_) {
+		if (users.weak(u) && !stream_as_updates_ && !stream_as_repair_) {
 			*p++ = '\t';
 			*p++ = 'w';
 		}
 		*p++ = '\n';
 		batch.append(line, size_t(p - line));
-		users_sent++;
+		if (stream_as_repair_)
+			repair_sent++;
+		else
+			users_sent++;
 		n++;
 	}
 	if (!batch.empty())

@@ -77,6 +77,16 @@ public:
 		start_user_stream(users);
 		stream_as_updates_ = true;
 	}
+	// The left's answer to a digest check: the users of `buckets` as
+	// USER-DIGEST U lines (weak users are left out: their conflict is still
+	// being settled on the ring).
+	void start_repair_stream(UserTable &users, UserDigestBuckets buckets)
+	{
+		start_user_stream(users, std::move(buckets));
+		stream_as_repair_ = true;
+		repair_sent = 0;
+	}
+	bool repairing() const { return stream_as_repair_; }
 	// Sends the next batch; true when the last user has been sent.
 	bool continue_user_stream(const HostList &hosts, Now now, Effects &fx);
 	bool sending_users() const { return stream_users_ != nullptr; }
@@ -146,6 +156,22 @@ public:
 	size_t delta_kept = 0;         // acceptor: users of equal buckets kept
 	bool delta_joined = false;     // acceptor: joined the connector's ring with a delta
 
+	// Digest checks after the handshake (user-digest.h), only with a peer
+	// that offered them. The checking side is the right of this link.
+	bool digest_check_peer = false; // its VERSION offered USER-DIGEST-CHECK
+	UserDigestReader check_in;      // left: the right's CHECK block
+	size_t repair_sent = 0;         // left: U lines of the current answer
+	struct DigestCheck {
+		int64_t sent_at = 0;          // Now::mono
+		uint64_t host_erasures = 0;   // UserTable::host_erasures() when sent
+		size_t buckets = 0;
+		size_t differing = 0;
+		size_t received = 0;
+		size_t changed = 0;
+		bool answered = false;        // REPAIR arrived
+	};
+	std::optional<DigestCheck> check; // right: our CHECK awaits its answer
+
 private:
 	RingConnId id_;
 	bool incoming_;
@@ -154,6 +180,7 @@ private:
 	UserTable::Cursor stream_cursor_ = 0;
 	bool resend_ = false;
 	bool stream_as_updates_ = false;
+	bool stream_as_repair_ = false;
 	UserDigestBuckets stream_filter_; // empty: every user
 	// handshake sending: host id -> address text, valid for one generation of host ids
 	std::vector<std::string> send_ip_text_;

@@ -59,6 +59,10 @@ public:
 	// as ours.
 	virtual void ring_change(RingLink &from, const RingCommand &cmd, bool reoriginated,
 				 Now now, Effects &fx) = 0;
+	// A user from our left's answer to a digest check (user-digest.h), applied
+	// as a USER update from it; true when it changed our table.
+	virtual bool ring_repair_user(RingLink &from, uint32_t hash, const IpAddr &ip,
+				      int64_t timestamp, Now now, Effects &fx) = 0;
 	// USER-WEAK: `seen` when its origin triple was seen before, `own` when we are
 	// its origin.
 	virtual void ring_user_weak(RingLink &from, const RingCommand &cmd, bool seen, bool own,

@@ -72,6 +72,7 @@ void Ring::sync_send(const DirectorHost &origin, uint32_t seq, uint32_t minor,
 void Ring::set_ring_handshaked(Now now, Effects &fx)
 {
 	ring_handshaked_ = true;
+	schedule_digest_check(now.mono + ring_digest_check_after_sync_secs);
 	if (hold_users_until_ != 0)
 		release_user_streams(now, fx);
 	if (push_restored_users_) {
@@ -92,6 +93,8 @@ void Ring::set_ring_handshaked(Now now, Effects &fx)
 
 void Ring::set_ring_synced(Now now, Effects &fx)
 {
+	if (!ring_synced_)
+		schedule_digest_check(now.mono + ring_digest_check_after_sync_secs);
 	ring_synced_ = true;
 	ring_last_sync_time_ = now.mono;
 	if (RingLink *left = conn(left_))

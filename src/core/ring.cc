@@ -48,6 +48,8 @@ void Ring::send_version_me(RingLink &c, Now now, Effects &fx)
 		line += "\t" + c.auth->offer();
 	line += "\t";
 	line += user_digest_offer;
+	line += "\t";
+	line += user_digest_check_offer;
 	line += "\n";
 	fx.ring_sends.push_back({c.id(), std::move(line)});
 	RingCommand me;
@@ -331,8 +333,11 @@ void Ring::line(RingConnId id, std::string_view line, Now now, Effects &fx)
 		return;
 	}
 	if (!c->pctx.version_received && ring_mode_ &&
-	    line.substr(0, line.find('\t')) == "VERSION")
+	    line.substr(0, line.find('\t')) == "VERSION") {
 		c->digest_peer = user_digest_version_offered(line);
+		c->digest_check_peer =
+			c->digest_peer && ring_version_offers(line, user_digest_check_offer);
+	}
 	if (!c->auth && !c->pctx.version_received && ring_mode_ &&
 	    line.substr(0, line.find('\t')) == "VERSION") {
 		auto offer = parse_ring_auth_offer(line);
@@ -381,6 +386,10 @@ void Ring::tick(Now now, Effects &fx)
 		return;
 	if (hold_users_until_ != 0 && now.mono >= hold_users_until_)
 		release_user_streams(now, fx);
+	if (users_.host_erasures() != host_erasures_seen_) {
+		host_erasures_seen_ = users_.host_erasures();
+		host_erasure_seen_at_ = now.mono;
+	}
 	// Connections we closed ourselves are gone for good by now; they were
 	// kept until here because they may be closed while iterating.
 	for (auto it = conns_.begin(); it != conns_.end();)
@@ -445,6 +454,7 @@ void Ring::tick(Now now, Effects &fx)
 	}
 	if (right_ == 0 && reconnect_at_ != 0 && now.mono >= reconnect_at_)
 		connect_right(now, fx);
+	check_left_digests(now, fx);
 	if (!ring_synced_ && now.mono >= sync_resend_at_ && right_ != 0 && left_ != 0) {
 		log_.log(LogLevel::error, "Ring SYNC seq=" + std::to_string(sync_seq_) +
 						  " appears to have got lost, resending");

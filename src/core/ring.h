@@ -184,6 +184,13 @@ private:
 	void start_handshake_users(RingLink &c, Now now, Effects &fx);
 	bool delta_join(RingLink &c, Now now);
 	void log_delta_join(RingLink &c);
+	void schedule_digest_check(int64_t at);
+	void check_left_digests(Now now, Effects &fx);
+	void digest_check_line(RingLink &c, std::string_view line, Now now, Effects &fx);
+	void answer_digest_check(RingLink &c, Now now, Effects &fx);
+	void digest_check_answer(RingLink &c, std::string_view line, Now now, Effects &fx);
+	void end_digest_check(RingLink &c, Effects::DigestCheckResult result, Effects &fx);
+	void cut_repair_stream(RingLink &c, Effects &fx);
 
 	// ring-commands.cc
 	bool check_origin(const RingOrigin &origin, bool &reoriginate_r);
@@ -242,6 +249,11 @@ private:
 	bool resend_to_new_right_ = false;
 	RingEndpoint resend_source_; // the left they came from: not sent back to it
 	std::vector<RingConnId> held_streams_;
+	// Digest checks of our table against our left's (ring-digest.cc), in
+	// Now::mono seconds. 0: none due (the next sync or answer schedules one).
+	int64_t next_digest_check_ = 0;
+	uint64_t host_erasures_seen_ = 0;
+	int64_t host_erasure_seen_at_ = 0;
 	bool sequences_restored_ = false;
 	uint32_t restored_sync_seq_ = 0;
 	uint32_t restored_last_seq_ = 0;
@@ -253,6 +265,18 @@ private:
 // stale table sent into a running ring moves users (stock's conflict rule prefers
 // the lower host IP); a peer waits 40 s for our DONE.
 constexpr int64_t ring_restore_hold_secs = 20;
+// Digest checks (user-digest.h): the first one this long after the ring synced
+// following a change, then one every interval (sooner after a check that found
+// differences: the quiet time after a repair, 30 s when nothing changed); not
+// within the quiet time after
+// a host's users were dropped here (the drop may still be on its way to our
+// left, whose answer would bring them back); an answer that has not ended in
+// the timeout is given up.
+constexpr int64_t ring_digest_check_after_sync_secs = 2;
+constexpr int64_t ring_digest_check_interval_secs = 300;
+constexpr int64_t ring_digest_check_quiet_secs = 10;
+constexpr int64_t ring_digest_check_in_flight_secs = 30;
+constexpr int64_t ring_digest_check_timeout_secs = 30;
 // Restored sequences continue this far past the stored ones: the file may be up to
 // director_state_interval old, and a peer that still remembers our sequence (it did
 // not see us reconnect) drops commands whose number it thinks it saw. 100,000 covers

@@ -117,13 +117,13 @@ UserDigestBuckets user_digest_diff(const std::vector<uint64_t> &a, const std::ve
 	return diff;
 }
 
-bool user_digest_version_offered(std::string_view version_line)
+bool ring_version_offers(std::string_view version_line, std::string_view offer)
 {
 	std::vector<std::string> f = split_c_fields(version_line);
 	if (f.empty() || f[0] != "VERSION")
 		return false;
 	for (size_t i = 4; i < f.size(); i++) {
-		if (f[i] == user_digest_offer)
+		if (f[i] == offer)
 			return true;
 	}
 	return false;
@@ -134,13 +134,20 @@ bool is_user_digest_line(std::string_view line)
 	return line.substr(0, line.find('\t')) == user_digest_command;
 }
 
-std::vector<std::string> format_user_digests(unsigned bits, size_t users,
-					     const std::vector<uint64_t> &digests, bool ring_running)
+namespace {
+
+std::string digest_prefix()
 {
-	std::string prefix = std::string(user_digest_command) + "\t";
+	return std::string(user_digest_command) + "\t";
+}
+
+// `header`, the D lines of `digests`, END.
+std::vector<std::string> digest_block(std::string header, unsigned bits,
+				      const std::vector<uint64_t> &digests)
+{
+	std::string prefix = digest_prefix();
 	std::vector<std::string> lines;
-	lines.push_back(prefix + "BEGIN\t" + std::to_string(bits) + "\t" + std::to_string(users) +
-			(ring_running ? "\t1" : "\t0"));
+	lines.push_back(prefix + header);
 	for (size_t first = 0; bits != 0 && first < digests.size(); first += user_digest_per_line) {
 		std::string l = prefix + "D\t" + std::to_string(first);
 		for (size_t i = first; i < digests.size() && i < first + user_digest_per_line; i++) {
@@ -153,9 +160,26 @@ std::vector<std::string> format_user_digests(unsigned bits, size_t users,
 	return lines;
 }
 
+} // namespace
+
+std::vector<std::string> format_user_digests(unsigned bits, size_t users,
+					     const std::vector<uint64_t> &digests, bool ring_running)
+{
+	return digest_block("BEGIN\t" + std::to_string(bits) + "\t" + std::to_string(users) +
+				    (ring_running ? "\t1" : "\t0"),
+			    bits, digests);
+}
+
+std::vector<std::string> format_user_digest_check(unsigned bits, size_t users,
+						  const std::vector<uint64_t> &digests)
+{
+	return digest_block("CHECK\t" + std::to_string(bits) + "\t" + std::to_string(users), bits,
+			    digests);
+}
+
 std::vector<std::string> format_user_digest_delta(const UserDigestBuckets &send)
 {
-	std::string prefix = std::string(user_digest_command) + "\t";
+	std::string prefix = digest_prefix();
 	std::vector<std::string> lines;
 	lines.push_back(prefix + "DELTA\t" + std::to_string(send.bits()) + "\t" +
 			std::to_string(send.count()));
@@ -186,23 +210,24 @@ Result<bool> UserDigestReader::line(std::string_view line)
 	if (f.size() < 2 || f[0] != user_digest_command)
 		return make_error("not a USER-DIGEST line");
 	const std::string &what = f[1];
-	if (what == "BEGIN" || what == "DELTA") {
+	if (what == "BEGIN" || what == "DELTA" || what == "CHECK") {
 		bool begin = what == "BEGIN";
+		bool check = what == "CHECK";
 		if (kind_ != Kind::none || f.size() != (begin ? 5 : 4) ||
 		    (begin && f[4] != "0" && f[4] != "1"))
 			return make_error("unexpected USER-DIGEST " + what);
 		auto bits = parse_stock_uint32(f[2]);
 		auto n = parse_stock_uint32(f[3]);
 		bool none = begin && bits && *bits == 0;
-		if (!bits || !n ||
-		    (!none && (*bits < user_digest_min_bits || *bits > user_digest_max_bits)))
+		unsigned max_bits = check ? user_digest_check_max_bits : user_digest_max_bits;
+		if (!bits || !n || (!none && (*bits < user_digest_min_bits || *bits > max_bits)))
 			return make_error("USER-DIGEST " + what + " with bad values " +
 					  quote_for_log(line));
 		bits_ = *bits;
-		if (begin) {
-			kind_ = Kind::digests;
+		if (begin || check) {
+			kind_ = check ? Kind::check : Kind::digests;
 			peer_users_ = *n;
-			peer_ring_running_ = f[4] == "1";
+			peer_ring_running_ = begin && f[4] == "1";
 			digests_.assign(bits_ == 0 ? 0 : size_t{1} << bits_, 0);
 		} else {
 			kind_ = Kind::delta;
@@ -220,7 +245,8 @@ Result<bool> UserDigestReader::line(std::string_view line)
 	}
 	if (what == "D" || what == "B") {
 		bool d = what == "D";
-		if (kind_ != (d ? Kind::digests : Kind::delta) || f.size() < 4)
+		bool digest_block = kind_ == Kind::digests || kind_ == Kind::check;
+		if ((d ? !digest_block : kind_ != Kind::delta) || f.size() < 4)
 			return make_error("unexpected USER-DIGEST " + what);
 		auto first = parse_stock_uint32(f[2]);
 		size_t total = d ? digests_.size() : buckets_.words().size() * 64;
@@ -242,7 +268,7 @@ Result<bool> UserDigestReader::line(std::string_view line)
 		return false;
 	}
 	if (what == "END") {
-		size_t total = kind_ == Kind::digests ? digests_.size()
+		size_t total = kind_ == Kind::digests || kind_ == Kind::check ? digests_.size()
 			       : kind_ == Kind::delta  ? buckets_.words().size() * 64
 						       : SIZE_MAX;
 		if (f.size() != 2 || next_ != total)
@@ -263,6 +289,73 @@ Result<bool> UserDigestReader::line(std::string_view line)
 		return true;
 	}
 	return make_error("unknown USER-DIGEST line " + quote_for_log(line));
+}
+
+std::string format_user_digest_repair(size_t differing, size_t buckets)
+{
+	return digest_prefix() + "REPAIR\t" + std::to_string(differing) + "\t" +
+	       std::to_string(buckets);
+}
+
+std::string format_user_digest_repaired(size_t users_sent)
+{
+	return digest_prefix() + "REPAIRED\t" + std::to_string(users_sent);
+}
+
+std::string format_user_digest_busy()
+{
+	return digest_prefix() + "BUSY";
+}
+
+bool is_user_digest_check_line(std::string_view line)
+{
+	size_t tab = line.find('\t');
+	if (tab == std::string_view::npos)
+		return false;
+	std::string_view what = line.substr(tab + 1);
+	what = what.substr(0, what.find('\t'));
+	return what == "CHECK" || what == "D" || what == "END";
+}
+
+Result<UserDigestReply> parse_user_digest_reply(std::string_view line)
+{
+	std::vector<std::string> f = split_c_fields(line);
+	if (f.size() < 2 || f[0] != user_digest_command)
+		return make_error("not a USER-DIGEST line");
+	const std::string &what = f[1];
+	UserDigestReply r{};
+	if (what == "BUSY" && f.size() == 2) {
+		r.kind = UserDigestReply::Kind::busy;
+		return r;
+	}
+	if (what == "REPAIR" && f.size() == 4) {
+		auto n = parse_stock_uint32(f[2]);
+		auto of = parse_stock_uint32(f[3]);
+		if (n && of && *n <= *of && *of <= (size_t{1} << user_digest_check_max_bits)) {
+			r.kind = UserDigestReply::Kind::repair;
+			r.count = *n;
+			r.buckets = *of;
+			return r;
+		}
+	} else if (what == "REPAIRED" && f.size() == 3) {
+		if (auto n = parse_stock_uint32(f[2])) {
+			r.kind = UserDigestReply::Kind::repaired;
+			r.count = *n;
+			return r;
+		}
+	} else if (what == "U" && f.size() == 5) {
+		auto hash = parse_stock_uint32(f[2]);
+		auto ip = parse_stock_ip(f[3]);
+		auto ts = parse_stock_uint32(f[4]);
+		if (hash && ip && ts) {
+			r.kind = UserDigestReply::Kind::user;
+			r.user_hash = *hash;
+			r.ip = *ip;
+			r.timestamp = *ts;
+			return r;
+		}
+	}
+	return make_error("bad USER-DIGEST answer " + quote_for_log(line));
 }
 
 } // namespace director::core

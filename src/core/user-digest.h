@@ -38,6 +38,30 @@
 // and streams only the users of differing buckets. When the acceptor joins the
 // connector's running ring (it would replace its users with the connector's),
 // it keeps its users of the equal buckets and replaces only the differing ones.
+//
+// Checks after the handshake, only with a peer whose VERSION also offered
+// `USER-DIGEST-CHECK`. A director checks its table against its left's: a line
+// lost or skipped anywhere leaves a difference that nothing else in the
+// protocol would ever find. The right asks, on its left connection:
+//
+//   right -> left   USER-DIGEST CHECK <bits> <users>
+//                   USER-DIGEST D <first bucket> <16 hex digits>...  (as above)
+//                   USER-DIGEST END
+//
+// and the left compares with its own table as it stands when END arrives
+// (everything it sent before is already in the right's table, so what differs
+// is a real divergence or a change the right made that is still on its way
+// round) and answers:
+//
+//   left -> right   USER-DIGEST BUSY                       (streaming users: ask later)
+//   or              USER-DIGEST REPAIR <buckets that differ> <buckets>
+//                   USER-DIGEST U <user hash> <host IP> <timestamp>...   (their users)
+//                   USER-DIGEST REPAIRED <users sent>
+//
+// The right applies each U line as a USER update from its left: the newest
+// timestamp wins, a conflict goes to the lower IP as on the ring, and what
+// changes goes on to its right as a plain USER. Nothing is deleted: a user
+// only the right has reaches the left through the checks further round.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +78,7 @@
 namespace director::core {
 
 constexpr std::string_view user_digest_offer = "USER-DIGEST";
+constexpr std::string_view user_digest_check_offer = "USER-DIGEST-CHECK";
 constexpr std::string_view user_digest_command = "USER-DIGEST";
 constexpr unsigned user_digest_min_bits = 4;
 constexpr unsigned user_digest_max_bits = 18;
@@ -62,6 +87,8 @@ constexpr unsigned user_digest_max_bits = 18;
 constexpr size_t user_digest_users_per_bucket = 32;
 constexpr size_t user_digest_per_line = 48;
 constexpr size_t user_digest_bitmap_per_line = 2048;
+// Checks after the handshake use at most this many bits (1.1 MB of digests).
+constexpr unsigned user_digest_check_max_bits = 16;
 
 // The bucket count (as bits) for a table of `users`.
 unsigned user_digest_bits_for(size_t users);
@@ -109,19 +136,26 @@ UserDigestBuckets user_digest_diff(const std::vector<uint64_t> &a, const std::ve
 				   unsigned bits);
 
 // Wire form (each line without LF).
-bool user_digest_version_offered(std::string_view version_line);
+// Whether a VERSION line carries `offer` among the fields stock ignores.
+bool ring_version_offers(std::string_view version_line, std::string_view offer);
+inline bool user_digest_version_offered(std::string_view version_line)
+{
+	return ring_version_offers(version_line, user_digest_offer);
+}
 bool is_user_digest_line(std::string_view line);
 std::vector<std::string> format_user_digests(unsigned bits, size_t users,
 					     const std::vector<uint64_t> &digests,
 					     bool ring_running = false);
 std::vector<std::string> format_user_digest_delta(const UserDigestBuckets &send);
 std::string format_user_digest_full();
+std::vector<std::string> format_user_digest_check(unsigned bits, size_t users,
+						  const std::vector<uint64_t> &digests);
 
-// Reads one peer's USER-DIGEST lines, either block. done() once END (or FULL)
-// arrived.
+// Reads one peer's USER-DIGEST lines, any one block (BEGIN, DELTA, FULL or
+// CHECK). done() once END (or FULL) arrived.
 class UserDigestReader {
 public:
-	enum class Kind { none, digests, full, delta };
+	enum class Kind { none, digests, full, delta, check };
 	// An error means a malformed or out-of-order line: drop the connection.
 	Result<bool> line(std::string_view line);
 	bool done() const { return done_; }
@@ -143,5 +177,23 @@ private:
 	std::vector<uint64_t> digests_;
 	UserDigestBuckets buckets_;
 };
+
+// The left's answer to a CHECK, a line at a time.
+struct UserDigestReply {
+	enum class Kind { busy, repair, user, repaired };
+	Kind kind;
+	size_t count = 0;   // repair: buckets that differ; repaired: users sent
+	size_t buckets = 0; // repair: of how many
+	uint32_t user_hash = 0;
+	IpAddr ip;
+	int64_t timestamp = 0;
+};
+Result<UserDigestReply> parse_user_digest_reply(std::string_view line);
+std::string format_user_digest_repair(size_t differing, size_t buckets);
+std::string format_user_digest_repaired(size_t users_sent);
+std::string format_user_digest_busy();
+// Whether the line is a CHECK block's (CHECK, D or END from a right) rather than
+// an answer (BUSY, REPAIR, U, REPAIRED from a left).
+bool is_user_digest_check_line(std::string_view line);
 
 } // namespace director::core

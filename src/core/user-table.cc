@@ -326,6 +326,7 @@ void UserTable::erase(UserIndex u)
 
 size_t UserTable::erase_host(HostId host)
 {
+	host_erasures_++;
 	size_t remaining = users_on_host(host);
 	size_t erased = 0;
 	for (UserIndex u = 0; u < slab_used_ && erased < remaining; u++) {

@@ -102,6 +102,9 @@ public:
 
 	// Forgets every user on `host` (in every tag) and returns how many. O(slab size).
 	size_t erase_host(HostId host);
+	// How many times erase_host() ran: a ring digest check (user-digest.h)
+	// that spans one must not bring those users back.
+	uint64_t host_erasures() const { return host_erasures_; }
 
 	uint32_t user_hash(UserIndex u) const { return entry_(u).user_hash; }
 	TagId tag(UserIndex u) const { return entry_(u).tag_flags & tag_mask_; }
@@ -248,6 +251,7 @@ private:
 	static constexpr UserIndex closed_cursor_ = UINT32_MAX - 1;
 	std::vector<UserIndex> cursors_;
 	size_t open_cursors_ = 0;
+	uint64_t host_erasures_ = 0;
 	bool sort_pending_ = false;
 	bool loading_ = false; // between load_begin() and load_end()
 	void not_loading_(const char *what) const

@@ -77,6 +77,36 @@ void DirectorService::ring_event_disconnected(const RingTransport &t, const std:
 				   {"users_received", users.received}},
 				  core::LogLevel::debug, message);
 }
+// director_ring_digest_checked: a check of our user table against our left's
+// ended (result match, repaired, in_flight, discarded, busy or timeout). The
+// core logs what an operator must see; this is for counting.
+void DirectorService::ring_digest_checked_event(const RingTransport *t,
+						const core::Effects::RingDigestChecked &check)
+{
+	using Result = core::Effects::DigestCheckResult;
+	const char *result = "match";
+	switch (check.result) {
+	case Result::match: result = "match"; break;
+	case Result::repaired: result = "repaired"; break;
+	case Result::in_flight: result = "in_flight"; break;
+	case Result::discarded: result = "discarded"; break;
+	case Result::busy: result = "busy"; break;
+	case Result::timeout: result = "timeout"; break;
+	}
+	std::string peer = t != nullptr ? t->peer() : "";
+	adapter::send_named_event(event_, "director_ring_digest_checked",
+				  {{"peer", peer},
+				   {"result", std::string(result)},
+				   {"buckets", uint64_t(check.buckets)},
+				   {"buckets_differing", uint64_t(check.differing)},
+				   {"users_received", uint64_t(check.received)},
+				   {"users_changed", uint64_t(check.changed)}},
+				  core::LogLevel::debug,
+				  "User digest check with " + peer + ": " + result + " (" +
+					  std::to_string(check.differing) + " of " +
+					  std::to_string(check.buckets) + " buckets differed, " +
+					  std::to_string(check.changed) + " users changed)");
+}
 
 // A flush forgets a host's users without changing the host list, so the
 // core reports it instead of the diff in StateEvents finding it.

@@ -301,6 +301,8 @@ void DirectorService::run_effects_batch(core::Effects &fx)
 				ring_event_connected(*t, hs.users);
 			}
 		}
+		for (auto &check : todo.ring_digest_checks)
+			ring_digest_checked_event(ring_transport(check.id), check);
 		for (auto &close : todo.ring_closes) {
 			if (RingTransport *t = ring_transport(close.id)) {
 				ring_event_disconnected(*t, close.reason);

@@ -124,6 +124,8 @@ public:
 	// director_ring_disconnected). Each connection reports its end once.
 	void ring_event_connected(const RingTransport &t, const core::RingUserCounts &users);
 	void ring_event_disconnected(const RingTransport &t, const std::string &reason);
+	void ring_digest_checked_event(const RingTransport *t,
+					const core::Effects::RingDigestChecked &check);
 	// For the process title: one line arrived from another director.
 	void count_ring_line() { ring_lines_++; }
 	uint64_t register_connection(Connection *conn);

@@ -26,6 +26,14 @@ struct RecordingLog : director::core::LogSink {
 		lines.push_back(m);
 		fields.push_back(f);
 	}
+	bool has(const std::string &part) const
+	{
+		for (const std::string &l : lines) {
+			if (l.find(part) != std::string::npos)
+				return true;
+		}
+		return false;
+	}
 };
 
 // An address from a literal the test knows is valid.

@@ -219,6 +219,49 @@ START_TEST(test_bad_digest_lines_are_errors)
 }
 END_TEST
 
+// The check after the handshake: a CHECK block (as BEGIN, at most 16 bits) and the
+// left's answers.
+START_TEST(test_check_block_and_answers)
+{
+	std::vector<uint64_t> d(1 << 5, 7);
+	UserDigestReader r;
+	for (const auto &l : format_user_digest_check(5, 99, d)) {
+		ck_assert(is_user_digest_check_line(l));
+		ck_assert(r.line(l).ok());
+	}
+	ck_assert(r.done() && r.kind() == UserDigestReader::Kind::check);
+	ck_assert(r.digests() == d && r.peer_users() == 99 && !r.peer_ring_running());
+	UserDigestReader too_big;
+	ck_assert(!too_big.line("USER-DIGEST\tCHECK\t17\t1").ok());
+	UserDigestReader no_bits;
+	ck_assert(!no_bits.line("USER-DIGEST\tCHECK\t0\t0").ok());
+
+	auto rep = parse_user_digest_reply(format_user_digest_repair(3, 32));
+	ck_assert(rep.ok() && rep->kind == UserDigestReply::Kind::repair && rep->count == 3 &&
+		  rep->buckets == 32);
+	auto done = parse_user_digest_reply(format_user_digest_repaired(41));
+	ck_assert(done.ok() && done->kind == UserDigestReply::Kind::repaired && done->count == 41);
+	ck_assert(parse_user_digest_reply(format_user_digest_busy())->kind ==
+		  UserDigestReply::Kind::busy);
+	auto u = parse_user_digest_reply("USER-DIGEST\tU\t4000000000\t10.0.0.2\t1700000000");
+	ck_assert(u.ok() && u->kind == UserDigestReply::Kind::user &&
+		  u->user_hash == 4000000000u && u->ip == ip("10.0.0.2") &&
+		  u->timestamp == 1700000000);
+	for (const char *bad : {"USER-DIGEST\tU\t1\tnot-an-ip\t5", "USER-DIGEST\tU\t1\t10.0.0.2",
+				"USER-DIGEST\tU\t-1\t10.0.0.2\t5",
+				"USER-DIGEST\tREPAIR\t33\t32", "USER-DIGEST\tREPAIR\t1\t131072",
+				"USER-DIGEST\tREPAIRED", "USER-DIGEST\tBUSY\tx", "USER-DIGEST\tCHECK"})
+		ck_assert_msg(!parse_user_digest_reply(bad).ok(), "accepted %s", bad);
+	for (const char *answer : {"USER-DIGEST\tU\t1", "USER-DIGEST\tREPAIR\t1\t2",
+				   "USER-DIGEST\tBUSY"})
+		ck_assert(!is_user_digest_check_line(answer));
+	ck_assert(ring_version_offers("VERSION\tdirector\t1\t9\tUSER-DIGEST\tUSER-DIGEST-CHECK",
+				      user_digest_check_offer));
+	ck_assert(!ring_version_offers("VERSION\tdirector\t1\t9\tUSER-DIGEST",
+				       user_digest_check_offer));
+}
+END_TEST
+
 // --- the delta join --------------------------------------------------------------
 
 // The acceptor: restored from a stale snapshot, joining its left's running ring.
@@ -504,6 +547,7 @@ int main()
 	tcase_add_test(tc, test_entry_depends_on_host_and_weak_flag);
 	tcase_add_test(tc, test_digest_block_round_trip);
 	tcase_add_test(tc, test_bad_digest_lines_are_errors);
+	tcase_add_test(tc, test_check_block_and_answers);
 	tcase_add_test(tc, test_acceptor_keeps_equal_buckets_and_takes_the_rest);
 	tcase_add_test(tc, test_acceptor_full_join_replaces_the_table);
 	tcase_add_test(tc, test_connector_sends_only_differing_buckets);
