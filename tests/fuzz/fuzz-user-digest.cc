@@ -1,7 +1,9 @@
 // libFuzzer target: USER-DIGEST lines from a peer (user-digest.h), LF-separated,
-// fed to one UserDigestReader. Checks: every error has a message; nothing is
-// accepted after the block ended; a finished block formats back to lines that
-// read to the same values; the VERSION offer check never throws.
+// fed to one UserDigestReader, and each to the parser of a check's answers.
+// Checks: every error has a message; nothing is accepted after the block ended;
+// a finished block formats back to lines that read to the same values; an
+// answer that parses formats back to itself (U lines: to the same values); the
+// VERSION offer checks never throw.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -35,6 +37,9 @@ void check_round_trip(const UserDigestReader &r)
 	case UserDigestReader::Kind::full:
 		lines = {format_user_digest_full()};
 		break;
+	case UserDigestReader::Kind::check:
+		lines = format_user_digest_check(r.bits(), r.peer_users(), r.digests());
+		break;
 	case UserDigestReader::Kind::none:
 		fail("done without a kind", "");
 	}
@@ -53,6 +58,36 @@ void check_round_trip(const UserDigestReader &r)
 		fail("block does not round-trip", lines.front());
 }
 
+void check_answer(std::string_view line)
+{
+	auto a = parse_user_digest_reply(line);
+	if (!a.ok()) {
+		if (a.error().empty())
+			fail("answer error without a message", line);
+		return;
+	}
+	std::string again;
+	switch (a->kind) {
+	case UserDigestReply::Kind::busy:
+		again = format_user_digest_busy();
+		break;
+	case UserDigestReply::Kind::repair:
+		again = format_user_digest_repair(a->count, a->buckets);
+		break;
+	case UserDigestReply::Kind::repaired:
+		again = format_user_digest_repaired(a->count);
+		break;
+	case UserDigestReply::Kind::user:
+		again = "USER-DIGEST\tU\t" + std::to_string(a->user_hash) + "\t" +
+			a->ip.to_string() + "\t" + std::to_string(a->timestamp);
+		break;
+	}
+	auto b = parse_user_digest_reply(again);
+	if (!b.ok() || b->kind != a->kind || b->count != a->count || b->buckets != a->buckets ||
+	    b->user_hash != a->user_hash || !(b->ip == a->ip) || b->timestamp != a->timestamp)
+		fail("answer does not round-trip", line);
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -66,6 +101,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		in = lf == std::string_view::npos ? std::string_view() : in.substr(lf + 1);
 		(void)user_digest_version_offered(line);
 		(void)is_user_digest_line(line);
+		(void)is_user_digest_check_line(line);
+		(void)ring_version_offers(line, user_digest_check_offer);
+		check_answer(line);
 		bool was_done = r.done();
 		auto res = r.line(line);
 		if (!res.ok()) {
