@@ -283,9 +283,20 @@ def check_converged_after_fault(r, n, measure, t0, label):
     measure(label + "_formed_secs", round(took_formed, 3))
     measure(label + "_converged_secs", round(took_conv, 3))
     # the user tables are complete everywhere (n is a lower bound: the load
-    # may bring back users a test removed) and the doveadm views agree
-    counts = [ringrig.user_count(d) for d in r.directors]
-    assert counts == [counts[0]] * len(counts) and counts[0] >= n, (counts, n)
+    # may bring back users a test removed) and the doveadm views agree; the
+    # counts are read one director after the other while the login load runs,
+    # so a login between two reads may add a user: read again until they agree
+    last = []
+
+    def agreeing():
+        counts = [ringrig.user_count(d) for d in r.directors]
+        last[:] = counts
+        return counts == [counts[0]] * len(counts)
+    try:
+        rig.wait_until(agreeing, 10, "user counts to agree", interval=0.2)
+    except TimeoutError:
+        pass
+    assert last == [last[0]] * len(last) and last[0] >= n, (last, n)
     r.wait_converged(deadline_secs=10, users_file=r.c.users_file)
 
 
