@@ -10,8 +10,13 @@ d1 is measured twice:
   1. full join: d1 stopped, its state file deleted, started again;
   2. rejoin: d1 stopped (its file is written at shutdown), K users moved to
      another host on d0 while it is down, d1 started again within seconds.
-For each: seconds from the master launch until d1 says `ring synced` and its
-user count (HOST-LIST sum) equals d0's, and the bytes d1's ring connections
+d0 is filled while it runs alone (its director_servers lists only itself); it
+is then told of d1 and d2 (DIRECTOR-ADD), which join it (full joins). For each
+measurement of d1 the clock runs from just before its Dovecot master is
+started (`dovecot -c`, so process start, settings and the state file load are
+included) to the first admin poll (every 20 ms) that sees both `ring synced`
+and a user count (HOST-LIST sum) equal to d0's; the part after d1 first
+answered its admin socket is shown too. Also the bytes d1's ring connections
 carried in each direction (the kernel's per-socket counters, `ss -ti`), which
 includes both handshakes and the ring traffic meanwhile. Afterwards d0, d1 and
 d2 must map every user hash to the same backend (USER-LIST, compared entry by
@@ -141,19 +146,34 @@ def main():
     hosts = ["%s.%d" % (c.base, s) for s in rb.MAIL_HOST_SUFFIXES]
     ips = ["%s.%d" % (c.base, 100 + j) for j in range(3)]
     servers = " ".join("%s:%d" % (ip, rig.RING_PORT) for ip in ips)
-    ds = [c.add_director(bin=args.ours, servers=servers, mail_servers=" ".join(hosts))
-          for _ in range(3)]
+    # d0 lists only itself (it is filled alone) and learns d1 and d2 by
+    # DIRECTOR-ADD; d1 and d2 list all three.
+    ds = [c.add_director(bin=args.ours, servers="self" if j == 0 else servers,
+                         mail_servers=" ".join(hosts))
+          for j in range(3)]
     d0, d1, d2 = ds
     res = {}
     failed = False
     try:
         with installed(module, SETTINGS_DIR, STATE_MODULE):
-            c.start(only=ds)
+            # Fill d0 while it is alone: a million USER-MOVEs going around a ring of
+            # three overflow output buffers and get connections refused as "sent
+            # invalid protocol data", which then still hold during the measurements.
+            c.start(only=[d0])
             t = time.monotonic()
             replies = rb.populate(d0, hosts, args.users, args.deadline)
-            say("populated d0: %d USER-MOVE in %.1fs, replies %r"
+            say("populated d0 alone: %d USER-MOVE in %.1fs, replies %r"
                 % (args.users, time.monotonic() - t, replies))
-            adms = [rb.Admin(d, timeout=60) for d in ds]
+            adm0 = rb.Admin(d0, timeout=60)
+            for d in (d1, d2):
+                r = adm0.cmd("DIRECTOR-ADD\t%s\t%d" % (d.ip, rig.RING_PORT))
+                if r != "OK":
+                    raise RuntimeError("d0: DIRECTOR-ADD replied %r" % r)
+            adm0.close()
+            for d in (d1, d2):
+                rb.launch(c, d)
+            adms = [rb.Admin.connect(d, args.deadline) if d is not d0 else rb.Admin(d, timeout=60)
+                    for d in ds]
             want = rig.wait_until(
                 lambda: (lambda n: n if all(a.user_count() == n for a in adms[1:]) and n
                          else None)(adms[0].user_count()),

@@ -410,8 +410,10 @@ def join_run(c, args, a_bin, b_bin, label, distinct):
     a_ip = "%s.%d" % (c.base, 100 + idx)
     b_ip = "%s.%d" % (c.base, 100 + idx + 1)
     servers_b = "%s:%d %s:%d" % (a_ip, rig.RING_PORT, b_ip, rig.RING_PORT)
-    a = c.add_director(bin=a_bin, servers="self", mail_servers=" ".join(hosts))
-    b = c.add_director(bin=b_bin, servers=servers_b, mail_servers=" ".join(hosts))
+    vsz = "default_vsz_limit = %s" % args.vsz_limit if args.vsz_limit else ""
+    a = c.add_director(bin=a_bin, servers="self", mail_servers=" ".join(hosts), extra_conf=vsz)
+    b = c.add_director(bin=b_bin, servers=servers_b, mail_servers=" ".join(hosts),
+                       extra_conf=vsz)
     assert a.ip == a_ip and b.ip == b_ip
     m = {"notes": []}
     probe = None
@@ -758,6 +760,9 @@ def main():
     ap.add_argument("--join-deadline", type=float, default=120.0)
     ap.add_argument("--populate-deadline", type=float, default=120.0)
     ap.add_argument("--ring-deadline", type=float, default=40.0)
+    ap.add_argument("--vsz-limit", metavar="SIZE",
+                    help="default_vsz_limit of the joining pair (e.g. 4G; beyond about "
+                    "2 M users stock needs more than the default 256M, ours beyond 9 M)")
     ap.add_argument("--settle", type=float, default=2.0,
                     help="seconds of quiet after a join before re-checking both sides")
     ap.add_argument("--json", help="write all results as JSON to this file")

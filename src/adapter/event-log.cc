@@ -5,22 +5,45 @@
 
 namespace director::adapter {
 
-void EventLog::log(core::LogLevel level, const std::string &message)
+namespace {
+
+void log_on(struct event *event, core::LogLevel level, const std::string &message)
 {
 	switch (level) {
 	case core::LogLevel::debug:
-		e_debug(event_, "%s", message.c_str());
+		e_debug(event, "%s", message.c_str());
 		break;
 	case core::LogLevel::info:
-		e_info(event_, "%s", message.c_str());
+		e_info(event, "%s", message.c_str());
 		break;
 	case core::LogLevel::warning:
-		e_warning(event_, "%s", message.c_str());
+		e_warning(event, "%s", message.c_str());
 		break;
 	case core::LogLevel::error:
-		e_error(event_, "%s", message.c_str());
+		e_error(event, "%s", message.c_str());
 		break;
 	}
+}
+
+} // namespace
+
+void EventLog::log(core::LogLevel level, const std::string &message)
+{
+	log_on(event_, level, message);
+}
+
+void EventLog::log_with(core::LogLevel level, const std::string &message,
+			const core::LogFields &fields)
+{
+	struct event *e = event_create(event_);
+	if (!fields.peer.empty())
+		event_add_str(e, "peer", fields.peer.c_str());
+	if (fields.user_hash)
+		event_add_int(e, "user_hash", *fields.user_hash);
+	if (fields.host)
+		event_add_str(e, "host", fields.host->to_string().c_str());
+	log_on(e, level, message);
+	event_unref(&e);
 }
 
 namespace {

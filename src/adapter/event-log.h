@@ -12,6 +12,9 @@ class EventLog : public core::LogSink {
 public:
 	explicit EventLog(struct event *event) : event_(event) {}
 	void log(core::LogLevel level, const std::string &message) override;
+	// The line goes out on a child event carrying the fields: `peer`, `user_hash`, `host`.
+	void log_with(core::LogLevel level, const std::string &message,
+		      const core::LogFields &fields) override;
 
 private:
 	struct event *event_; // not owned

@@ -11,18 +11,12 @@
 #include <ctime>
 #include <system_error>
 
+#include "adapter/clock.h"
 #include "adapter/dovecot.h"
 
 namespace director::adapter {
 
 namespace {
-
-uint64_t monotonic_usecs()
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return uint64_t(ts.tv_sec) * 1000000 + uint64_t(ts.tv_nsec) / 1000;
-}
 
 std::string errno_text(const char *what)
 {
@@ -86,7 +80,7 @@ bool StateFileWriter::open_temp(std::string &error_r)
 	}
 	offset_ = 0;
 	stats_ = StateWriteStats();
-	started_usecs_ = monotonic_usecs();
+	started_usecs_ = uint64_t(mono_usecs_fresh());
 	return true;
 }
 
@@ -110,7 +104,7 @@ bool StateFileWriter::write_all(const std::string &data, std::string &error_r)
 
 bool StateFileWriter::finish_file(std::string &error_r)
 {
-	uint64_t sync_start = monotonic_usecs();
+	uint64_t sync_start = uint64_t(mono_usecs_fresh());
 	if (fdatasync(fd_) < 0) {
 		error_r = errno_text("fdatasync()");
 		return false;
@@ -133,7 +127,7 @@ bool StateFileWriter::finish_file(std::string &error_r)
 		error_r = errno_text("fsync(directory)");
 		return false;
 	}
-	uint64_t end = monotonic_usecs();
+	uint64_t end = uint64_t(mono_usecs_fresh());
 	stats_.sync_usecs = end - sync_start;
 	stats_.total_usecs = end - started_usecs_;
 	return true;
@@ -169,7 +163,7 @@ bool StateFileWriter::start(std::unique_ptr<StateChunkSource> source, DoneCallba
 // One ioloop turn: about step_bytes of snapshot, written and handed to writeback.
 void StateFileWriter::step()
 {
-	uint64_t t0 = monotonic_usecs();
+	uint64_t t0 = uint64_t(mono_usecs_fresh());
 	buf_.clear();
 	bool last = source_->next_chunk(buf_, step_bytes);
 	std::string error;
@@ -178,7 +172,7 @@ void StateFileWriter::step()
 		return;
 	}
 	stats_.steps++;
-	uint64_t took = monotonic_usecs() - t0;
+	uint64_t took = uint64_t(mono_usecs_fresh()) - t0;
 	if (took > stats_.max_step_usecs)
 		stats_.max_step_usecs = took;
 	if (!last) {
@@ -230,12 +224,12 @@ bool StateFileWriter::write_now(StateChunkSource &source, StateWriteStats *stats
 	std::string error;
 	bool ok = open_temp(error);
 	for (bool last = false; ok && !last;) {
-		uint64_t t0 = monotonic_usecs();
+		uint64_t t0 = uint64_t(mono_usecs_fresh());
 		buf_.clear();
 		last = source.next_chunk(buf_, step_bytes);
 		ok = write_all(buf_, error);
 		stats_.steps++;
-		uint64_t took = monotonic_usecs() - t0;
+		uint64_t took = uint64_t(mono_usecs_fresh()) - t0;
 		if (took > stats_.max_step_usecs)
 			stats_.max_step_usecs = took;
 	}
@@ -258,9 +252,9 @@ bool StateFileWriter::move_aside(const std::string &suffix) const
 			to.c_str()) == 0;
 }
 
-int StateFileWriter::read(std::string &data_r, std::string &error_r) const
+int StateFileWriter::read(StateFileBytes &data_r, std::string &error_r) const
 {
-	data_r.clear();
+	data_r = StateFileBytes();
 	int fd = openat(location_.dir_fd, location_.name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1) {
 		if (errno == ENOENT)
@@ -284,10 +278,11 @@ int StateFileWriter::read(std::string &data_r, std::string &error_r) const
 		::close(fd);
 		return -1;
 	}
-	data_r.resize(size_t(st.st_size));
+	auto size = size_t(st.st_size);
+	data_r.buf_ = core::PageArray<char>(size);
 	size_t got = 0;
-	while (got < data_r.size()) {
-		ssize_t n = ::read(fd, &data_r[got], data_r.size() - got);
+	while (got < size) {
+		ssize_t n = ::read(fd, data_r.buf_.get() + got, size - got);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -299,7 +294,7 @@ int StateFileWriter::read(std::string &data_r, std::string &error_r) const
 			break; // shrank meanwhile: the parser reports it as truncated
 		got += size_t(n);
 	}
-	data_r.resize(got);
+	data_r.size_ = got;
 	::close(fd);
 	return 1;
 }

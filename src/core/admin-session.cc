@@ -27,7 +27,7 @@ std::string AdminSession::greeting()
 	return format_admin_handshake() + "\n";
 }
 
-Status AdminSession::input_line(std::string_view line, int64_t now, Effects &fx)
+Status AdminSession::input_line(std::string_view line, Now now, Effects &fx)
 {
 	if (!handshaked_) {
 		Status st = parse_admin_handshake(line);
@@ -54,7 +54,7 @@ void AdminSession::reply_later(AdminResult result)
 	send_line(std::string(admin_result_line(result)));
 }
 
-void AdminSession::resume(int64_t now, Effects &fx)
+void AdminSession::resume(Now now, Effects &fx)
 {
 	if (!waiting_)
 		return;
@@ -76,7 +76,7 @@ bool AdminSession::continue_user_list(size_t max_bytes)
 	return done;
 }
 
-void AdminSession::run(const AdminCommand &cmd, int64_t now, Effects &fx)
+void AdminSession::run(const AdminCommand &cmd, Now now, Effects &fx)
 {
 	if (admin_command_waits_for_sync(cmd.kind) && !director_.admin_may_run(id_)) {
 		// Stock runs these only on a synced ring.
@@ -124,7 +124,7 @@ std::string AdminSession::host_list_removed_reply() const
 	return out + "\n";
 }
 
-std::string AdminSession::director_list_reply(int64_t now)
+std::string AdminSession::director_list_reply(Now now)
 {
 	std::string out;
 	for (const DirectorListEntry &e : director_.director_list(now)) {
@@ -152,7 +152,7 @@ std::string AdminSession::director_list_reply(int64_t now)
 	return out + "\n";
 }
 
-void AdminSession::dispatch(const AdminCommand &cmd, int64_t now, Effects &fx)
+void AdminSession::dispatch(const AdminCommand &cmd, Now now, Effects &fx)
 {
 	Director &d = director_;
 	switch (cmd.kind) {

@@ -60,12 +60,12 @@ public:
 
 	// One line from the client, without LF. An error is stock's log text: log it
 	// and close the connection; nothing was sent.
-	Status input_line(std::string_view line, int64_t now, Effects &fx);
+	Status input_line(std::string_view line, Now now, Effects &fx);
 	// The deferred reply of the pending command (Effects::admin).
 	void reply_later(AdminResult result);
 	// The ring synced (Effects::admin_resume): the command that waited for it
 	// runs now.
-	void resume(int64_t now, Effects &fx);
+	void resume(Now now, Effects &fx);
 
 	// USER-LIST in progress: queue about max_bytes more of it. true when the
 	// reply is complete (listing() is then false).
@@ -79,14 +79,14 @@ public:
 	bool reading() const { return !awaiting_reply_ && !waiting_ && !list_; }
 
 private:
-	void run(const AdminCommand &cmd, int64_t now, Effects &fx);
-	void dispatch(const AdminCommand &cmd, int64_t now, Effects &fx);
+	void run(const AdminCommand &cmd, Now now, Effects &fx);
+	void dispatch(const AdminCommand &cmd, Now now, Effects &fx);
 	void reply(AdminReply r);
 	void send_line(std::string line);
 	uint32_t hash_of(const AdminCommand &cmd) const;
 	std::string host_list_reply() const;
 	std::string host_list_removed_reply() const;
-	std::string director_list_reply(int64_t now);
+	std::string director_list_reply(Now now);
 
 	Director &director_;
 	JobId id_;

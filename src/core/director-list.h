@@ -26,11 +26,12 @@ struct DirectorHost {
 	uint16_t port = 0;
 	bool self = false;
 	bool removed = false;
+	// Times are Now::mono seconds, except last_sync_timestamp (the peer's wall clock).
 	int64_t removed_at = 0;
 	uint32_t last_seq = 0;
 	uint32_t last_sync_seq = 0;
-	int64_t last_sync_timestamp = 0;
-	int64_t last_sync_seen = 0; // our clock, for health heartbeats
+	int64_t last_sync_timestamp = 0; // from its SYNC lines
+	int64_t last_sync_seen = 0; // for health heartbeats
 	unsigned sync_duplicates = 0;
 	std::optional<uint32_t> bad_hosts_hash; // first wrong SYNC hosts_hash seen
 	int64_t last_network_failure = 0;

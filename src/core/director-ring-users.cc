@@ -8,11 +8,11 @@
 namespace director::core {
 
 int Director::user_refresh(const RingLink &from, uint32_t hash, HostId host, int64_t timestamp,
-			   bool weak, bool unknown_timestamp, int64_t now, bool &forced_r,
+			   bool weak, bool unknown_timestamp, Now now, bool &forced_r,
 			   UserIndex &user_r, Effects &fx)
 {
 	forced_r = false;
-	if (timestamp + config_.user_expire_secs <= now)
+	if (timestamp + config_.user_expire_secs <= now.wall)
 		return -1; // expired information
 	TagId tag = hosts_.get(host).tag;
 	UserIndex u = users_.find(hash, tag);
@@ -54,12 +54,10 @@ int Director::user_refresh(const RingLink &from, uint32_t hash, HostId host, int
 	} else {
 		const IpAddr &ours = hosts_.get(users_.host(u)).ip;
 		const IpAddr &theirs = hosts_.get(host).ip;
-		log_.log(LogLevel::error,
-			 "director(" + from.who() +
-				 "): User hash " + std::to_string(hash) +
-				 " is being redirected to two hosts: " + ours.to_string() + " and " +
-				 theirs.to_string() + " (old_ts=" + std::to_string(users_.timestamp(u)) +
-				 ")");
+		log_.peer(LogLevel::error, from.who(), "User hash " + std::to_string(hash) +
+			" is being redirected to two hosts: " + ours.to_string() + " and " +
+			theirs.to_string() + " (old_ts=" + std::to_string(users_.timestamp(u)) +
+			")");
 		// Everyone picks the lower IP, and kicks the rest.
 		if (theirs < ours)
 			forced_r = true;
@@ -98,15 +96,16 @@ void Director::broadcast_user(const DirectorHost *src, UserIndex u, Effects &fx)
 }
 
 void Director::send_host(const DirectorHost *src, std::optional<RingOrigin> origin, HostId id,
-			 int64_t now, Effects &fx)
+			 Now now, Effects &fx)
 {
 	if (!ring_.active())
 		return;
 	const MailHost &h = hosts_.get(id);
 	if (h.tag != default_tag && ring_.min_version() < ring_minor_tags_v2) {
-		log_.log(LogLevel::error, "Ring has directors that don't support tags - removing host " +
-						  h.ip.to_string() + " with tag '" +
-						  hosts_.tag_name(h.tag) + "'");
+		log_.log_with(LogLevel::error,
+			      "Ring has directors that don't support tags - removing host " +
+				      h.ip.to_string() + " with tag '" + hosts_.tag_name(h.tag) + "'",
+			      LogFields::mail_host(h.ip));
 		RingCommand rm;
 		rm.kind = RingCommandKind::host_remove;
 		rm.origin = origin ? *origin : ring_.next_origin();
@@ -128,16 +127,16 @@ void Director::send_host(const DirectorHost *src, std::optional<RingOrigin> orig
 	ring_.send(src, hc, fx);
 }
 
-void Director::apply_host(RingLink *c, const RingCommand &cmd, bool handshake, int64_t now,
+void Director::apply_host(RingLink *c, const RingCommand &cmd, bool handshake, Now now,
 			  Effects &fx)
 {
 	if (c != nullptr && c->ignoring_host_list() && handshake)
 		return;
 	std::string who = c && c->host ? c->host->name() : "";
 	if (!cmd.tag.empty() && c != nullptr && c->peer_minor() < ring_minor_tags_v2) {
-		log_.log(LogLevel::error, "director(" + who + "): Received a host tag from older "
-							      "director version with incompatible tagging "
-							      "support");
+		log_.peer(LogLevel::error, who,
+			"Received a host tag from older director version with incompatible "
+			"tagging support");
 		ring_.close(*c, "Incompatible tag support", now, fx, true);
 		return;
 	}
@@ -145,9 +144,9 @@ void Director::apply_host(RingLink *c, const RingCommand &cmd, bool handshake, i
 		// Stock takes any count here, and a ring of billions of vhost
 		// points would exhaust memory; no stock director sends more
 		// than doveadm's limit.
-		log_.log(LogLevel::error, "director(" + who + "): Ignoring host " + cmd.ip.to_string() +
-						  ": vhost count " + std::to_string(cmd.vhost_count) +
-						  " is over " + std::to_string(max_vhost_count));
+		log_.peer(LogLevel::error, who, "Ignoring host " + cmd.ip.to_string() +
+			": vhost count " + std::to_string(cmd.vhost_count) + " is over " +
+			std::to_string(max_vhost_count));
 		return;
 	}
 	bool down = cmd.updown && cmd.updown->down;
@@ -155,8 +154,8 @@ void Director::apply_host(RingLink *c, const RingCommand &cmd, bool handshake, i
 	HostId id = hosts_.find(cmd.ip);
 	bool update = false, conflict = false;
 	if (!hosts_.find_tag(cmd.tag) && hosts_.tag_count() > max_tag_id) {
-		log_.log(LogLevel::error, "director(" + who + "): Ignoring host " + cmd.ip.to_string() +
-						  ": more than " + std::to_string(max_tag_id) + " tags");
+		log_.peer(LogLevel::error, who, "Ignoring host " + cmd.ip.to_string() +
+			": more than " + std::to_string(max_tag_id) + " tags");
 		return;
 	}
 	if (id == invalid_host) {
@@ -177,9 +176,8 @@ void Director::apply_host(RingLink *c, const RingCommand &cmd, bool handshake, i
 			if (h.desynced) {
 				// Both sides changed it: converge on one answer.
 				conflict = true;
-				log_.log(LogLevel::warning,
-					 "director(" + who + "): Host " + cmd.ip.to_string() +
-						 " is being updated before previous update had finished");
+				log_.peer(LogLevel::warning, who, "Host " + cmd.ip.to_string() +
+					" is being updated before previous update had finished");
 				if (h.last_updown_change > updown_ts) {
 					down = h.down;
 					updown_ts = h.last_updown_change;
@@ -187,9 +185,9 @@ void Director::apply_host(RingLink *c, const RingCommand &cmd, bool handshake, i
 				vhosts = std::min(vhosts, h.vhost_count);
 			}
 			if (hosts_.tag_name(h.tag) != cmd.tag) {
-				log_.log(LogLevel::error, "director(" + who + "): Host " +
-								  cmd.ip.to_string() + " changed tag from '" +
-								  hosts_.tag_name(h.tag) + "' to '" + cmd.tag + "'");
+				log_.peer(LogLevel::error, who, "Host " + cmd.ip.to_string() +
+					" changed tag from '" + hosts_.tag_name(h.tag) + "' to '" +
+					cmd.tag + "'");
 				erase_users_of_host(id);
 				hosts_.set_tag(id, cmd.tag);
 			}
@@ -211,7 +209,7 @@ void Director::apply_host(RingLink *c, const RingCommand &cmd, bool handshake, i
 
 // ---------------------------------------------------------------- RingHandler
 
-void Director::ring_change(RingLink &c, const RingCommand &cmd, bool reorig, int64_t now,
+void Director::ring_change(RingLink &c, const RingCommand &cmd, bool reorig, Now now,
 			   Effects &fx)
 {
 	// A command whose origin we do not know travels on as ours.
@@ -231,7 +229,7 @@ void Director::ring_change(RingLink &c, const RingCommand &cmd, bool reorig, int
 		UserIndex u;
 		// Capped at our now, as stock does and as handshake users are: a
 		// timestamp in the future would keep the user forever.
-		int64_t ts = std::min(bound_peer_time(cmd.timestamp.value_or(now)), now);
+		int64_t ts = std::min(bound_peer_time(cmd.timestamp.value_or(now.wall)), now.wall);
 		if (user_refresh(c, cmd.user_hash, host, ts, false, !cmd.timestamp, now,
 				 forced, u, fx) > 0)
 			broadcast_user(forced ? ring_.self() : c.host, u, fx);
@@ -283,7 +281,7 @@ void Director::ring_change(RingLink &c, const RingCommand &cmd, bool reorig, int
 }
 
 void Director::ring_user_weak(RingLink &c, const RingCommand &cmd, bool seen, bool own,
-			      int64_t now, Effects &fx)
+			      Now now, Effects &fx)
 {
 	HostId host = hosts_.find(cmd.ip);
 	if (host == invalid_host)
@@ -305,7 +303,7 @@ void Director::ring_user_weak(RingLink &c, const RingCommand &cmd, bool seen, bo
 	}
 	bool forced;
 	UserIndex u;
-	if (user_refresh(c, cmd.user_hash, host, now, true, false, now, forced, u, fx) < 0)
+	if (user_refresh(c, cmd.user_hash, host, now.wall, true, false, now, forced, u, fx) < 0)
 		return;
 	if (users_.weak(u))
 		ring_.pass_on(c, cmd, fx);
@@ -313,7 +311,7 @@ void Director::ring_user_weak(RingLink &c, const RingCommand &cmd, bool seen, bo
 		broadcast_user(ring_.self(), u, fx); // we keep our host: tell the origin
 }
 
-void Director::ring_handshake_host(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx)
+void Director::ring_handshake_host(RingLink &c, const RingCommand &cmd, Now now, Effects &fx)
 {
 	apply_host(&c, cmd, true, now, fx);
 }
@@ -321,10 +319,10 @@ void Director::ring_handshake_host(RingLink &c, const RingCommand &cmd, int64_t 
 // A user from the peer's handshake: refreshed like a USER, but with the received
 // timestamp kept if it is newer, and never forwarded.
 void Director::ring_handshake_user(RingLink &c, uint32_t hash, HostId host, int64_t timestamp,
-				   bool weak, int64_t now, Effects &fx)
+				   bool weak, Now now, Effects &fx)
 {
 	c.users_received++;
-	int64_t ts = std::min(bound_peer_time(timestamp), now);
+	int64_t ts = std::min(bound_peer_time(timestamp), now.wall);
 	bool forced;
 	UserIndex u;
 	int changed = user_refresh(c, hash, host, ts, weak, false, now, forced, u, fx);
@@ -339,7 +337,7 @@ void Director::ring_handshake_user(RingLink &c, uint32_t hash, HostId host, int6
 	c.users_unsorted = true;
 }
 
-void Director::ring_joining(int64_t now)
+void Director::ring_joining(Now now)
 {
 	(void)now;
 	for (HostId id : hosts_.sorted_ids()) {
@@ -349,7 +347,7 @@ void Director::ring_joining(int64_t now)
 }
 
 size_t Director::ring_joining_delta(const std::vector<const RingCommand *> &hosts,
-				    const UserDigestBuckets &replace, int64_t now)
+				    const UserDigestBuckets &replace, Now now)
 {
 	(void)now;
 	// Their host list, set in place: a host keeps its id and its users.
@@ -387,20 +385,20 @@ size_t Director::ring_joining_delta(const std::vector<const RingCommand *> &host
 	return users_.size();
 }
 
-void Director::ring_resend_hosts(int64_t now, Effects &fx)
+void Director::ring_resend_hosts(Now now, Effects &fx)
 {
 	for (HostId id : hosts_.sorted_ids())
 		send_host(ring_.self(), ring_.next_origin(), id, now, fx);
 }
 
-void Director::ring_synced(int64_t now, Effects &fx)
+void Director::ring_synced(Now now, Effects &fx)
 {
 	(void)now;
 	(void)fx;
 	hosts_.clear_desynced();
 }
 
-void Director::ring_state_changed(int64_t now, Effects &fx)
+void Director::ring_state_changed(Now now, Effects &fx)
 {
 	retry_pending(now, fx);
 }

@@ -8,7 +8,7 @@
 
 namespace director::core {
 
-StateRestore Director::restore_state(const StateFile &file, int64_t now)
+StateRestore Director::restore_state(const StateFile &file, Now now)
 {
 	StateRestore r;
 	const StateHeader &h = file.header();
@@ -42,39 +42,44 @@ StateRestore Director::restore_state(const StateFile &file, int64_t now)
 
 	// Users that expired while we were down are dropped; the others keep their
 	// stored timestamps, as if learned from a peer. A user listed twice (the
-	// snapshot met it again after a refresh) keeps its newest entry.
+	// snapshot met it again after a refresh) keeps its newest entry. The file's
+	// users go into the table as one bulk load (UserTable::load_begin()): the
+	// snapshot wrote them in expiry order, so they form one sorted run.
+	// Per host of the file: its id here and its tag (invalid_host when not kept);
+	// per tag of the file: its id here, or no_tag.
+	constexpr uint32_t no_tag = UINT32_MAX;
+	std::vector<uint32_t> tag_ids(h.tags.size(), no_tag);
+	for (size_t t = 0; t < h.tags.size(); t++) {
+		std::optional<TagId> tag = hosts_.find_tag(h.tags[t]);
+		if (tag && *tag <= max_tag_id)
+			tag_ids[t] = *tag;
+	}
+	std::vector<uint32_t> host_tags(h.hosts.size(), no_tag);
+	for (size_t i = 0; i < h.hosts.size(); i++) {
+		if (ids[i] != invalid_host)
+			host_tags[i] = hosts_.get(ids[i]).tag;
+	}
 	int64_t expire = config_.user_expire_secs;
+	size_t added = 0;
+	users_.load_begin(file.user_count());
 	for (uint64_t i = 0; i < file.user_count(); i++) {
 		StateUser u = file.user(i);
 		HostId host = ids[u.host];
-		if (host == invalid_host) {
+		uint32_t tag = tag_ids[u.tag];
+		if (host == invalid_host || tag == no_tag || tag != host_tags[u.host]) {
 			r.skipped++;
 			continue;
 		}
-		std::optional<TagId> tag = hosts_.find_tag(h.tags[u.tag]);
-		if (!tag || *tag != hosts_.get(host).tag || *tag > max_tag_id) {
-			r.skipped++;
-			continue;
-		}
-		if (int64_t(u.timestamp) + expire <= now) {
+		if (int64_t(u.timestamp) + expire <= now.wall) {
 			r.expired++;
 			continue;
 		}
-		uint32_t ts = uint32_t(std::min<int64_t>(u.timestamp, now));
-		UserIndex existing = users_.find(u.user_hash, *tag);
-		if (existing != no_user) {
-			if (ts >= users_.timestamp(existing)) {
-				users_.set_host(existing, host);
-				users_.refresh(existing, ts);
-			}
-			continue;
-		}
-		if (users_.insert(u.user_hash, *tag, host, ts) == no_user)
+		uint32_t ts = uint32_t(std::min<int64_t>(u.timestamp, now.wall));
+		if (!users_.load_add(u.user_hash, TagId(tag), host, ts))
 			break; // table full
-		r.users++;
+		added++;
 	}
-	if (!users_.sorted())
-		users_.sort_by_timestamp();
+	r.users = added - users_.load_end();
 
 	for (const StateDirector &d : h.directors)
 		r.directors.push_back(RingDirectorConfig{d.ip, d.port});
@@ -84,11 +89,11 @@ StateRestore Director::restore_state(const StateFile &file, int64_t now)
 }
 
 std::unique_ptr<StateSnapshot> Director::state_snapshot(const std::array<uint8_t, 16> &identity,
-							int64_t now)
+							Now now)
 {
 	StateHeader h;
 	h.identity = identity;
-	h.written_at = now;
+	h.written_at = now.wall;
 	h.sync_seq = ring_.sync_seq();
 	if (const DirectorHost *self = ring_.self())
 		h.last_seq = self->last_seq;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ip-addr.h"
+#include "now.h"
 #include "kick.h"
 #include "settings-table.h"
 #include "user-hash.h"
@@ -19,10 +20,45 @@ enum class LogLevel { debug, info, warning, error };
 
 // Where the core reports what an operator should see. The adapter maps it to
 // Dovecot events; tests record it.
+// What a log line is about besides its text. The adapter adds each field that is
+// set to the line's event, so event filters and metric {} blocks can select on them
+// (for example every error about one ring peer).
+struct LogFields {
+	std::string peer; // a ring connection, as in stock's "director(<peer>): " prefix
+	std::optional<uint32_t> user_hash;
+	std::optional<IpAddr> host;
+
+	static LogFields user(uint32_t user_hash)
+	{
+		LogFields f;
+		f.user_hash = user_hash;
+		return f;
+	}
+	static LogFields mail_host(const IpAddr &ip)
+	{
+		LogFields f;
+		f.host = ip;
+		return f;
+	}
+};
+
 class LogSink {
 public:
 	virtual ~LogSink() = default;
 	virtual void log(LogLevel level, const std::string &message) = 0;
+	// A line with fields. A sink that keeps no fields logs the text alone.
+	virtual void log_with(LogLevel level, const std::string &message, const LogFields &fields)
+	{
+		(void)fields;
+		log(level, message);
+	}
+	// A line about a ring peer, in stock's words: "director(<peer>): <text>".
+	void peer(LogLevel level, const std::string &peer, const std::string &text)
+	{
+		LogFields fields;
+		fields.peer = peer;
+		log_with(level, "director(" + peer + "): " + text, fields);
+	}
 };
 
 // The defaults are the settings' (settings-table.h).
@@ -93,6 +129,13 @@ struct HostAnswer {
 	std::string hostname;
 };
 
+// Users a ring connection sent and received in handshakes and user streams
+// (USER lines of single logins not included).
+struct RingUserCounts {
+	uint64_t sent = 0;
+	uint64_t received = 0;
+};
+
 // What an admin command that changes something came to. The admin codec words it
 // for doveadm (admin_result_line(): OK, NOTFOUND, TRYAGAIN or the stock error text).
 enum class AdminResult {
@@ -157,6 +200,13 @@ struct Effects {
 	std::vector<RingConnect> ring_connects;
 	std::vector<RingSend> ring_sends;
 	std::vector<RingClose> ring_closes;
+	// A ring connection finished its handshake (DONE both ways), with the
+	// users it sent and received in it. Only reported, nothing to run.
+	struct RingHandshaked {
+		RingConnId id;
+		RingUserCounts users;
+	};
+	std::vector<RingHandshaked> ring_handshakes;
 	// A host's users were forgotten (HOST-FLUSH): by doveadm director flush,
 	// a health check or a move job here (from_ring false), or by a flush
 	// learned from a peer (from_ring true). Only reported, nothing to run.
@@ -188,7 +238,7 @@ struct Effects {
 		return lookups.empty() && kicks.empty() && flushes.empty() && admin.empty() &&
 		       ring_connects.empty() && ring_sends.empty() && ring_closes.empty() &&
 		       admin_resume.empty() && host_flushes.empty() &&
-		       user_moves.empty();
+		       user_moves.empty() && ring_handshakes.empty();
 	}
 };
 

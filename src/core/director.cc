@@ -28,12 +28,12 @@ void Director::add_config_host(const IpAddr &ip, std::string_view hostname, std:
 
 // ---------------------------------------------------------------- users
 
-bool Director::expired(UserIndex u, int64_t now) const
+bool Director::expired(UserIndex u, Now now) const
 {
-	return int64_t(users_.timestamp(u)) + config_.user_expire_secs <= now;
+	return int64_t(users_.timestamp(u)) + config_.user_expire_secs <= now.wall;
 }
 
-UserIndex Director::find_live_user(uint32_t hash, TagId tag, int64_t now)
+UserIndex Director::find_live_user(uint32_t hash, TagId tag, Now now)
 {
 	UserIndex u = users_.find(hash, tag);
 	if (u == no_user)
@@ -47,29 +47,29 @@ UserIndex Director::find_live_user(uint32_t hash, TagId tag, int64_t now)
 	return u;
 }
 
-bool Director::near_expiring(UserIndex u, int64_t now) const
+bool Director::near_expiring(UserIndex u, Now now) const
 {
 	// clamp(10 % of director_user_expire, 3 s, 30 s) before expiry.
 	int64_t near = std::clamp<int64_t>(config_.user_expire_secs / 10, 3, 30);
-	return int64_t(users_.timestamp(u)) + (config_.user_expire_secs - near) < now;
+	return int64_t(users_.timestamp(u)) + (config_.user_expire_secs - near) < now.wall;
 }
 
-bool Director::recently_updated(UserIndex u, int64_t now) const
+bool Director::recently_updated(UserIndex u, Now now) const
 {
-	return int64_t(users_.timestamp(u)) + config_.user_expire_secs / 2 >= now;
+	return int64_t(users_.timestamp(u)) + config_.user_expire_secs / 2 >= now.wall;
 }
 
 // ---------------------------------------------------------------- lookups
 
-void Director::lookup(RequestId id, std::string_view username, std::string_view tag, int64_t now,
+void Director::lookup(RequestId id, std::string_view username, std::string_view tag, Now now,
 		      Effects &fx)
 {
-	PendingLookup req{id, user_hash(username), std::string(tag), now, DelayReason::none};
+	PendingLookup req{id, user_hash(username), std::string(tag), now.mono, DelayReason::none};
 	if (!try_lookup(req, now, fx))
 		lookups_.push(std::move(req));
 }
 
-bool Director::try_lookup(PendingLookup &req, int64_t now, Effects &fx)
+bool Director::try_lookup(PendingLookup &req, Now now, Effects &fx)
 {
 	if (!ring_.handshaked()) {
 		req.reason = DelayReason::ring_not_handshaked;
@@ -122,14 +122,15 @@ bool Director::try_lookup(PendingLookup &req, int64_t now, Effects &fx)
 			req.reason = DelayReason::no_hosts;
 			return false;
 		}
-		u = users_.insert(req.user_hash, *tag, host, static_cast<uint32_t>(now));
+		u = users_.insert(req.user_hash, *tag, host, static_cast<uint32_t>(now.wall));
 		if (u == no_user) {
 			// The table is full: answering with the hashed host would
 			// leave the user unknown to the ring.
-			log_.log(LogLevel::error, "User table is full (" +
-							  std::to_string(users_.size()) +
-							  " users): failing lookup of user hash " +
-							  std::to_string(req.user_hash));
+			log_.log_with(LogLevel::error,
+				      "User table is full (" + std::to_string(users_.size()) +
+					      " users): failing lookup of user hash " +
+					      std::to_string(req.user_hash),
+				      LogFields::user(req.user_hash));
 			fx.lookups.push_back({req.id, std::nullopt, "User table is full"});
 			return true;
 		}
@@ -145,27 +146,27 @@ void Director::cancel_lookup(RequestId id)
 	lookups_.cancel(id);
 }
 
-void Director::retry_pending(int64_t now, Effects &fx)
+void Director::retry_pending(Now now, Effects &fx)
 {
 	lookups_.retry([&](PendingLookup &req) { return try_lookup(req, now, fx); });
 }
 
-std::string Director::timeout_error(const PendingLookup &req, int64_t now)
+std::string Director::timeout_error(const PendingLookup &req, Now now)
 {
 	std::string s = "Timeout because ";
 	s += delay_reason_text(req.reason);
-	s += " - queued for " + std::to_string(now - req.created) + " secs (";
+	s += " - queued for " + std::to_string(now.mono - req.created) + " secs (";
 	if (ring_.last_sync_time() == 0)
 		s += "Ring has never been synced";
 	else
 		s += std::string(ring_.synced() ? "Ring synced for " : "Ring not synced for ") +
-		     std::to_string(now - ring_.last_sync_time()) + " secs";
+		     std::to_string(now.mono - ring_.last_sync_time()) + " secs";
 	auto tag = hosts_.find_tag(req.tag);
 	UserIndex u = tag ? users_.find(req.user_hash, *tag) : no_user;
 	if (u != no_user) {
 		if (users_.weak(u))
 			s += ", weak user";
-		s += ", user refreshed " + std::to_string(now - users_.timestamp(u)) + " secs ago";
+		s += ", user refreshed " + std::to_string(now.wall - users_.timestamp(u)) + " secs ago";
 	}
 	s += ", hash=" + std::to_string(req.user_hash);
 	if (!req.tag.empty())
@@ -174,14 +175,14 @@ std::string Director::timeout_error(const PendingLookup &req, int64_t now)
 	return s;
 }
 
-void Director::notify_alive(std::string_view username, int64_t now, Effects &fx)
+void Director::notify_alive(std::string_view username, Now now, Effects &fx)
 {
 	uint32_t hash = user_hash(username);
 	for (TagId tag = 0; tag < hosts_.tag_count(); tag++) {
 		UserIndex u = users_.find(hash, tag);
 		if (u == no_user)
 			continue;
-		int64_t age = now - users_.timestamp(u);
+		int64_t age = now.wall - users_.timestamp(u);
 		if (age >= config_.user_expire_secs) {
 			log_.log(LogLevel::warning, "notify: User " + quote_for_log(username) +
 							    " refreshed too late (" +
@@ -192,7 +193,7 @@ void Director::notify_alive(std::string_view username, int64_t now, Effects &fx)
 	}
 }
 
-void Director::tick(int64_t now, Effects &fx)
+void Director::tick(Now now, Effects &fx)
 {
 	// Expire users from the oldest. Users being moved are kept until their
 	// move finishes, weak ones a while longer (then the weakness is stuck).
@@ -205,14 +206,15 @@ void Director::tick(int64_t now, Effects &fx)
 			continue;
 		}
 		if (users_.weak(u) && int64_t(users_.timestamp(u)) + config_.user_expire_secs +
-						     weak_user_stuck_extra_secs > now) {
+						     weak_user_stuck_extra_secs > now.wall) {
 			u = next;
 			continue;
 		}
 		if (users_.weak(u)) {
-			log_.log(LogLevel::warning,
-				 "User " + std::to_string(users_.user_hash(u)) +
-					 " weakness appears to be stuck, removing it");
+			log_.log_with(LogLevel::warning,
+				      "User " + std::to_string(users_.user_hash(u)) +
+					      " weakness appears to be stuck, removing it",
+				      LogFields::user(users_.user_hash(u)));
 		}
 		users_.erase(u);
 		u = next;
@@ -263,7 +265,7 @@ std::vector<IpAddr> Director::hosts_removed_from_config() const
 
 // A local host change: tell the ring and make it sync (stock
 // director_update_host()).
-void Director::host_changed(HostId id, int64_t now, Effects &fx)
+void Director::host_changed(HostId id, Now now, Effects &fx)
 {
 	send_host(ring_.self(), std::nullopt, id, now, fx);
 	if (ring_.has_neighbours())
@@ -273,7 +275,7 @@ void Director::host_changed(HostId id, int64_t now, Effects &fx)
 }
 
 AdminReply Director::host_set(JobId job, const IpAddr &ip, std::string_view tag,
-			      std::optional<unsigned> vhosts, bool update_only, int64_t now,
+			      std::optional<unsigned> vhosts, bool update_only, Now now,
 			      Effects &fx)
 {
 	if (vhosts && *vhosts > max_vhost_count)
@@ -301,7 +303,7 @@ AdminReply Director::host_set(JobId job, const IpAddr &ip, std::string_view tag,
 	return ring_.reply_after_sync(job, now);
 }
 
-AdminReply Director::host_set_down(JobId job, const IpAddr &ip, bool down, int64_t now,
+AdminReply Director::host_set_down(JobId job, const IpAddr &ip, bool down, Now now,
 				   Effects &fx)
 {
 	HostId id = hosts_.find(ip);
@@ -312,12 +314,12 @@ AdminReply Director::host_set_down(JobId job, const IpAddr &ip, bool down, int64
 		return AdminReply::now(AdminResult::ok);
 	if (h.desynced)
 		return AdminReply::now(AdminResult::host_being_updated);
-	hosts_.set_down(id, down, now);
+	hosts_.set_down(id, down, now.wall);
 	host_changed(id, now, fx);
 	return ring_.reply_after_sync(job, now);
 }
 
-AdminReply Director::host_remove(JobId job, const IpAddr &ip, int64_t now, Effects &fx)
+AdminReply Director::host_remove(JobId job, const IpAddr &ip, Now now, Effects &fx)
 {
 	HostId id = hosts_.find(ip);
 	if (id == invalid_host)
@@ -335,7 +337,7 @@ AdminReply Director::host_remove(JobId job, const IpAddr &ip, int64_t now, Effec
 	return ring_.reply_after_sync(job, now);
 }
 
-void Director::flush_host(HostId id, int64_t now, Effects &fx)
+void Director::flush_host(HostId id, Now now, Effects &fx)
 {
 	if (ring_.active()) {
 		RingCommand fl;
@@ -350,7 +352,7 @@ void Director::flush_host(HostId id, int64_t now, Effects &fx)
 	ring_.changed(now, fx);
 }
 
-AdminReply Director::host_flush(JobId job, std::optional<IpAddr> ip, int64_t now, Effects &fx)
+AdminReply Director::host_flush(JobId job, std::optional<IpAddr> ip, Now now, Effects &fx)
 {
 	if (!ip) {
 		size_t flushed = 0;
@@ -371,7 +373,7 @@ AdminReply Director::host_flush(JobId job, std::optional<IpAddr> ip, int64_t now
 	return ring_.reply_after_sync(job, now);
 }
 
-bool Director::health_set_down(const IpAddr &ip, int64_t now, Effects &fx)
+bool Director::health_set_down(const IpAddr &ip, Now now, Effects &fx)
 {
 	HostId id = hosts_.find(ip);
 	if (id == invalid_host)
@@ -381,13 +383,13 @@ bool Director::health_set_down(const IpAddr &ip, int64_t now, Effects &fx)
 		return false;
 	// One step: the HOST change and the HOST-FLUSH leave in the same batch,
 	// in this order, so no peer sees the flush without the down.
-	hosts_.set_down(id, true, now);
+	hosts_.set_down(id, true, now.wall);
 	host_changed(id, now, fx);
 	flush_host(id, now, fx);
 	return true;
 }
 
-bool Director::health_set_up(const IpAddr &ip, int64_t now, Effects &fx)
+bool Director::health_set_up(const IpAddr &ip, Now now, Effects &fx)
 {
 	HostId id = hosts_.find(ip);
 	if (id == invalid_host)
@@ -395,12 +397,12 @@ bool Director::health_set_up(const IpAddr &ip, int64_t now, Effects &fx)
 	const MailHost &h = hosts_.get(id);
 	if (!h.down || h.desynced)
 		return false;
-	hosts_.set_down(id, false, now);
+	hosts_.set_down(id, false, now.wall);
 	host_changed(id, now, fx);
 	return true;
 }
 
-UserLookup Director::user_lookup(uint32_t hash, std::string_view tag_name, int64_t now)
+UserLookup Director::user_lookup(uint32_t hash, std::string_view tag_name, Now now)
 {
 	UserLookup out;
 	auto tag = hosts_.find_tag(tag_name);
@@ -447,7 +449,7 @@ std::unique_ptr<UserList> Director::user_listing(std::optional<IpAddr> ip)
 	return std::make_unique<UserList>(users_, hosts_, std::move(ip), config_.user_expire_secs);
 }
 
-AdminReply Director::user_move(uint32_t hash, const IpAddr &ip, int64_t now, Effects &fx)
+AdminReply Director::user_move(uint32_t hash, const IpAddr &ip, Now now, Effects &fx)
 {
 	HostId host = hosts_.find(ip);
 	if (host == invalid_host)
@@ -467,18 +469,18 @@ AdminReply Director::user_move(uint32_t hash, const IpAddr &ip, int64_t now, Eff
 
 // ---------------------------------------------------------------- parts
 
-void Director::kick_done(JobId id, bool ok, const std::string &error, int64_t now, Effects &fx)
+void Director::kick_done(JobId id, bool ok, const std::string &error, Now now, Effects &fx)
 {
 	moves_.kick_done(id, ok, error, now, fx);
 }
 
-void Director::flush_done(JobId id, bool ok, int64_t now, Effects &fx)
+void Director::flush_done(JobId id, bool ok, Now now, Effects &fx)
 {
 	moves_.flush_done(id, ok, now, fx);
 }
 
 AdminReply Director::host_reset_users(JobId job, std::optional<IpAddr> ip, unsigned max_parallel,
-				      int64_t now, Effects &fx)
+				      Now now, Effects &fx)
 {
 	return moves_.reset_users(job, ip, max_parallel, now, fx);
 }
@@ -495,44 +497,44 @@ void Director::admin_gone(JobId job)
 }
 
 void Director::ring_start(const std::vector<RingDirectorConfig> &directors, const IpAddr &self_ip,
-			  uint16_t self_port, int64_t now, Effects &fx)
+			  uint16_t self_port, Now now, Effects &fx)
 {
 	if (restored_ && directors.size() > 1)
-		ring_.hold_user_streams(now + ring_restore_hold_secs);
+		ring_.hold_user_streams(now.mono + ring_restore_hold_secs);
 	ring_.start(directors, self_ip, self_port, now, fx);
 }
 
-RingConnId Director::ring_accept(const IpAddr &remote, int64_t now, Effects &fx)
+RingConnId Director::ring_accept(const IpAddr &remote, Now now, Effects &fx)
 {
 	return ring_.accept(remote, now, fx);
 }
 
-void Director::ring_connected(RingConnId id, int64_t now, Effects &fx)
+void Director::ring_connected(RingConnId id, Now now, Effects &fx)
 {
 	ring_.connected(id, now, fx);
 }
 
-void Director::ring_line(RingConnId id, std::string_view line, int64_t now, Effects &fx)
+void Director::ring_line(RingConnId id, std::string_view line, Now now, Effects &fx)
 {
 	ring_.line(id, line, now, fx);
 }
 
-void Director::ring_closed(RingConnId id, const std::string &reason, int64_t now, Effects &fx)
+void Director::ring_closed(RingConnId id, const std::string &reason, Now now, Effects &fx)
 {
 	ring_.closed(id, reason, now, fx);
 }
 
-void Director::ring_shutdown(int64_t now, Effects &fx)
+void Director::ring_shutdown(Now now, Effects &fx)
 {
 	ring_.shutdown(now, fx);
 }
 
-void Director::ring_drained(RingConnId id, int64_t now, Effects &fx)
+void Director::ring_drained(RingConnId id, Now now, Effects &fx)
 {
 	ring_.drained(id, now, fx);
 }
 
-bool Director::ring_heartbeat(int64_t now, Effects &fx)
+bool Director::ring_heartbeat(Now now, Effects &fx)
 {
 	return ring_.heartbeat(now, fx);
 }
@@ -542,19 +544,19 @@ int64_t Director::director_last_sync_seen(const IpAddr &ip, uint16_t port) const
 	return ring_.director_last_sync_seen(ip, port);
 }
 
-std::vector<DirectorListEntry> Director::director_list(int64_t now) const
+std::vector<DirectorListEntry> Director::director_list(Now now) const
 {
 	return ring_.director_list(now);
 }
 
-AdminReply Director::director_add(const IpAddr &ip, std::optional<uint16_t> port, int64_t now,
+AdminReply Director::director_add(const IpAddr &ip, std::optional<uint16_t> port, Now now,
 				  Effects &fx)
 {
 	return ring_.director_add(ip, port, now, fx);
 }
 
 AdminReply Director::director_remove(JobId job, const IpAddr &ip, std::optional<uint16_t> port,
-				     int64_t now, Effects &fx)
+				     Now now, Effects &fx)
 {
 	return ring_.director_remove(job, ip, port, now, fx);
 }

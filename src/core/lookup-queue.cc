@@ -41,22 +41,22 @@ bool LookupQueue::cancel(RequestId id)
 	return true;
 }
 
-std::vector<PendingLookup> LookupQueue::take_timed_out(int64_t now)
+std::vector<PendingLookup> LookupQueue::take_timed_out(Now now)
 {
 	std::vector<PendingLookup> out;
-	while (!queue_.empty() && queue_.front().created + request_timeout_secs <= now) {
+	while (!queue_.empty() && queue_.front().created + request_timeout_secs <= now.mono) {
 		out.push_back(std::move(queue_.front()));
 		queue_.pop_front();
 	}
 	return out;
 }
 
-std::optional<std::string> LookupQueue::delay_warning(int64_t now)
+std::optional<std::string> LookupQueue::delay_warning(Now now)
 {
 	if (queue_.empty() || warned_at_ != 0 ||
-	    queue_.front().created + request_delay_warning_secs > now)
+	    queue_.front().created + request_delay_warning_secs > now.mono)
 		return std::nullopt;
-	warned_at_ = now;
+	warned_at_ = now.mono;
 	return std::to_string(queue_.size()) +
 	       " requests are delayed: " + delay_reason_text(queue_.front().reason);
 }

@@ -23,7 +23,7 @@ struct PendingLookup {
 	RequestId id;
 	uint32_t user_hash;
 	std::string tag;
-	int64_t created;
+	int64_t created; // Now::mono
 	DelayReason reason = DelayReason::none;
 };
 
@@ -46,10 +46,10 @@ public:
 	}
 
 	// Removes and returns the lookups queued for request_timeout_secs or longer.
-	std::vector<PendingLookup> take_timed_out(int64_t now);
+	std::vector<PendingLookup> take_timed_out(Now now);
 	// Once per backlog: a warning when the oldest lookup has waited
 	// request_delay_warning_secs.
-	std::optional<std::string> delay_warning(int64_t now);
+	std::optional<std::string> delay_warning(Now now);
 
 	size_t size() const { return queue_.size(); }
 	bool empty() const { return queue_.empty(); }

@@ -24,13 +24,13 @@ bool Ring::check_origin(const RingOrigin &origin, bool &reoriginate_r)
 	return true;
 }
 
-void Ring::handle_ring_command(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx)
+void Ring::handle_ring_command(RingLink &c, const RingCommand &cmd, Now now, Effects &fx)
 {
 	std::string who = c.host ? c.host->name() : c.remote_ip.to_string();
 	if (!from_ring_neighbour(c, cmd)) {
-		log_.log(LogLevel::debug, "director(" + who + "): Ignoring " +
-						  std::string(ring_command_name(cmd.kind)) +
-						  ": the connection is not our left or right");
+		log_.peer(LogLevel::debug, who, "Ignoring " +
+			std::string(ring_command_name(cmd.kind)) +
+			": the connection is not our left or right");
 		return;
 	}
 	bool reorig = false;
@@ -77,7 +77,7 @@ void Ring::handle_ring_command(RingLink &c, const RingCommand &cmd, int64_t now,
 		if (h == dirs_.self())
 			return; // the others will disconnect us
 		h->removed = true;
-		h->removed_at = now;
+		h->removed_at = now.mono;
 		log_.log(LogLevel::info, "Removing director " + h->name() + " from ring (requested by " +
 						 who + ")");
 		update_send(c.host, cmd, fx, ring_minor_ring_remove);
@@ -92,7 +92,7 @@ void Ring::handle_ring_command(RingLink &c, const RingCommand &cmd, int64_t now,
 	case RingCommandKind::ping: {
 		RingCommand p;
 		p.kind = RingCommandKind::pong;
-		p.timestamp = now;
+		p.timestamp = now.wall;
 		p.buffer_bytes = 0;
 		send(c, p, fx);
 		return;
@@ -107,21 +107,20 @@ void Ring::handle_ring_command(RingLink &c, const RingCommand &cmd, int64_t now,
 		handle_connect(c, cmd, now, fx);
 		return;
 	case RingCommandKind::quit:
-		log_.log(LogLevel::warning,
-			 "director(" + who + "): Director " + who + " disconnected us with reason: " +
-				 quote_for_log(cmd.reason, 200));
+		log_.peer(LogLevel::warning, who, "Director " + who +
+			" disconnected us with reason: " + quote_for_log(cmd.reason, 200));
 		close_conn(c, "", now, fx);
 		return;
 	default:
-		log_.log(LogLevel::error, "director(" + who + "): Unexpected command " +
-						  std::string(ring_command_name(cmd.kind)));
+		log_.peer(LogLevel::error, who, "Unexpected command " +
+			std::string(ring_command_name(cmd.kind)));
 		close_conn(c, "Unexpected command", now, fx, true);
 		return;
 	}
 }
 
 // DIRECTOR: a director joined somewhere in the ring.
-void Ring::handle_director(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx)
+void Ring::handle_director(RingLink &c, const RingCommand &cmd, Now now, Effects &fx)
 {
 	std::string who = c.who();
 	DirectorHost *h = dirs_.find(cmd.ip, cmd.port);
@@ -136,9 +135,8 @@ void Ring::handle_director(RingLink &c, const RingCommand &cmd, int64_t now, Eff
 	} else {
 		h = dirs_.add(cmd.ip, cmd.port);
 		if (h == nullptr) {
-			log_.log(LogLevel::error, "director(" + who + "): Ignoring DIRECTOR " +
-							  cmd.ip.to_string() + ":" + std::to_string(cmd.port) +
-							  ": director list is full");
+			log_.peer(LogLevel::error, who, "Ignoring DIRECTOR " + cmd.ip.to_string() +
+				":" + std::to_string(cmd.port) + ": director list is full");
 			return;
 		}
 		log_.log(LogLevel::info, "Adding director " + h->name() + " to ring (requested by " +
@@ -147,14 +145,14 @@ void Ring::handle_director(RingLink &c, const RingCommand &cmd, int64_t now, Eff
 	RingLink *right = conn(right_);
 	if (right != nullptr && right->host != nullptr && dirs_.cmp_to_self(h, right->host) > 0)
 		return; // between us and our right: it will connect to us
-	if (h->director_sent_at == now)
+	if (h->director_sent_at == now.mono)
 		return; // already passed on: every side has it
 	update_send(c.host, cmd, fx);
-	h->director_sent_at = now;
+	h->director_sent_at = now.mono;
 	ring_change_counter_++;
 }
 
-void Ring::handle_pong(RingLink &c, int64_t now, Effects &fx)
+void Ring::handle_pong(RingLink &c, Now now, Effects &fx)
 {
 	if (!c.pong(now))
 		return;
@@ -173,36 +171,34 @@ void Ring::handle_pong(RingLink &c, int64_t now, Effects &fx)
 				cc.port = c.host->port;
 				send(oc, cc, fx);
 				oc.connect_sent = true;
-				oc.connect_sent_at = now;
+				oc.connect_sent_at = now.mono;
 			}
 		}
 	}
 }
 
 // CONNECT: our left tells us to connect to another director instead.
-void Ring::handle_connect(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx)
+void Ring::handle_connect(RingLink &c, const RingCommand &cmd, Now now, Effects &fx)
 {
 	std::string who = c.who();
 	DirectorHost *h = dirs_.find(cmd.ip, cmd.port);
 	if (h == nullptr) {
 		// Stock adds and dials whatever it is told.
-		log_.log(LogLevel::warning, "director(" + who + "): Ignoring CONNECT " +
-						    cmd.ip.to_string() + ":" + std::to_string(cmd.port) +
-						    ": " + unlisted_reason(cmd.ip, cmd.port));
+		log_.peer(LogLevel::warning, who, "Ignoring CONNECT " + cmd.ip.to_string() + ":" +
+			std::to_string(cmd.port) + ": " + unlisted_reason(cmd.ip, cmd.port));
 		return;
 	}
 	RingLink *right = conn(right_);
 	if (h->self) {
 		// Stock would connect to its own listener; nobody
 		// sane asks for that.
-		log_.log(LogLevel::warning,
-			 "director(" + who + "): Ignoring CONNECT request to ourselves");
-		c.close_at = now + 1;
+		log_.peer(LogLevel::warning, who, "Ignoring CONNECT request to ourselves");
+		c.close_at = now.mono + 1;
 		return;
 	}
 	if (h->removed ||
 	    (right != nullptr && right->host != nullptr && dirs_.cmp_to_self(h, right->host) <= 0)) {
-		c.close_at = now + 1;
+		c.close_at = now.mono + 1;
 		return;
 	}
 	h->last_network_failure = 0;
@@ -215,7 +211,7 @@ void Ring::handle_connect(RingLink &c, const RingCommand &cmd, int64_t now, Effe
 		if (old == c.id()) {
 			// Closing the connection we are reading from would
 			// reset it under the peer's pending output.
-			c.close_at = now;
+			c.close_at = now.mono;
 			c.verifying_left = false;
 		} else {
 			close_conn(conns_.at(old), "Connecting to another director as requested",
@@ -225,7 +221,7 @@ void Ring::handle_connect(RingLink &c, const RingCommand &cmd, int64_t now, Effe
 	connect_to(h, now, fx);
 }
 
-std::vector<DirectorListEntry> Ring::director_list(int64_t now) const
+std::vector<DirectorListEntry> Ring::director_list(Now now) const
 {
 	std::vector<DirectorListEntry> out;
 	auto conn_entry = [&](const RingLink &c) {
@@ -234,14 +230,15 @@ std::vector<DirectorListEntry> Ring::director_list(int64_t now) const
 			e.ip = c.host->ip;
 			e.port = c.host->port;
 			e.type = c.id() == left_ ? "left" : c.id() == right_ ? "right" : c.incoming() ? "in" : "out";
-			e.last_failed = std::max(c.host->last_network_failure, c.host->last_protocol_failure);
+			e.last_failed = now.wall_of(
+				std::max(c.host->last_network_failure, c.host->last_protocol_failure));
 		}
 		e.has_connection = true;
 		e.status = director_connection_status_text(c.handshaked(), c.incoming(), c.synced,
 							   c.incoming() ? c.users_received : c.users_sent);
 		e.last_ping_msecs = c.last_ping_msecs;
-		e.last_input = c.last_input;
-		e.last_output = c.last_output;
+		e.last_input = now.wall_of(c.last_input);
+		e.last_output = now.wall_of(c.last_output);
 		e.conn = c.id();
 		return e;
 	};
@@ -271,10 +268,10 @@ std::vector<DirectorListEntry> Ring::director_list(int64_t now) const
 		e.ip = d->ip;
 		e.port = d->port;
 		e.type = d->self ? "self" : d->removed ? "removed" : "";
-		e.last_failed = std::max(d->last_network_failure, d->last_protocol_failure);
+		e.last_failed = now.wall_of(std::max(d->last_network_failure, d->last_protocol_failure));
 		if (d->self) {
 			e.status = director_ring_status_text(ring_handshaked_, ring_synced_,
-							     now - ring_last_sync_time_);
+							     now.mono - ring_last_sync_time_);
 			e.last_ping_msecs = last_sync_msecs_;
 		}
 		out.push_back(e);
@@ -282,7 +279,7 @@ std::vector<DirectorListEntry> Ring::director_list(int64_t now) const
 	return out;
 }
 
-AdminReply Ring::director_add(const IpAddr &ip, std::optional<uint16_t> port, int64_t now,
+AdminReply Ring::director_add(const IpAddr &ip, std::optional<uint16_t> port, Now now,
 				  Effects &fx)
 {
 	uint16_t p = port.value_or(ring_listen_port_);
@@ -300,7 +297,7 @@ AdminReply Ring::director_add(const IpAddr &ip, std::optional<uint16_t> port, in
 		dc.ip = ip;
 		dc.port = p;
 		update_send(dirs_.self(), dc, fx);
-		h->director_sent_at = now;
+		h->director_sent_at = now.mono;
 		ring_change_counter_++;
 		// Like stock, we wait for the new director to connect to us.
 	}
@@ -308,7 +305,7 @@ AdminReply Ring::director_add(const IpAddr &ip, std::optional<uint16_t> port, in
 }
 
 AdminReply Ring::director_remove(JobId job, const IpAddr &ip, std::optional<uint16_t> port,
-				     int64_t now, Effects &fx)
+				     Now now, Effects &fx)
 {
 	DirectorHost *h = dirs_.find_any(ip, port);
 	if (h == nullptr)
@@ -316,7 +313,7 @@ AdminReply Ring::director_remove(JobId job, const IpAddr &ip, std::optional<uint
 	if (h->self || h->removed)
 		return reply_after_sync(job, now);
 	h->removed = true;
-	h->removed_at = now;
+	h->removed_at = now.mono;
 	RingCommand dr;
 	dr.kind = RingCommandKind::director_remove;
 	dr.ip = h->ip;

@@ -30,17 +30,17 @@ void Ring::send_user_digests(RingLink &c, Effects &fx)
 	fx.ring_sends.push_back({c.id(), std::move(out)});
 }
 
-void Ring::digest_line(RingLink &c, std::string_view line, int64_t now, Effects &fx)
+void Ring::digest_line(RingLink &c, std::string_view line, Now now, Effects &fx)
 {
 	if (c.handshaked()) {
 		std::string msg = "USER-DIGEST after the handshake";
-		log_.log(LogLevel::error, "director(" + c.who() + "): " + msg);
+		log_.peer(LogLevel::error, c.who(), msg);
 		close_conn(c, msg, now, fx, true);
 		return;
 	}
 	auto r = c.digest_in.line(line);
 	if (!r.ok()) {
-		log_.log(LogLevel::error, "director(" + c.who() + "): " + r.error());
+		log_.peer(LogLevel::error, c.who(), r.error());
 		close_conn(c, r.error(), now, fx, true);
 		return;
 	}
@@ -50,7 +50,7 @@ void Ring::digest_line(RingLink &c, std::string_view line, int64_t now, Effects 
 	if (c.incoming() != (kind == UserDigestReader::Kind::full ||
 			     kind == UserDigestReader::Kind::delta)) {
 		std::string msg = "USER-DIGEST block from the wrong side";
-		log_.log(LogLevel::error, "director(" + c.who() + "): " + msg);
+		log_.peer(LogLevel::error, c.who(), msg);
 		close_conn(c, msg, now, fx, true);
 		return;
 	}
@@ -63,8 +63,9 @@ void Ring::digest_line(RingLink &c, std::string_view line, int64_t now, Effects 
 		// We restored a table, and our right says the ring kept running:
 		// its users are newer than ours (our left replaces ours when it
 		// connects). Send it none of ours, and push none later.
-		log_.log(LogLevel::info, "director(" + c.who() + "): The ring kept running while "
-						 "we were away: sending it none of our restored users");
+		log_.peer(LogLevel::info, c.who(),
+			"The ring kept running while we were away: sending it none of our "
+			"restored users");
 		restart_signal_pending_ = false;
 		push_restored_users_ = false;
 		restored_table_stale_ = true;
@@ -85,7 +86,7 @@ void Ring::digest_line(RingLink &c, std::string_view line, int64_t now, Effects 
 // Connector: starts the handshake user stream unless a state restore holds it or
 // the acceptor's digests are still on their way; with digests, names the
 // buckets that differ and sends only their users.
-void Ring::start_handshake_users(RingLink &c, int64_t now, Effects &fx)
+void Ring::start_handshake_users(RingLink &c, Now now, Effects &fx)
 {
 	if (c.closing())
 		return;
@@ -118,13 +119,12 @@ void Ring::start_handshake_users(RingLink &c, int64_t now, Effects &fx)
 		if (!diff.empty()) {
 			c.delta_buckets = diff.count();
 			if (!c.send_no_users)
-				log_.log(LogLevel::info,
-				 "director(" + c.who() + "): Sending the users of " +
-					 std::to_string(diff.count()) + " of " +
-					 std::to_string(diff.buckets()) +
-					 " user buckets that differ (the peer has " +
-					 std::to_string(in.peer_users()) + " users, we have " +
-					 std::to_string(users_.size()) + ")");
+				log_.peer(LogLevel::info, c.who(), "Sending the users of " +
+					std::to_string(diff.count()) + " of " +
+					std::to_string(diff.buckets()) +
+					" user buckets that differ (the peer has " +
+					std::to_string(in.peer_users()) + " users, we have " +
+					std::to_string(users_.size()) + ")");
 			c.start_user_stream(users_, std::move(diff));
 			continue_user_stream(c, now, fx);
 			return;
@@ -137,7 +137,7 @@ void Ring::start_handshake_users(RingLink &c, int64_t now, Effects &fx)
 // Acceptor, at the connector's HOST-HAND-START (applied at DONE) when we join
 // its running ring after it sent a delta: its host list replaces ours in place
 // and our users of the equal buckets stay, instead of dropping the whole table.
-bool Ring::delta_join(RingLink &c, int64_t now)
+bool Ring::delta_join(RingLink &c, Now now)
 {
 	if (!c.incoming() || !c.applying_handshake ||
 	    c.digest_in.kind() != UserDigestReader::Kind::delta)
@@ -157,11 +157,9 @@ void Ring::log_delta_join(RingLink &c)
 	if (!c.delta_joined)
 		return;
 	c.delta_joined = false;
-	log_.log(LogLevel::info, "director(" + c.who() + "): Delta join: kept " +
-					 std::to_string(c.delta_kept) +
-					 " users of the buckets that matched, " +
-					 std::to_string(c.delta_buckets) + " buckets replaced by " +
-					 std::to_string(c.users_received) + " users received");
+	log_.peer(LogLevel::info, c.who(), "Delta join: kept " + std::to_string(c.delta_kept) +
+		" users of the buckets that matched, " + std::to_string(c.delta_buckets) +
+		" buckets replaced by " + std::to_string(c.users_received) + " users received");
 }
 
 } // namespace director::core

@@ -6,7 +6,7 @@
 
 namespace director::core {
 
-bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t now,
+bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, Now now,
 					Effects &fx)
 {
 	std::string who = c.host ? c.host->name() : c.remote_ip.to_string();
@@ -16,20 +16,20 @@ bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t
 			// Stock would send its host list and users again (or
 			// assert while still sending them); a peer never sends
 			// VERSION twice, so treat it as the protocol error it is.
-			log_.log(LogLevel::error, "director(" + who + "): Duplicate VERSION");
+			log_.peer(LogLevel::error, who, "Duplicate VERSION");
 			close_conn(c, "Duplicate VERSION", now, fx, true);
 			return true;
 		}
 		c.pctx.version_received = true;
 		c.pctx.peer_minor = cmd.minor_version;
 		if (cmd.minor_version < ring_minor_options) {
-			log_.log(LogLevel::error,
-				 "director(" + who + "): Director version is too old for supporting "
-						     "director_consistent_hashing=yes");
+			log_.peer(LogLevel::error, who,
+				"Director version is too old for supporting "
+				"director_consistent_hashing=yes");
 			close_conn(c, "Director version is too old", now, fx);
 		} else if (hosts_.have_tags() && cmd.minor_version < ring_minor_tags_v2) {
-			log_.log(LogLevel::error, "director(" + who + "): Director version supports "
-								      "incompatible tags");
+			log_.peer(LogLevel::error, who,
+				"Director version supports incompatible tags");
 			close_conn(c, "Director version supports incompatible tags", now, fx);
 		} else if (!c.incoming() && (!c.auth || c.auth->proved())) {
 			send_handshake_start(c, now, fx);
@@ -49,8 +49,8 @@ bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t
 			if (!delta_join(c, now))
 				handler_.ring_joining(now);
 			restored_table_stale_ = false;
-			log_.log(LogLevel::info, "director(" + who + "): Joining an existing ring, "
-								     "replacing our mail hosts with theirs");
+			log_.peer(LogLevel::info, who,
+				"Joining an existing ring, replacing our mail hosts with theirs");
 		} else if (!cmd.ring_handshaked && ring_handshaked_) {
 			c.ignore_host_list = true; // the sender joins our ring
 		}
@@ -84,11 +84,11 @@ bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t
 		if (host == invalid_host) {
 			c.users_received++;
 			std::string msg = "USER used unknown host " + cmd.ip.to_string() + " in handshake";
-			log_.log(LogLevel::error, "director(" + who + "): " + msg);
+			log_.peer(LogLevel::error, who, msg);
 			close_conn(c, msg, now, fx, true);
 			return true;
 		}
-		handler_.ring_handshake_user(c, cmd.user_hash, host, cmd.timestamp.value_or(now),
+		handler_.ring_handshake_user(c, cmd.user_hash, host, cmd.timestamp.value_or(now.wall),
 					     cmd.weak, now, fx);
 		return true;
 	}
@@ -112,22 +112,21 @@ bool Ring::handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t
 
 // ME: who the peer is. An incoming connection learns its director here and may
 // become (or displace) our left side.
-void Ring::handle_me(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx)
+void Ring::handle_me(RingLink &c, const RingCommand &cmd, Now now, Effects &fx)
 {
 	std::string who = c.who();
 	c.pctx.me_received = true;
-	int64_t peer_now = cmd.timestamp ? bound_peer_time(*cmd.timestamp) : now;
-	if (peer_now > now + 1 || peer_now < now - 1) {
-		log_.log(LogLevel::warning, "director(" + who + "): Director clock differs by " +
-						    std::to_string(peer_now - now) +
-						    " secs from ours");
+	int64_t peer_now = cmd.timestamp ? bound_peer_time(*cmd.timestamp) : now.wall;
+	if (peer_now > now.wall + 1 || peer_now < now.wall - 1) {
+		log_.peer(LogLevel::warning, who, "Director clock differs by " +
+			std::to_string(peer_now - now.wall) + " secs from ours");
 	}
 	if (!c.incoming()) {
 		if (c.host == nullptr || c.host->ip != cmd.ip || c.host->port != cmd.port) {
 			std::string msg = "Remote director thinks it's someone else (connected to " +
 					  who + ", remote says it's " +
 					  cmd.ip.to_string() + ":" + std::to_string(cmd.port) + ")";
-			log_.log(LogLevel::error, "director(" + who + "): " + msg);
+			log_.peer(LogLevel::error, who, msg);
 			close_conn(c, msg, now, fx, true);
 		}
 		return;
@@ -139,21 +138,21 @@ void Ring::handle_me(RingLink &c, const RingCommand &cmd, int64_t now, Effects &
 	if (cmd.ip != c.remote_ip) {
 		std::string msg = "ME says it is " + name + " but the connection comes from " +
 				  c.remote_ip.to_string();
-		log_.log(LogLevel::error, "director(" + who + "): " + msg + ", dropping");
+		log_.peer(LogLevel::error, who, msg + ", dropping");
 		close_conn(c, msg, now, fx);
 		return;
 	}
 	DirectorHost *h = dirs_.find(cmd.ip, cmd.port);
 	if (h == nullptr || h->removed) {
 		std::string msg = "ME names " + name + ", which is " + unlisted_reason(cmd.ip, cmd.port);
-		log_.log(LogLevel::error, "director(" + who + "): " + msg + ", dropping");
+		log_.peer(LogLevel::error, who, msg + ", dropping");
 		close_conn(c, msg, now, fx);
 		return;
 	}
 	c.host = h;
-	if (h->last_protocol_failure + ring_failure_retry_secs > now) {
-		log_.log(LogLevel::error, "director(" + h->name() + "): Remote sent invalid protocol "
-								"data recently, refusing it");
+	if (h->last_protocol_failure + ring_failure_retry_secs > now.mono) {
+		log_.peer(LogLevel::error, h->name(),
+			"Remote sent invalid protocol data recently, refusing it");
 		close_conn(c, "Director recently sent invalid protocol data", now, fx);
 		return;
 	}
@@ -163,7 +162,7 @@ void Ring::handle_me(RingLink &c, const RingCommand &cmd, int64_t now, Effects &
 }
 
 // The incoming ME's consequences for our left (stock runs them at ME; we at DONE).
-void Ring::me_effects(RingLink &c, int64_t now, Effects &fx)
+void Ring::me_effects(RingLink &c, Now now, Effects &fx)
 {
 	DirectorHost *h = c.host;
 	h->reset_sequences();
@@ -194,7 +193,7 @@ void Ring::me_effects(RingLink &c, int64_t now, Effects &fx)
 	}
 }
 
-void Ring::send_handshake_start(RingLink &c, int64_t now, Effects &fx)
+void Ring::send_handshake_start(RingLink &c, Now now, Effects &fx)
 {
 	RingCommand start;
 	start.kind = RingCommandKind::host_hand_start;
@@ -222,7 +221,7 @@ void Ring::send_handshake_start(RingLink &c, int64_t now, Effects &fx)
 	start_handshake_users(c, now, fx);
 }
 
-void Ring::release_user_streams(int64_t now, Effects &fx)
+void Ring::release_user_streams(Now now, Effects &fx)
 {
 	hold_users_until_ = 0;
 	std::vector<RingConnId> held;
@@ -236,7 +235,7 @@ void Ring::release_user_streams(int64_t now, Effects &fx)
 	}
 }
 
-void Ring::continue_user_stream(RingLink &c, int64_t now, Effects &fx)
+void Ring::continue_user_stream(RingLink &c, Now now, Effects &fx)
 {
 	bool resend = c.resending();
 	if (!c.sending_users() || !c.continue_user_stream(hosts_, now, fx) || resend)
@@ -263,7 +262,7 @@ void Ring::continue_user_stream(RingLink &c, int64_t now, Effects &fx)
 // over, what the left's added or changed goes right as USER commands (plain
 // protocol: every director refreshes them and passes on only what is new to it);
 // a handshake stream still running meets them itself.
-void Ring::resend_to_right(const RingLink &from, int64_t now, Effects &fx)
+void Ring::resend_to_right(const RingLink &from, Now now, Effects &fx)
 {
 	RingLink *right = conn(right_);
 	if (from.users_to_resend == 0)
@@ -280,14 +279,13 @@ void Ring::resend_to_right(const RingLink &from, int64_t now, Effects &fx)
 	}
 	if (right->id() == from.id() || right->peer_minor() < ring_minor_user_timestamp)
 		return;
-	log_.log(LogLevel::info, "director(" + right->who() + "): Passing on " +
-					 std::to_string(from.users_to_resend) +
-					 " users learned from " + from.who());
+	log_.peer(LogLevel::info, right->who(), "Passing on " +
+		std::to_string(from.users_to_resend) + " users learned from " + from.who());
 	right->start_resend_stream(users_);
 	continue_user_stream(*right, now, fx);
 }
 
-void Ring::handshake_done(RingLink &c, int64_t now, Effects &fx)
+void Ring::handshake_done(RingLink &c, Now now, Effects &fx)
 {
 	if (c.handshaked())
 		return;
@@ -302,6 +300,7 @@ void Ring::handshake_done(RingLink &c, int64_t now, Effects &fx)
 	apply_deferred_handshake(c, now, fx);
 	if (c.closing())
 		return;
+	fx.ring_handshakes.push_back({c.id(), {c.users_sent, c.users_received}});
 	if (c.users_unsorted) {
 		users_.sort_by_timestamp();
 		c.users_unsorted = false;
@@ -309,9 +308,9 @@ void Ring::handshake_done(RingLink &c, int64_t now, Effects &fx)
 	if (c.host != nullptr)
 		c.host->last_network_failure = 0;
 	if (c.incoming()) {
-		log_.log(LogLevel::info, "director(" + who + "): Handshake finished in " +
-						 std::to_string(now - c.created) + " secs (users received=" +
-						 std::to_string(c.users_received) + ")");
+		log_.peer(LogLevel::info, who, "Handshake finished in " +
+			std::to_string(now.mono - c.created) + " secs (users received=" +
+			std::to_string(c.users_received) + ")");
 		// Tell the rest of the ring about our new left.
 		if (c.host != nullptr) {
 			RingCommand dc;
@@ -319,14 +318,14 @@ void Ring::handshake_done(RingLink &c, int64_t now, Effects &fx)
 			dc.ip = c.host->ip;
 			dc.port = c.host->port;
 			update_send(c.host, dc, fx);
-			c.host->director_sent_at = now;
+			c.host->director_sent_at = now.mono;
 		}
 		assign_left(c, now, fx);
 		resend_to_right(c, now, fx);
 	} else {
-		log_.log(LogLevel::info, "director(" + who + "): Handshake finished in " +
-						 std::to_string(now - c.created) + " secs (users sent=" +
-						 std::to_string(c.users_sent) + ")");
+		log_.peer(LogLevel::info, who, "Handshake finished in " +
+			std::to_string(now.mono - c.created) + " secs (users sent=" +
+			std::to_string(c.users_sent) + ")");
 		assign_right(c, now, fx);
 		RingLink *right = conn(right_);
 		bool go = resend_to_new_right_ && right != nullptr && right->id() == c.id();
@@ -339,8 +338,8 @@ void Ring::handshake_done(RingLink &c, int64_t now, Effects &fx)
 			     !c.sending_users();
 		}
 		if (go) {
-			log_.log(LogLevel::info, "director(" + who + "): Passing on the users "
-								"learned while connecting to it");
+			log_.peer(LogLevel::info, who,
+				"Passing on the users learned while connecting to it");
 			c.start_resend_stream(users_);
 			continue_user_stream(c, now, fx);
 		}
@@ -351,7 +350,7 @@ void Ring::handshake_done(RingLink &c, int64_t now, Effects &fx)
 		replay_deferred_commands(c, now, fx);
 }
 
-void Ring::assign_right(RingLink &c, int64_t now, Effects &fx)
+void Ring::assign_right(RingLink &c, Now now, Effects &fx)
 {
 	if (RingLink *right = conn(right_)) {
 		if (right->host != nullptr && dirs_.cmp_to_self(c.host, right->host) <= 0) {
@@ -379,13 +378,13 @@ void Ring::assign_right(RingLink &c, int64_t now, Effects &fx)
 			RingCommand s = *d->delayed_sync;
 			d->delayed_sync.reset();
 			sync_send(*d, s.origin.seq, s.sync_minor.value_or(0),
-				  s.sync_timestamp.value_or(uint32_t(now)), s.hosts_hash.value_or(0),
+				  s.sync_timestamp.value_or(uint32_t(now.wall)), s.hosts_hash.value_or(0),
 				  now, fx);
 		}
 	}
 }
 
-void Ring::assign_left(RingLink &c, int64_t now, Effects &fx)
+void Ring::assign_left(RingLink &c, Now now, Effects &fx)
 {
 	if (c.host == dirs_.self()) {
 		close_conn(c, "Connection from self, dropping", now, fx);
@@ -408,7 +407,7 @@ void Ring::assign_left(RingLink &c, int64_t now, Effects &fx)
 		cc.port = left->host->port;
 		send(c, cc, fx);
 		c.connect_sent = true;
-		c.connect_sent_at = now;
+		c.connect_sent_at = now.mono;
 		return;
 	} else {
 		return; // becomes our left once the old left goes away
@@ -421,7 +420,7 @@ void Ring::assign_left(RingLink &c, int64_t now, Effects &fx)
 		connect_right(now, fx);
 }
 
-void Ring::promote_left(int64_t now, Effects &fx)
+void Ring::promote_left(Now now, Effects &fx)
 {
 	RingLink *best = nullptr;
 	for (auto &[id, c] : conns_) {

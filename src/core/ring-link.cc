@@ -26,9 +26,9 @@ char *append_decimal(char *p, uint32_t v)
 
 } // namespace
 
-RingLink::RingLink(RingConnId id, bool incoming, const IpAddr &remote, int64_t now)
-	: pctx(RingParseContext::fresh(incoming)), remote_ip(remote), created(now),
-	  last_input(now), id_(id), incoming_(incoming),
+RingLink::RingLink(RingConnId id, bool incoming, const IpAddr &remote, Now now)
+	: pctx(RingParseContext::fresh(incoming)), remote_ip(remote), created(now.mono),
+	  last_input(now.mono), id_(id), incoming_(incoming),
 	  state_(incoming ? State::handshaking : State::connecting)
 {
 }
@@ -38,11 +38,11 @@ RingLink::~RingLink()
 	stop_user_stream();
 }
 
-void RingLink::set_connected(int64_t now)
+void RingLink::set_connected(Now now)
 {
 	if (state_ == State::connecting)
 		state_ = State::handshaking;
-	last_input = now;
+	last_input = now.mono;
 }
 
 void RingLink::send(const RingCommand &cmd, unsigned ring_min_version, Effects &fx)
@@ -52,25 +52,25 @@ void RingLink::send(const RingCommand &cmd, unsigned ring_min_version, Effects &
 	fx.ring_sends.push_back({id_, std::move(line)});
 }
 
-void RingLink::ping(int64_t now, unsigned ring_min_version, Effects &fx)
+void RingLink::ping(Now now, unsigned ring_min_version, Effects &fx)
 {
 	if (ping_pending || !connected())
 		return;
 	RingCommand cmd;
 	cmd.kind = RingCommandKind::ping;
-	cmd.timestamp = now;
+	cmd.timestamp = now.wall;
 	cmd.buffer_bytes = 0;
 	send(cmd, ring_min_version, fx);
 	ping_pending = true;
-	ping_sent_at = now;
+	ping_sent_at = now.mono;
 }
 
-bool RingLink::pong(int64_t now)
+bool RingLink::pong(Now now)
 {
 	if (!ping_pending)
 		return false;
 	ping_pending = false;
-	last_ping_msecs = uint32_t((now - ping_sent_at) * 1000);
+	last_ping_msecs = uint32_t((now.mono - ping_sent_at) * 1000);
 	return true;
 }
 
@@ -99,7 +99,7 @@ void RingLink::stop_user_stream()
 	want_drain = false;
 }
 
-bool RingLink::continue_user_stream(const HostList &hosts, int64_t now, Effects &fx)
+bool RingLink::continue_user_stream(const HostList &hosts, Now now, Effects &fx)
 {
 	if (stream_users_ == nullptr)
 		return true;
@@ -159,7 +159,7 @@ bool RingLink::continue_user_stream(const HostList &hosts, int64_t now, Effects 
 	}
 	if (!batch.empty())
 		fx.ring_sends.push_back({id_, std::move(batch)});
-	last_output = now;
+	last_output = now.mono;
 	if (!users.cursor_done(stream_cursor_)) {
 		want_drain = true;
 		return false;

@@ -27,7 +27,7 @@ public:
 		closing,     // closed by us or the peer; swept on the next tick
 	};
 
-	RingLink(RingConnId id, bool incoming, const IpAddr &remote, int64_t now);
+	RingLink(RingConnId id, bool incoming, const IpAddr &remote, Now now);
 	~RingLink();
 	RingLink(const RingLink &) = delete;
 	RingLink &operator=(const RingLink &) = delete;
@@ -38,7 +38,7 @@ public:
 	bool connected() const { return state_ == State::handshaking || state_ == State::handshaked; }
 	bool handshaked() const { return state_ == State::handshaked; }
 	bool closing() const { return state_ == State::closing; }
-	void set_connected(int64_t now);
+	void set_connected(Now now);
 	void set_handshaked() { state_ = State::handshaked; pctx.handshake_done = true; }
 	void set_closing() { stop_user_stream(); state_ = State::closing; }
 
@@ -50,9 +50,9 @@ public:
 	// Queues a command for the peer, formatted for its version and the ring's.
 	void send(const RingCommand &cmd, unsigned ring_min_version, Effects &fx);
 	// Sends PING unless one is outstanding.
-	void ping(int64_t now, unsigned ring_min_version, Effects &fx);
+	void ping(Now now, unsigned ring_min_version, Effects &fx);
 	// A PONG arrived: false when none was expected.
-	bool pong(int64_t now);
+	bool pong(Now now);
 
 	// The user stream of an outgoing handshake: every user of `users`, in batches
 	// of ring_handshake_users_per_batch, each sent when the output has drained. The
@@ -78,7 +78,7 @@ public:
 		stream_as_updates_ = true;
 	}
 	// Sends the next batch; true when the last user has been sent.
-	bool continue_user_stream(const HostList &hosts, int64_t now, Effects &fx);
+	bool continue_user_stream(const HostList &hosts, Now now, Effects &fx);
 	bool sending_users() const { return stream_users_ != nullptr; }
 	void stop_user_stream();
 
@@ -92,6 +92,7 @@ public:
 	bool synced = false;
 	bool verifying_left = false;
 	bool connect_sent = false;
+	// Times in this link are Now::mono seconds.
 	int64_t connect_sent_at = 0;
 	int64_t close_at = 0; // after an ignored CONNECT
 	unsigned users_received = 0;

@@ -56,7 +56,7 @@ void Ring::send_director_list(RingLink &c, Effects &fx)
 
 // A line from a peer that has not proved the secret yet. false: consumed (or
 // the connection closed); true: also handle it as usual.
-bool Ring::auth_line(RingLink &c, std::string_view line, int64_t now, Effects &fx)
+bool Ring::auth_line(RingLink &c, std::string_view line, Now now, Effects &fx)
 {
 	std::string who = c.who();
 	std::string_view name = line.substr(0, line.find('\t'));
@@ -80,15 +80,15 @@ bool Ring::auth_line(RingLink &c, std::string_view line, int64_t now, Effects &f
 		step.error = "sent " + quote_for_log(name, 40) + " before proving the ring secret";
 	}
 	if (!step.error.empty()) {
-		log_.log(LogLevel::error, "director(" + who + "): Ring authentication failed: " +
-						  step.error + " (" + std::string(auth.stage_name()) + ")");
+		log_.peer(LogLevel::error, who, "Ring authentication failed: " + step.error + " (" +
+			std::string(auth.stage_name()) + ")");
 		close_conn(c, "Ring authentication failed: " + step.error, now, fx, true);
 		return false;
 	}
 	if (!step.send.empty())
 		fx.ring_sends.push_back({c.id(), std::move(step.send) + "\n"});
 	if (step.proved) {
-		log_.log(LogLevel::debug, "director(" + who + "): Ring authentication succeeded");
+		log_.peer(LogLevel::debug, who, "Ring authentication succeeded");
 		if (c.incoming() && c.pctx.version_received) {
 			send_user_digests(c, fx);
 		} else if (!c.incoming()) {
@@ -103,7 +103,7 @@ bool Ring::auth_line(RingLink &c, std::string_view line, int64_t now, Effects &f
 
 // Before DONE: hold what would change state. true when the command was
 // consumed (held, ignored, or the connection closed).
-bool Ring::defer_before_handshake(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx)
+bool Ring::defer_before_handshake(RingLink &c, const RingCommand &cmd, Now now, Effects &fx)
 {
 	switch (cmd.kind) {
 	case RingCommandKind::version:
@@ -115,7 +115,7 @@ bool Ring::defer_before_handshake(RingLink &c, const RingCommand &cmd, int64_t n
 	case RingCommandKind::quit:
 		return false;
 	case RingCommandKind::handshake_user:
-		defer_user(c, cmd.user_hash, cmd.ip, uint32_t(cmd.timestamp.value_or(now)), cmd.weak,
+		defer_user(c, cmd.user_hash, cmd.ip, uint32_t(cmd.timestamp.value_or(now.wall)), cmd.weak,
 			   now, fx);
 		return true;
 	case RingCommandKind::host_hand_start:
@@ -127,10 +127,9 @@ bool Ring::defer_before_handshake(RingLink &c, const RingCommand &cmd, int64_t n
 	case RingCommandKind::director: {
 		const DirectorHost *h = dirs_.find(cmd.ip, cmd.port);
 		if (h == nullptr || h->removed) {
-			log_.log(LogLevel::warning, "director(" + c.who() + "): Ignoring DIRECTOR " +
-							    cmd.ip.to_string() + ":" +
-							    std::to_string(cmd.port) + ": " +
-							    unlisted_reason(cmd.ip, cmd.port));
+			log_.peer(LogLevel::warning, c.who(), "Ignoring DIRECTOR " +
+				cmd.ip.to_string() + ":" + std::to_string(cmd.port) + ": " +
+				unlisted_reason(cmd.ip, cmd.port));
 			return true;
 		}
 		break;
@@ -140,7 +139,7 @@ bool Ring::defer_before_handshake(RingLink &c, const RingCommand &cmd, int64_t n
 	}
 	if (c.deferred.size() >= ring_max_deferred_commands) {
 		std::string msg = "Too many ring changes before the handshake finished";
-		log_.log(LogLevel::error, "director(" + c.who() + "): " + msg);
+		log_.peer(LogLevel::error, c.who(), msg);
 		close_conn(c, msg, now, fx, true);
 		return true;
 	}
@@ -149,11 +148,11 @@ bool Ring::defer_before_handshake(RingLink &c, const RingCommand &cmd, int64_t n
 }
 
 void Ring::defer_user(RingLink &c, uint32_t hash, const IpAddr &ip, uint32_t timestamp, bool weak,
-		      int64_t now, Effects &fx)
+		      Now now, Effects &fx)
 {
 	if (c.deferred_users.size() >= ring_max_deferred_users) {
 		std::string msg = "Too many users in the handshake";
-		log_.log(LogLevel::error, "director(" + c.who() + "): " + msg);
+		log_.peer(LogLevel::error, c.who(), msg);
 		close_conn(c, msg, now, fx, true);
 		return;
 	}
@@ -167,7 +166,7 @@ void Ring::defer_user(RingLink &c, uint32_t hash, const IpAddr &ip, uint32_t tim
 		if (idx == c.deferred_user_ips.size()) {
 			if (idx >= 65535) { // the host id space
 				std::string msg = "Too many distinct hosts in handshake users";
-				log_.log(LogLevel::error, "director(" + c.who() + "): " + msg);
+				log_.peer(LogLevel::error, c.who(), msg);
 				close_conn(c, msg, now, fx, true);
 				return;
 			}
@@ -179,7 +178,7 @@ void Ring::defer_user(RingLink &c, uint32_t hash, const IpAddr &ip, uint32_t tim
 
 // At DONE: the held host list, DIRECTOR lines and users, in arrival order.
 // Other held commands stay for replay_deferred_commands().
-void Ring::apply_deferred_handshake(RingLink &c, int64_t now, Effects &fx)
+void Ring::apply_deferred_handshake(RingLink &c, Now now, Effects &fx)
 {
 	std::vector<RingLink::DeferredCommand> rest;
 	size_t next_user = 0;
@@ -217,7 +216,7 @@ void Ring::apply_deferred_handshake(RingLink &c, int64_t now, Effects &fx)
 				c.users_received++;
 				std::string msg = "USER used unknown host " + ip.to_string() +
 						  " in handshake";
-				log_.log(LogLevel::error, "director(" + c.who() + "): " + msg);
+				log_.peer(LogLevel::error, c.who(), msg);
 				close_conn(c, msg, now, fx, true);
 				return;
 			}
@@ -253,7 +252,7 @@ void Ring::apply_deferred_handshake(RingLink &c, int64_t now, Effects &fx)
 	std::vector<IpAddr>().swap(c.deferred_user_ips);
 }
 
-void Ring::replay_deferred_commands(RingLink &c, int64_t now, Effects &fx)
+void Ring::replay_deferred_commands(RingLink &c, Now now, Effects &fx)
 {
 	std::vector<RingLink::DeferredCommand> held;
 	held.swap(c.deferred);

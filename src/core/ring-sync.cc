@@ -6,16 +6,16 @@
 
 namespace director::core {
 
-void Ring::set_ring_unsynced(int64_t now)
+void Ring::set_ring_unsynced(Now now)
 {
 	if (ring_synced_) {
 		ring_synced_ = false;
-		ring_last_sync_time_ = now;
+		ring_last_sync_time_ = now.mono;
 	}
-	sync_resend_at_ = now + ring_sync_resend_secs;
+	sync_resend_at_ = now.mono + ring_sync_resend_secs;
 }
 
-void Ring::ring_sync(int64_t now, Effects &fx)
+void Ring::ring_sync(Now now, Effects &fx)
 {
 	sync_seq_++;
 	if (alone())
@@ -27,15 +27,15 @@ void Ring::ring_sync(int64_t now, Effects &fx)
 	if (RingLink *left = conn(left_))
 		left->synced = false;
 	right->synced = false;
-	sync_send(*dirs_.self(), sync_seq_, ring_version_minor, uint32_t(now), hosts_.hosts_hash(), now, fx);
+	sync_send(*dirs_.self(), sync_seq_, ring_version_minor, uint32_t(now.wall), hosts_.hosts_hash(), now, fx);
 }
 
-bool Ring::heartbeat(int64_t now, Effects &fx)
+bool Ring::heartbeat(Now now, Effects &fx)
 {
 	if (alone() || !ring_synced_ || !ring_handshaked_ || right_ == 0)
 		return false;
 	sync_seq_++;
-	sync_send(*dirs_.self(), sync_seq_, ring_version_minor, uint32_t(now), hosts_.hosts_hash(), now, fx);
+	sync_send(*dirs_.self(), sync_seq_, ring_version_minor, uint32_t(now.wall), hosts_.hosts_hash(), now, fx);
 	return true;
 }
 
@@ -46,14 +46,14 @@ int64_t Ring::director_last_sync_seen(const IpAddr &ip, uint16_t port) const
 }
 
 void Ring::sync_send(const DirectorHost &origin, uint32_t seq, uint32_t minor,
-			 uint32_t timestamp, uint32_t hosts_hash, int64_t now, Effects &fx)
+			 uint32_t timestamp, uint32_t hosts_hash, Now now, Effects &fx)
 {
 	RingLink *right = conn(right_);
 	if (right == nullptr)
 		return;
 	if (&origin == dirs_.self()) {
 		last_sync_sent_change_counter_ = ring_change_counter_;
-		last_sync_start_ = now;
+		last_sync_start_ = now.mono;
 	}
 	RingCommand s;
 	s.kind = RingCommandKind::sync;
@@ -69,7 +69,7 @@ void Ring::sync_send(const DirectorHost &origin, uint32_t seq, uint32_t minor,
 	ping(*right, now, fx);
 }
 
-void Ring::set_ring_handshaked(int64_t now, Effects &fx)
+void Ring::set_ring_handshaked(Now now, Effects &fx)
 {
 	ring_handshaked_ = true;
 	if (hold_users_until_ != 0)
@@ -79,9 +79,9 @@ void Ring::set_ring_handshaked(int64_t now, Effects &fx)
 		RingLink *left = conn(left_);
 		if (left != nullptr && left->handshaked() && !left->sending_users() &&
 		    users_.size() != 0) {
-			log_.log(LogLevel::info, "director(" + left->who() + "): Sending the "
-						 "restored user table as updates (" +
-						 std::to_string(users_.size()) + " users)");
+			log_.peer(LogLevel::info, left->who(),
+				"Sending the restored user table as updates (" +
+				std::to_string(users_.size()) + " users)");
 			left->start_user_push(users_);
 			continue_user_stream(*left, now, fx);
 		}
@@ -90,10 +90,10 @@ void Ring::set_ring_handshaked(int64_t now, Effects &fx)
 	set_ring_synced(now, fx);
 }
 
-void Ring::set_ring_synced(int64_t now, Effects &fx)
+void Ring::set_ring_synced(Now now, Effects &fx)
 {
 	ring_synced_ = true;
-	ring_last_sync_time_ = now;
+	ring_last_sync_time_ = now.mono;
 	if (RingLink *left = conn(left_))
 		left->synced = true;
 	RingLink *right = conn(right_);
@@ -102,14 +102,14 @@ void Ring::set_ring_synced(int64_t now, Effects &fx)
 	DirectorHost *pref = dirs_.preferred_right();
 	preferred_reconnect_at_ =
 		right != nullptr && pref != nullptr && right->host != pref
-			? now + ring_preferred_reconnect_secs
+			? now.mono + ring_preferred_reconnect_secs
 			: 0;
 	purge_removed_directors();
 	handler_.ring_synced(now, fx);
 	state_changed(now, fx);
 }
 
-void Ring::state_changed(int64_t now, Effects &fx)
+void Ring::state_changed(Now now, Effects &fx)
 {
 	handler_.ring_state_changed(now, fx);
 	if (ring_synced_) {
@@ -122,12 +122,12 @@ void Ring::state_changed(int64_t now, Effects &fx)
 	}
 }
 
-AdminReply Ring::reply_after_sync(JobId job, int64_t now)
+AdminReply Ring::reply_after_sync(JobId job, Now now)
 {
 	// Alone, a change cannot desync us; synced, nothing is pending.
 	if (alone() || ring_synced_)
 		return AdminReply::now(AdminResult::ok);
-	sync_waiters_.push_back({job, now + request_timeout_secs});
+	sync_waiters_.push_back({job, now.mono + request_timeout_secs});
 	return AdminReply::deferred();
 }
 
@@ -139,24 +139,24 @@ bool Ring::admin_may_run(JobId job)
 	return false;
 }
 
-void Ring::handle_sync(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx)
+void Ring::handle_sync(RingLink &c, const RingCommand &cmd, Now now, Effects &fx)
 {
 	DirectorHost *origin = dirs_.find(cmd.origin.ip, cmd.origin.port);
 	uint32_t minor = cmd.sync_minor.value_or(0);
 	uint32_t hash = cmd.hosts_hash.value_or(0);
-	int64_t ts = cmd.sync_timestamp ? int64_t(*cmd.sync_timestamp) : now;
+	int64_t ts = cmd.sync_timestamp ? int64_t(*cmd.sync_timestamp) : now.wall;
 	if (origin == dirs_.self()) {
 		if (cmd.origin.seq != sync_seq_)
 			return; // an older SYNC of ours
 		if (hash != 0 && hash != hosts_.hosts_hash()) {
 			log_.log(LogLevel::warning, "Hosts unexpectedly changed during SYNC reply - "
 						    "resending (seq=" + std::to_string(sync_seq_) + ")");
-			sync_send(*dirs_.self(), sync_seq_, ring_version_minor, uint32_t(now),
+			sync_send(*dirs_.self(), sync_seq_, ring_version_minor, uint32_t(now.wall),
 				  hosts_.hosts_hash(), now, fx);
 			return;
 		}
 		ring_min_version_ = minor;
-		last_sync_msecs_ = uint32_t((now - last_sync_start_) * 1000);
+		last_sync_msecs_ = uint32_t((now.mono - last_sync_start_) * 1000);
 		if (!ring_handshaked_)
 			set_ring_handshaked(now, fx);
 		else if (!ring_synced_)
@@ -164,7 +164,7 @@ void Ring::handle_sync(RingLink &c, const RingCommand &cmd, int64_t now, Effects
 		return;
 	}
 	if (origin != nullptr) {
-		origin->last_sync_seen = now;
+		origin->last_sync_seen = now.mono;
 		if (cmd.origin.seq < origin->last_sync_seq &&
 		    ts < origin->last_sync_timestamp + ring_sync_stale_restart_secs)
 			return; // stale
@@ -185,11 +185,10 @@ void Ring::handle_sync(RingLink &c, const RingCommand &cmd, int64_t now, Effects
 				origin->bad_hosts_hash = hash;
 				return;
 			}
-			log_.log(LogLevel::error, "director(" + (c.host ? c.host->name() : "") +
-							  "): Hosts differ from " + origin->name() +
-							  " (our hash=" + std::to_string(hosts_.hosts_hash()) +
-							  ", theirs=" + std::to_string(hash) +
-							  "), resending our hosts");
+			log_.peer(LogLevel::error, c.host ? c.host->name() : "",
+				"Hosts differ from " + origin->name() + " (our hash=" +
+				std::to_string(hosts_.hosts_hash()) + ", theirs=" +
+				std::to_string(hash) + "), resending our hosts");
 			handler_.ring_resend_hosts(now, fx);
 			return;
 		}
@@ -205,9 +204,9 @@ void Ring::handle_sync(RingLink &c, const RingCommand &cmd, int64_t now, Effects
 	}
 	// A SYNC passing by: resend ours if the ring changed since we sent it.
 	if (!ring_synced_ && ring_change_counter_ != last_sync_sent_change_counter_ &&
-	    last_sync_resend_ != now && right_ != 0 && left_ != 0) {
-		last_sync_resend_ = now;
-		sync_send(*dirs_.self(), sync_seq_, ring_version_minor, uint32_t(now), hosts_.hosts_hash(),
+	    last_sync_resend_ != now.mono && right_ != 0 && left_ != 0) {
+		last_sync_resend_ = now.mono;
+		sync_send(*dirs_.self(), sync_seq_, ring_version_minor, uint32_t(now.wall), hosts_.hosts_hash(),
 			  now, fx);
 	}
 }

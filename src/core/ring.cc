@@ -30,13 +30,13 @@ RingLink *Ring::conn(RingConnId id)
 	return it == conns_.end() || it->second.closing() ? nullptr : &it->second;
 }
 
-RingLink &Ring::new_link(bool incoming, const IpAddr &remote, int64_t now)
+RingLink &Ring::new_link(bool incoming, const IpAddr &remote, Now now)
 {
 	RingConnId id = next_conn_++;
 	return conns_.try_emplace(id, id, incoming, remote, now).first->second;
 }
 
-void Ring::send_version_me(RingLink &c, int64_t now, Effects &fx)
+void Ring::send_version_me(RingLink &c, Now now, Effects &fx)
 {
 	RingCommand v;
 	v.kind = RingCommandKind::version;
@@ -54,7 +54,7 @@ void Ring::send_version_me(RingLink &c, int64_t now, Effects &fx)
 	me.kind = RingCommandKind::me;
 	me.ip = dirs_.self()->ip;
 	me.port = dirs_.self()->port;
-	me.timestamp = now;
+	me.timestamp = now.wall;
 	send(c, me, fx);
 }
 
@@ -99,7 +99,7 @@ void Ring::update_send(const DirectorHost *src, const RingCommand &cmd, Effects 
 }
 
 void Ring::start(const std::vector<RingDirectorConfig> &directors, const IpAddr &self_ip,
-			  uint16_t self_port, int64_t now, Effects &fx)
+			  uint16_t self_port, Now now, Effects &fx)
 {
 	ring_mode_ = true;
 	for (const auto &d : directors) {
@@ -133,7 +133,7 @@ void Ring::start(const std::vector<RingDirectorConfig> &directors, const IpAddr 
 	connect_right(now, fx);
 }
 
-bool Ring::connect_to(DirectorHost *h, int64_t now, Effects &fx)
+bool Ring::connect_to(DirectorHost *h, Now now, Effects &fx)
 {
 	if (shutting_down_)
 		return false;
@@ -150,15 +150,15 @@ bool Ring::connect_to(DirectorHost *h, int64_t now, Effects &fx)
 	return true;
 }
 
-void Ring::connect_right(int64_t now, Effects &fx)
+void Ring::connect_right(Now now, Effects &fx)
 {
 	reconnect_at_ = 0;
 	if (shutting_down_)
 		return;
 	for (size_t i = 1; i < dirs_.size(); i++) {
 		DirectorHost *h = dirs_.after_self(i);
-		if (h->removed || h->last_network_failure + ring_failure_retry_secs > now ||
-		    h->last_protocol_failure + ring_failure_retry_secs > now)
+		if (h->removed || h->last_network_failure + ring_failure_retry_secs > now.mono ||
+		    h->last_protocol_failure + ring_failure_retry_secs > now.mono)
 			continue;
 		bool busy = false;
 		for (auto &[id, c] : conns_) {
@@ -173,15 +173,15 @@ void Ring::connect_right(int64_t now, Effects &fx)
 	// Nobody to connect to. Before deciding we are alone, keep trying for
 	// a while: the others may be starting up too.
 	bool others = dirs_.others();
-	if (others && (ring_first_alone_ == 0 || now - ring_first_alone_ <= ring_min_wait_alone_secs)) {
+	if (others && (ring_first_alone_ == 0 || now.mono - ring_first_alone_ <= ring_min_wait_alone_secs)) {
 		if (ring_first_alone_ == 0)
-			ring_first_alone_ = now;
+			ring_first_alone_ = now.mono;
 		// Network failures only: a director refused for a protocol
 		// error (or a failed ring authentication) stays refused for
 		// its 60 s, or both sides would reconnect in a tight loop.
 		for (auto &d : dirs_.all())
 			d->last_network_failure = 0;
-		reconnect_at_ = now + 1;
+		reconnect_at_ = now.mono + 1;
 		return;
 	}
 	if (others) {
@@ -201,7 +201,7 @@ void Ring::connect_right(int64_t now, Effects &fx)
 		set_ring_synced(now, fx);
 }
 
-RingConnId Ring::accept(const IpAddr &remote, int64_t now, Effects &fx)
+RingConnId Ring::accept(const IpAddr &remote, Now now, Effects &fx)
 {
 	if (!dirs_.listed(remote)) {
 		log_.log(LogLevel::warning, "Connection from " + remote.to_string() +
@@ -214,7 +214,7 @@ RingConnId Ring::accept(const IpAddr &remote, int64_t now, Effects &fx)
 	return c.id();
 }
 
-void Ring::connected(RingConnId id, int64_t now, Effects &fx)
+void Ring::connected(RingConnId id, Now now, Effects &fx)
 {
 	RingLink *c = conn(id);
 	if (c == nullptr)
@@ -228,13 +228,13 @@ void Ring::connected(RingConnId id, int64_t now, Effects &fx)
 		send_director_list(*c, fx);
 }
 
-void Ring::close_conn(RingLink &c, const std::string &reason, int64_t now, Effects &fx,
+void Ring::close_conn(RingLink &c, const std::string &reason, Now now, Effects &fx,
 			  bool protocol_failure)
 {
 	if (c.closing())
 		return;
 	if (protocol_failure && c.host != nullptr)
-		c.host->last_protocol_failure = now;
+		c.host->last_protocol_failure = now.mono;
 	if (c.connected() && c.pctx.version_received && c.pctx.peer_minor >= ring_minor_quit &&
 	    !reason.empty()) {
 		RingCommand q;
@@ -247,7 +247,7 @@ void Ring::close_conn(RingLink &c, const std::string &reason, int64_t now, Effec
 	conn_gone(c.id(), now, fx);
 }
 
-void Ring::closed(RingConnId id, const std::string &reason, int64_t now, Effects &fx)
+void Ring::closed(RingConnId id, const std::string &reason, Now now, Effects &fx)
 {
 	auto it = conns_.find(id);
 	if (it == conns_.end())
@@ -256,21 +256,21 @@ void Ring::closed(RingConnId id, const std::string &reason, int64_t now, Effects
 	if (!c.closing()) {
 		std::string who = c.host ? c.host->name() : c.remote_ip.to_string();
 		if (c.connect_sent) {
-			log_.log(LogLevel::warning, "director(" + who + "): tried to connect to us, "
-								      "should use another director instead");
+			log_.peer(LogLevel::warning, who,
+				"tried to connect to us, should use another director instead");
 		} else {
-			log_.log(c.handshaked() ? LogLevel::error : LogLevel::info,
-				 "director(" + who + "): Disconnected: " + reason);
+			log_.peer(c.handshaked() ? LogLevel::error : LogLevel::info, who,
+				"Disconnected: " + reason);
 		}
-		if (!c.incoming() && c.host != nullptr && now - c.created < ring_short_connection_secs)
-			c.host->last_network_failure = now;
+		if (!c.incoming() && c.host != nullptr && now.mono - c.created < ring_short_connection_secs)
+			c.host->last_network_failure = now.mono;
 		c.set_closing();
 		conn_gone(id, now, fx);
 	}
 	conns_.erase(id);
 }
 
-void Ring::conn_gone(RingConnId id, int64_t now, Effects &fx)
+void Ring::conn_gone(RingConnId id, Now now, Effects &fx)
 {
 	bool was_left = left_ == id, was_right = right_ == id;
 	if (was_left)
@@ -302,12 +302,12 @@ void Ring::conn_gone(RingConnId id, int64_t now, Effects &fx)
 	}
 }
 
-void Ring::line(RingConnId id, std::string_view line, int64_t now, Effects &fx)
+void Ring::line(RingConnId id, std::string_view line, Now now, Effects &fx)
 {
 	RingLink *c = conn(id);
 	if (c == nullptr)
 		return;
-	c->last_input = now;
+	c->last_input = now.mono;
 	if (c->auth && !c->auth->proved() && !auth_line(*c, line, now, fx))
 		return;
 	if (c->incoming() && !c->handshaked()) {
@@ -337,9 +337,9 @@ void Ring::line(RingConnId id, std::string_view line, int64_t now, Effects &fx)
 	    line.substr(0, line.find('\t')) == "VERSION") {
 		auto offer = parse_ring_auth_offer(line);
 		if (offer.ok() && offer->has_value()) {
-			log_.log(LogLevel::warning,
-				 "director(" + c->who() + "): The peer has director_ring_secret_file "
-							   "set, we do not: it will refuse us");
+			log_.peer(LogLevel::warning, c->who(),
+				"The peer has director_ring_secret_file set, we do not: "
+				"it will refuse us");
 		}
 	}
 	auto parsed = parse_ring_line(line, c->pctx);
@@ -350,7 +350,7 @@ void Ring::line(RingConnId id, std::string_view line, int64_t now, Effects &fx)
 				return; // stock ignores a seen triple before the body
 		}
 		std::string who = c->host ? c->host->name() : c->remote_ip.to_string();
-		log_.log(LogLevel::error, "director(" + who + "): " + parsed.error());
+		log_.peer(LogLevel::error, who, parsed.error());
 		close_conn(*c, parsed.error(), now, fx, true);
 		return;
 	}
@@ -361,7 +361,7 @@ void Ring::line(RingConnId id, std::string_view line, int64_t now, Effects &fx)
 		handle_ring_command(*c, cmd, now, fx);
 }
 
-void Ring::shutdown(int64_t now, Effects &fx)
+void Ring::shutdown(Now now, Effects &fx)
 {
 	// No reconnects from here on; close a snapshot, as closing changes the
 	// map.
@@ -375,11 +375,11 @@ void Ring::shutdown(int64_t now, Effects &fx)
 	}
 }
 
-void Ring::tick(int64_t now, Effects &fx)
+void Ring::tick(Now now, Effects &fx)
 {
 	if (!ring_mode_)
 		return;
-	if (hold_users_until_ != 0 && now >= hold_users_until_)
+	if (hold_users_until_ != 0 && now.mono >= hold_users_until_)
 		release_user_streams(now, fx);
 	// Connections we closed ourselves are gone for good by now; they were
 	// kept until here because they may be closed while iterating.
@@ -400,59 +400,59 @@ void Ring::tick(int64_t now, Effects &fx)
 		// its TCP connections accepted by the kernel.
 		auto timed_out = [&](const std::string &reason) {
 			if (c->host != nullptr)
-				c->host->last_network_failure = now;
+				c->host->last_network_failure = now.mono;
 			close_conn(*c, reason, now, fx);
 		};
 		if (!c->connected()) {
-			if (now - c->created >= ring_connect_timeout_secs)
+			if (now.mono - c->created >= ring_connect_timeout_secs)
 				timed_out("connect() timed out");
 			continue;
 		}
-		if (!c->pctx.me_received && now - c->created >= ring_me_timeout_secs) {
+		if (!c->pctx.me_received && now.mono - c->created >= ring_me_timeout_secs) {
 			timed_out("Handshaking ME timed out");
 			continue;
 		}
-		if (!c->handshaked() && c->incoming() && now - c->last_input >= ring_handshake_done_timeout_secs) {
+		if (!c->handshaked() && c->incoming() && now.mono - c->last_input >= ring_handshake_done_timeout_secs) {
 			timed_out("Handshaking DONE timed out");
 			continue;
 		}
-		if ((c->connect_sent && now - c->connect_sent_at >= ring_connect_sent_wait_secs) ||
-		    (c->close_at != 0 && now >= c->close_at)) {
+		if ((c->connect_sent && now.mono - c->connect_sent_at >= ring_connect_sent_wait_secs) ||
+		    (c->close_at != 0 && now.mono >= c->close_at)) {
 			close_conn(*c, "", now, fx);
 			continue;
 		}
 		if (c->ping_pending) {
 			// Idle time counts from the PING, as stock's idle timeout.
-			if (now - std::max(c->last_input, c->ping_sent_at) >= idle_limit) {
-				log_.log(LogLevel::error, "director(" + who + "): Ping timed out in " +
-								  std::to_string(now - c->ping_sent_at) +
-								  " secs, disconnecting");
+			if (now.mono - std::max(c->last_input, c->ping_sent_at) >= idle_limit) {
+				log_.peer(LogLevel::error, who, "Ping timed out in " +
+					std::to_string(now.mono - c->ping_sent_at) +
+					" secs, disconnecting");
 				timed_out("Ping timeout");
 				continue;
 			}
-			if (now - c->ping_sent_at >= config_.ping_max_timeout_secs) {
-				log_.log(LogLevel::error, "director(" + who + "): PONG reply not received in " +
-								  std::to_string(now - c->ping_sent_at) +
-								  " secs, although other input keeps coming");
+			if (now.mono - c->ping_sent_at >= config_.ping_max_timeout_secs) {
+				log_.peer(LogLevel::error, who, "PONG reply not received in " +
+					std::to_string(now.mono - c->ping_sent_at) +
+					" secs, although other input keeps coming");
 				timed_out("Pong timeout");
 				continue;
 			}
 		} else {
 			int64_t interval = c->handshaked() && !c->synced ? 1 : ring_ping_interval_secs;
-			if (now - c->last_input >= interval)
+			if (now.mono - c->last_input >= interval)
 				ping(*c, now, fx);
 		}
 	}
-	if (right_ == 0 && reconnect_at_ != 0 && now >= reconnect_at_)
+	if (right_ == 0 && reconnect_at_ != 0 && now.mono >= reconnect_at_)
 		connect_right(now, fx);
-	if (!ring_synced_ && now >= sync_resend_at_ && right_ != 0 && left_ != 0) {
+	if (!ring_synced_ && now.mono >= sync_resend_at_ && right_ != 0 && left_ != 0) {
 		log_.log(LogLevel::error, "Ring SYNC seq=" + std::to_string(sync_seq_) +
 						  " appears to have got lost, resending");
-		sync_resend_at_ = now + ring_sync_resend_secs;
-		sync_send(*dirs_.self(), sync_seq_, ring_version_minor, uint32_t(now), hosts_.hosts_hash(),
+		sync_resend_at_ = now.mono + ring_sync_resend_secs;
+		sync_send(*dirs_.self(), sync_seq_, ring_version_minor, uint32_t(now.wall), hosts_.hosts_hash(),
 			  now, fx);
 	}
-	if (preferred_reconnect_at_ != 0 && now >= preferred_reconnect_at_) {
+	if (preferred_reconnect_at_ != 0 && now.mono >= preferred_reconnect_at_) {
 		preferred_reconnect_at_ = 0;
 		RingLink *right = conn(right_);
 		DirectorHost *pref = dirs_.preferred_right();
@@ -460,7 +460,7 @@ void Ring::tick(int64_t now, Effects &fx)
 			connect_to(pref, now, fx);
 	}
 	for (auto it = sync_waiters_.begin(); it != sync_waiters_.end();) {
-		if (it->deadline <= now) {
+		if (it->deadline <= now.mono) {
 			fx.admin.push_back({it->job, AdminResult::ring_sync_timeout});
 			it = sync_waiters_.erase(it);
 		} else {
@@ -468,7 +468,7 @@ void Ring::tick(int64_t now, Effects &fx)
 		}
 	}
 	for (auto &d : dirs_.all()) {
-		if (d->removed && d->removed_at + removed_director_purge_secs <= now) {
+		if (d->removed && d->removed_at + removed_director_purge_secs <= now.mono) {
 			purge_removed_directors();
 			break;
 		}
@@ -481,7 +481,15 @@ bool Ring::wants_drain(RingConnId id) const
 	return it != conns_.end() && it->second.want_drain;
 }
 
-void Ring::drained(RingConnId id, int64_t now, Effects &fx)
+std::optional<RingUserCounts> Ring::user_counts(RingConnId id) const
+{
+	auto it = conns_.find(id);
+	if (it == conns_.end())
+		return std::nullopt;
+	return RingUserCounts{it->second.users_sent, it->second.users_received};
+}
+
+void Ring::drained(RingConnId id, Now now, Effects &fx)
 {
 	if (RingLink *c = conn(id))
 		continue_user_stream(*c, now, fx);

@@ -36,32 +36,33 @@ public:
 	}
 
 	// See Director for these.
-	void start_alone(int64_t now, uint16_t ring_port)
+	void start_alone(Now now, uint16_t ring_port)
 	{
-		ring_last_sync_time_ = now;
+		ring_last_sync_time_ = now.mono;
 		ring_listen_port_ = ring_port;
 	}
 	void start(const std::vector<RingDirectorConfig> &directors, const IpAddr &self_ip,
-		   uint16_t self_port, int64_t now, Effects &fx);
-	RingConnId accept(const IpAddr &remote, int64_t now, Effects &fx);
-	void connected(RingConnId id, int64_t now, Effects &fx);
-	void line(RingConnId id, std::string_view line, int64_t now, Effects &fx);
-	void closed(RingConnId id, const std::string &reason, int64_t now, Effects &fx);
-	void shutdown(int64_t now, Effects &fx);
-	void drained(RingConnId id, int64_t now, Effects &fx);
+		   uint16_t self_port, Now now, Effects &fx);
+	RingConnId accept(const IpAddr &remote, Now now, Effects &fx);
+	void connected(RingConnId id, Now now, Effects &fx);
+	void line(RingConnId id, std::string_view line, Now now, Effects &fx);
+	void closed(RingConnId id, const std::string &reason, Now now, Effects &fx);
+	void shutdown(Now now, Effects &fx);
+	void drained(RingConnId id, Now now, Effects &fx);
 	bool wants_drain(RingConnId id) const;
-	void tick(int64_t now, Effects &fx);
-	bool heartbeat(int64_t now, Effects &fx);
+	std::optional<RingUserCounts> user_counts(RingConnId id) const;
+	void tick(Now now, Effects &fx);
+	bool heartbeat(Now now, Effects &fx);
 	int64_t director_last_sync_seen(const IpAddr &ip, uint16_t port) const;
-	std::vector<DirectorListEntry> director_list(int64_t now) const;
-	AdminReply director_add(const IpAddr &ip, std::optional<uint16_t> port, int64_t now,
+	std::vector<DirectorListEntry> director_list(Now now) const;
+	AdminReply director_add(const IpAddr &ip, std::optional<uint16_t> port, Now now,
 				Effects &fx);
 	AdminReply director_remove(JobId job, const IpAddr &ip, std::optional<uint16_t> port,
-				   int64_t now, Effects &fx);
+				   Now now, Effects &fx);
 	bool admin_may_run(JobId job);
 	// An admin change's reply: now when nothing is pending, else once the ring syncs
 	// (or "Ring sync timed out").
-	AdminReply reply_after_sync(JobId job, int64_t now);
+	AdminReply reply_after_sync(JobId job, Now now);
 	size_t connection_count() const { return conns_.size(); }
 
 	// --- the state file ------------------------------------------------------
@@ -111,85 +112,85 @@ public:
 	}
 	bool send_right(const RingCommand &cmd, Effects &fx) override;
 	void pass_on(const RingLink &from, const RingCommand &cmd, Effects &fx) override;
-	void close(RingLink &link, const std::string &reason, int64_t now, Effects &fx,
+	void close(RingLink &link, const std::string &reason, Now now, Effects &fx,
 		   bool protocol_failure) override
 	{
 		close_conn(link, reason, now, fx, protocol_failure);
 	}
-	void changed(int64_t now, Effects &fx) override { ring_sync(now, fx); }
+	void changed(Now now, Effects &fx) override { ring_sync(now, fx); }
 
 private:
 	struct SyncWaiter {
 		JobId job;
-		int64_t deadline;
+		int64_t deadline; // Now::mono
 	};
 
 	RingLink *conn(RingConnId id);
-	RingLink &new_link(bool incoming, const IpAddr &remote, int64_t now);
+	RingLink &new_link(bool incoming, const IpAddr &remote, Now now);
 	void send(RingLink &c, const RingCommand &cmd, Effects &fx)
 	{
 		c.send(cmd, ring_min_version_, fx);
 	}
-	void ping(RingLink &c, int64_t now, Effects &fx) { c.ping(now, ring_min_version_, fx); }
+	void ping(RingLink &c, Now now, Effects &fx) { c.ping(now, ring_min_version_, fx); }
 	void update_send(const DirectorHost *src, const RingCommand &cmd, Effects &fx,
 			 unsigned min_minor = 0);
-	void send_version_me(RingLink &c, int64_t now, Effects &fx);
-	void connect_right(int64_t now, Effects &fx);
-	bool connect_to(DirectorHost *h, int64_t now, Effects &fx);
-	void close_conn(RingLink &c, const std::string &reason, int64_t now, Effects &fx,
+	void send_version_me(RingLink &c, Now now, Effects &fx);
+	void connect_right(Now now, Effects &fx);
+	bool connect_to(DirectorHost *h, Now now, Effects &fx);
+	void close_conn(RingLink &c, const std::string &reason, Now now, Effects &fx,
 			bool protocol_failure = false);
-	void conn_gone(RingConnId id, int64_t now, Effects &fx);
+	void conn_gone(RingConnId id, Now now, Effects &fx);
 
 	// ring-handshake.cc
-	bool handle_handshake_command(RingLink &c, const RingCommand &cmd, int64_t now,
+	bool handle_handshake_command(RingLink &c, const RingCommand &cmd, Now now,
 				      Effects &fx);
-	void handle_me(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx);
-	void send_handshake_start(RingLink &c, int64_t now, Effects &fx);
-	void continue_user_stream(RingLink &c, int64_t now, Effects &fx);
-	void handshake_done(RingLink &c, int64_t now, Effects &fx);
-	void resend_to_right(const RingLink &from, int64_t now, Effects &fx);
-	void assign_left(RingLink &c, int64_t now, Effects &fx);
-	void assign_right(RingLink &c, int64_t now, Effects &fx);
-	void promote_left(int64_t now, Effects &fx);
-	void release_user_streams(int64_t now, Effects &fx);
+	void handle_me(RingLink &c, const RingCommand &cmd, Now now, Effects &fx);
+	void send_handshake_start(RingLink &c, Now now, Effects &fx);
+	void continue_user_stream(RingLink &c, Now now, Effects &fx);
+	void handshake_done(RingLink &c, Now now, Effects &fx);
+	void resend_to_right(const RingLink &from, Now now, Effects &fx);
+	void assign_left(RingLink &c, Now now, Effects &fx);
+	void assign_right(RingLink &c, Now now, Effects &fx);
+	void promote_left(Now now, Effects &fx);
+	void release_user_streams(Now now, Effects &fx);
 
 	// ring-sync.cc
-	void ring_sync(int64_t now, Effects &fx);
+	void ring_sync(Now now, Effects &fx);
 	void sync_send(const DirectorHost &origin, uint32_t seq, uint32_t minor, uint32_t timestamp,
-		       uint32_t hosts_hash, int64_t now, Effects &fx);
-	void set_ring_synced(int64_t now, Effects &fx);
-	void set_ring_unsynced(int64_t now);
-	void set_ring_handshaked(int64_t now, Effects &fx);
-	void handle_sync(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx);
-	void state_changed(int64_t now, Effects &fx);
+		       uint32_t hosts_hash, Now now, Effects &fx);
+	void set_ring_synced(Now now, Effects &fx);
+	void set_ring_unsynced(Now now);
+	void set_ring_handshaked(Now now, Effects &fx);
+	void handle_sync(RingLink &c, const RingCommand &cmd, Now now, Effects &fx);
+	void state_changed(Now now, Effects &fx);
 	void purge_removed_directors();
 
 	// ring-security.cc
 	void start_auth(RingLink &c, std::optional<RingEndpoint> peer);
 	void send_director_list(RingLink &c, Effects &fx);
-	bool auth_line(RingLink &c, std::string_view line, int64_t now, Effects &fx);
-	bool defer_before_handshake(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx);
+	bool auth_line(RingLink &c, std::string_view line, Now now, Effects &fx);
+	bool defer_before_handshake(RingLink &c, const RingCommand &cmd, Now now, Effects &fx);
 	void defer_user(RingLink &c, uint32_t hash, const IpAddr &ip, uint32_t timestamp, bool weak,
-			int64_t now, Effects &fx);
-	void me_effects(RingLink &c, int64_t now, Effects &fx);
-	void apply_deferred_handshake(RingLink &c, int64_t now, Effects &fx);
-	void replay_deferred_commands(RingLink &c, int64_t now, Effects &fx);
+			Now now, Effects &fx);
+	void me_effects(RingLink &c, Now now, Effects &fx);
+	void apply_deferred_handshake(RingLink &c, Now now, Effects &fx);
+	void replay_deferred_commands(RingLink &c, Now now, Effects &fx);
 	bool from_ring_neighbour(const RingLink &c, const RingCommand &cmd) const;
 	std::string unlisted_reason(const IpAddr &ip, uint16_t port) const;
 
 	// ring-digest.cc
 	void send_user_digests(RingLink &c, Effects &fx);
-	void digest_line(RingLink &c, std::string_view line, int64_t now, Effects &fx);
-	void start_handshake_users(RingLink &c, int64_t now, Effects &fx);
-	bool delta_join(RingLink &c, int64_t now);
+	void digest_line(RingLink &c, std::string_view line, Now now, Effects &fx);
+	void start_handshake_users(RingLink &c, Now now, Effects &fx);
+	bool delta_join(RingLink &c, Now now);
 	void log_delta_join(RingLink &c);
 
 	// ring-commands.cc
 	bool check_origin(const RingOrigin &origin, bool &reoriginate_r);
-	void handle_ring_command(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx);
-	void handle_director(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx);
-	void handle_connect(RingLink &c, const RingCommand &cmd, int64_t now, Effects &fx);
-	void handle_pong(RingLink &c, int64_t now, Effects &fx);
+	void handle_ring_command(RingLink &c, const RingCommand &cmd, Now now, Effects &fx);
+	void handle_director(RingLink &c, const RingCommand &cmd, Now now, Effects &fx);
+	void handle_connect(RingLink &c, const RingCommand &cmd, Now now, Effects &fx);
+	void handle_pong(RingLink &c, Now now, Effects &fx);
 
 	const DirectorConfig &config_;
 	LogSink &log_;
@@ -207,6 +208,7 @@ private:
 	uint16_t ring_listen_port_ = 0;
 	bool ring_handshaked_ = true;
 	bool ring_synced_ = true;
+	// The times below are Now::mono seconds.
 	int64_t ring_last_sync_time_ = 0;
 	uint32_t sync_seq_ = 0;
 	unsigned ring_min_version_ = ring_version_minor;

@@ -446,17 +446,4 @@ Result<StateFile> StateFile::parse(std::string_view data,
 	return f;
 }
 
-StateUser StateFile::user(uint64_t i) const
-{
-	const char *p = records_.data() + i * state_user_record_size;
-	StateUser u;
-	u.user_hash = get_u32(p);
-	u.timestamp = get_u32(p + 4);
-	u.host = get_u16(p + 8);
-	uint16_t tag_flags = get_u16(p + 10);
-	u.tag = tag_flags & state_user_tag_mask;
-	u.weak = (tag_flags & state_user_flag_weak) != 0;
-	return u;
-}
-
 } // namespace director::core

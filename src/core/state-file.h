@@ -135,8 +135,22 @@ public:
 
 	const StateHeader &header() const { return header_; }
 	uint64_t user_count() const { return user_count_; }
-	// Record i < user_count(), in file order.
-	StateUser user(uint64_t i) const;
+	// Record i < user_count(), in file order, decoded in place (parse() checked it).
+	StateUser user(uint64_t i) const
+	{
+		const auto *p = reinterpret_cast<const uint8_t *>(records_.data()) +
+				i * state_user_record_size;
+		StateUser u;
+		u.user_hash = uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 |
+			      uint32_t(p[3]) << 24;
+		u.timestamp = uint32_t(p[4]) | uint32_t(p[5]) << 8 | uint32_t(p[6]) << 16 |
+			      uint32_t(p[7]) << 24;
+		u.host = uint16_t(p[8] | p[9] << 8);
+		auto tag_flags = uint16_t(p[10] | p[11] << 8);
+		u.tag = tag_flags & state_user_tag_mask;
+		u.weak = (tag_flags & state_user_flag_weak) != 0;
+		return u;
+	}
 
 private:
 	StateHeader header_;

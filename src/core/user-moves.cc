@@ -32,18 +32,19 @@ UserMoves::UserMoves(const DirectorConfig &config, LogSink &log, UserTable &user
 {
 }
 
-void UserMoves::tick(int64_t now, Effects &fx)
+void UserMoves::tick(Now now, Effects &fx)
 {
 	std::vector<uint64_t> done;
 	for (auto &[key, kill] : kills_) {
-		if (kill.state == KillState::delay && kill.delay_until <= now) {
+		if (kill.state == KillState::delay && kill.delay_until <= now.mono) {
 			done.push_back(key);
 		} else if (kill.state != KillState::delay &&
-			   kill.started + user_move_timeout_secs <= now) {
-			log_.log(LogLevel::error,
-				 "Finishing user " + std::to_string(uint32_t(key)) +
-					 " move timed out, its state may now be inconsistent (state=" +
-					 kill_state_name(kill.state) + ")");
+			   kill.started + user_move_timeout_secs <= now.mono) {
+			log_.log_with(LogLevel::error,
+				      "Finishing user " + std::to_string(uint32_t(key)) +
+					      " move timed out, its state may now be inconsistent "
+					      "(state=" + kill_state_name(kill.state) + ")",
+				      LogFields::user(uint32_t(key)));
 			done.push_back(key);
 		}
 	}
@@ -72,16 +73,17 @@ JobId UserMoves::new_job(JobKind kind, uint64_t key)
 }
 
 void UserMoves::move(const DirectorHost *src, std::optional<RingOrigin> origin, uint32_t hash,
-		     HostId host, Effects::MoveReason reason, int64_t now, Effects &fx)
+		     HostId host, Effects::MoveReason reason, Now now, Effects &fx)
 {
 	TagId tag = hosts_.get(host).tag;
 	UserIndex u = users_.find(hash, tag);
 	std::optional<HostId> old_host;
 	if (u == no_user) {
-		u = users_.insert(hash, tag, host, static_cast<uint32_t>(now));
+		u = users_.insert(hash, tag, host, static_cast<uint32_t>(now.wall));
 		if (u == no_user) {
-			log_.log(LogLevel::error, "User table is full: not moving user hash " +
-							  std::to_string(hash));
+			log_.log_with(LogLevel::error,
+				      "User table is full: not moving user hash " + std::to_string(hash),
+				      LogFields::user(hash));
 			return;
 		}
 	} else {
@@ -89,7 +91,7 @@ void UserMoves::move(const DirectorHost *src, std::optional<RingOrigin> origin, 
 		if (*old_host != host)
 			users_.set_host(u, host);
 		// Stock updates a moved user's timestamp in place.
-		users_.set_timestamp_in_place(u, static_cast<uint32_t>(now));
+		users_.set_timestamp_in_place(u, static_cast<uint32_t>(now.wall));
 	}
 	if (!old_host || *old_host != host) {
 		std::optional<IpAddr> from;
@@ -115,7 +117,7 @@ void UserMoves::move(const DirectorHost *src, std::optional<RingOrigin> origin, 
 		kills_[key].self_initiated = self_initiated;
 }
 
-void UserMoves::kill(UserIndex u, std::optional<HostId> old_host, bool forced, int64_t now,
+void UserMoves::kill(UserIndex u, std::optional<HostId> old_host, bool forced, Now now,
 		     Effects &fx)
 {
 	uint64_t key = user_key(users_.user_hash(u), users_.tag(u));
@@ -126,7 +128,7 @@ void UserMoves::kill(UserIndex u, std::optional<HostId> old_host, bool forced, i
 	}
 	KillContext &kill = kills_[key];
 	kill.self_initiated = true; // move_user_from() corrects this for ring moves
-	kill.started = now;
+	kill.started = now.mono;
 	if (old_host) {
 		const MailHost &h = hosts_.get(*old_host);
 		kill.old_host_ip = h.ip;
@@ -147,7 +149,7 @@ void UserMoves::kill(UserIndex u, std::optional<HostId> old_host, bool forced, i
 	}
 }
 
-void UserMoves::finish_user_kill(uint64_t key, int64_t now, Effects &fx)
+void UserMoves::finish_user_kill(uint64_t key, Now now, Effects &fx)
 {
 	auto it = kills_.find(key);
 	KillContext &kill = it->second;
@@ -170,7 +172,7 @@ void UserMoves::finish_user_kill(uint64_t key, int64_t now, Effects &fx)
 	flush_killed_user(key, now, fx);
 }
 
-void UserMoves::flush_killed_user(uint64_t key, int64_t now, Effects &fx)
+void UserMoves::flush_killed_user(uint64_t key, Now now, Effects &fx)
 {
 	KillContext &kill = kills_[key];
 	UserIndex u = users_.find(uint32_t(key), TagId(key >> 32));
@@ -190,7 +192,7 @@ void UserMoves::flush_killed_user(uint64_t key, int64_t now, Effects &fx)
 			       std::to_string(kill.old_host_vhosts)}});
 }
 
-void UserMoves::user_killed(uint32_t hash, int64_t now, Effects &fx)
+void UserMoves::user_killed(uint32_t hash, Now now, Effects &fx)
 {
 	for (TagId tag = 0; tag < hosts_.tag_count(); tag++) {
 		uint64_t key = user_key(hash, tag);
@@ -228,7 +230,7 @@ void UserMoves::user_killed(uint32_t hash, int64_t now, Effects &fx)
 }
 
 void UserMoves::user_killed_everywhere(const DirectorHost *src, const RingOrigin &origin,
-				      uint32_t hash, int64_t now, Effects &fx)
+				      uint32_t hash, Now now, Effects &fx)
 {
 	for (TagId tag = 0; tag < hosts_.tag_count(); tag++) {
 		uint64_t key = user_key(hash, tag);
@@ -245,7 +247,7 @@ void UserMoves::user_killed_everywhere(const DirectorHost *src, const RingOrigin
 	}
 }
 
-void UserMoves::finish_kill_delayed(uint64_t key, bool skip_delay, int64_t now, Effects &fx)
+void UserMoves::finish_kill_delayed(uint64_t key, bool skip_delay, Now now, Effects &fx)
 {
 	if (skip_delay) {
 		free_kill(key, now, fx);
@@ -253,10 +255,10 @@ void UserMoves::finish_kill_delayed(uint64_t key, bool skip_delay, int64_t now, 
 	}
 	KillContext &kill = kills_[key];
 	kill.state = KillState::delay;
-	kill.delay_until = now + config_.user_kick_delay_secs;
+	kill.delay_until = now.mono + config_.user_kick_delay_secs;
 }
 
-void UserMoves::free_kill(uint64_t key, int64_t now, Effects &fx)
+void UserMoves::free_kill(uint64_t key, Now now, Effects &fx)
 {
 	auto it = kills_.find(key);
 	if (it == kills_.end())
@@ -277,7 +279,7 @@ void UserMoves::free_kill(uint64_t key, int64_t now, Effects &fx)
 	run_reset_jobs(now, fx);
 }
 
-void UserMoves::kick_done(JobId id, bool ok, const std::string &error, int64_t now, Effects &fx)
+void UserMoves::kick_done(JobId id, bool ok, const std::string &error, Now now, Effects &fx)
 {
 	auto it = jobs_.find(id);
 	if (it == jobs_.end())
@@ -287,11 +289,13 @@ void UserMoves::kick_done(JobId id, bool ok, const std::string &error, int64_t n
 	if (kicking_ > 0)
 		kicking_--;
 	if (!ok) {
-		log_.log(LogLevel::error, job.kind == JobKind::kill_kick
-						  ? "Failed to kill user " +
-							    std::to_string(uint32_t(job.user_key)) +
-							    " connections: " + error
-						  : "Failed to kick user: " + error);
+		if (job.kind == JobKind::kill_kick)
+			log_.log_with(LogLevel::error,
+				      "Failed to kill user " + std::to_string(uint32_t(job.user_key)) +
+					      " connections: " + error,
+				      LogFields::user(uint32_t(job.user_key)));
+		else
+			log_.log(LogLevel::error, "Failed to kick user: " + error);
 	}
 	if (job.kind == JobKind::kill_kick) {
 		auto kill = kills_.find(job.user_key);
@@ -301,7 +305,7 @@ void UserMoves::kick_done(JobId id, bool ok, const std::string &error, int64_t n
 	run_queued_kicks(fx);
 }
 
-void UserMoves::flush_done(JobId id, bool ok, int64_t now, Effects &fx)
+void UserMoves::flush_done(JobId id, bool ok, Now now, Effects &fx)
 {
 	auto it = jobs_.find(id);
 	if (it == jobs_.end())
@@ -384,12 +388,12 @@ void UserMoves::admin_gone(JobId job)
 }
 
 AdminReply UserMoves::reset_users(JobId job, std::optional<IpAddr> ip, unsigned max_parallel,
-				      int64_t now, Effects &fx)
+				      Now now, Effects &fx)
 {
 	ResetJob reset;
 	reset.admin_job = job;
 	reset.max_parallel = max_parallel;
-	reset.started = now;
+	reset.started = now.mono;
 	for (HostId id : hosts_.sorted_ids()) {
 		if (!ip || hosts_.get(id).ip == *ip)
 			reset.hosts.push_back(hosts_.get(id).ip);
@@ -402,7 +406,7 @@ AdminReply UserMoves::reset_users(JobId job, std::optional<IpAddr> ip, unsigned 
 	return AdminReply::deferred();
 }
 
-bool UserMoves::run_reset_job(ResetJob &job, int64_t now, Effects &fx)
+bool UserMoves::run_reset_job(ResetJob &job, Now now, Effects &fx)
 {
 	while (job.host_idx < job.hosts.size()) {
 		if (kills_.size() >= job.max_parallel)
@@ -460,13 +464,13 @@ bool UserMoves::run_reset_job(ResetJob &job, int64_t now, Effects &fx)
 	}
 	log_.log(LogLevel::info, "Moved " + std::to_string(job.moved) + " users in " +
 					 std::to_string(job.hosts.size()) + " hosts in " +
-					 std::to_string(now - job.started) +
+					 std::to_string(now.mono - job.started) +
 					 " secs (max parallel=" + std::to_string(job.max_parallel) +
 					 ")");
 	return true;
 }
 
-void UserMoves::run_reset_jobs(int64_t now, Effects &fx)
+void UserMoves::run_reset_jobs(Now now, Effects &fx)
 {
 	for (size_t i = 0; i < resets_.size();) {
 		if (run_reset_job(resets_[i], now, fx)) {

@@ -27,9 +27,9 @@ public:
 	public:
 		virtual ~Owner() = default;
 		// A move ended: delayed lookups of that user may be answered now.
-		virtual void moves_ended(int64_t now, Effects &fx) = 0;
+		virtual void moves_ended(Now now, Effects &fx) = 0;
 		// Forget every user of `host` and tell the ring (HOST-FLUSH).
-		virtual void flush_host(HostId host, int64_t now, Effects &fx) = 0;
+		virtual void flush_host(HostId host, Now now, Effects &fx) = 0;
 	};
 
 	UserMoves(const DirectorConfig &config, LogSink &log, UserTable &users, HostList &hosts,
@@ -44,30 +44,30 @@ public:
 	// the ring's self and origin is nullopt) and kills its old connections.
 	// `reason` is only reported (Effects::user_moves).
 	void move(const DirectorHost *src, std::optional<RingOrigin> origin, uint32_t hash,
-		  HostId host, Effects::MoveReason reason, int64_t now, Effects &fx);
+		  HostId host, Effects::MoveReason reason, Now now, Effects &fx);
 	// Kills u's connections (forced: even when it stays on its host).
-	void kill(UserIndex u, std::optional<HostId> old_host, bool forced, int64_t now, Effects &fx);
+	void kill(UserIndex u, std::optional<HostId> old_host, bool forced, Now now, Effects &fx);
 	// USER-KILLED and USER-KILLED-EVERYWHERE from the ring.
-	void user_killed(uint32_t hash, int64_t now, Effects &fx);
+	void user_killed(uint32_t hash, Now now, Effects &fx);
 	void user_killed_everywhere(const DirectorHost *src, const RingOrigin &origin, uint32_t hash,
-				    int64_t now, Effects &fx);
+				    Now now, Effects &fx);
 	// Kicks a user hash from every host but `except` (two directors disagreed), here
 	// and around the ring.
 	void kick_hash(uint32_t hash, const IpAddr &except, Effects &fx);
 	// A kick from the ring: run it here (the ring forwards it).
 	void ring_kick(const RingCommand &cmd, Effects &fx);
 
-	void kick_done(JobId id, bool ok, const std::string &error, int64_t now, Effects &fx);
-	void flush_done(JobId id, bool ok, int64_t now, Effects &fx);
+	void kick_done(JobId id, bool ok, const std::string &error, Now now, Effects &fx);
+	void flush_done(JobId id, bool ok, Now now, Effects &fx);
 	// Ends kick delays and times out stuck moves.
-	void tick(int64_t now, Effects &fx);
+	void tick(Now now, Effects &fx);
 
 	// USER-KICK / USER-KICK-ALT from an admin.
 	AdminReply user_kick(JobId job, std::string_view kick_field, std::string_view value,
 			     bool nowait, Effects &fx);
 	AdminReply reset_users(JobId job, std::optional<IpAddr> ip, unsigned max_parallel,
-			       int64_t now, Effects &fx);
-	void run_reset_jobs(int64_t now, Effects &fx);
+			       Now now, Effects &fx);
+	void run_reset_jobs(Now now, Effects &fx);
 	void admin_gone(JobId job);
 
 private:
@@ -79,7 +79,7 @@ private:
 		std::optional<IpAddr> old_host_ip;
 		bool old_host_down = false;
 		unsigned old_host_vhosts = 0;
-		int64_t started = 0;
+		int64_t started = 0; // Now::mono, as is delay_until
 		int64_t delay_until = 0;
 		JobId job = 0; // the running ipc kick or flush program
 	};
@@ -103,19 +103,19 @@ private:
 		bool users_killed = false;
 		unsigned max_parallel;
 		unsigned moved = 0;
-		int64_t started;
+		int64_t started; // Now::mono
 	};
 
 	static const char *kill_state_name(KillState state);
 	JobId new_job(JobKind kind, uint64_t user_key);
 	void ipc(std::string line, Effects &fx);
-	void finish_user_kill(uint64_t key, int64_t now, Effects &fx);
-	void flush_killed_user(uint64_t key, int64_t now, Effects &fx);
-	void finish_kill_delayed(uint64_t key, bool skip_delay, int64_t now, Effects &fx);
-	void free_kill(uint64_t key, int64_t now, Effects &fx);
+	void finish_user_kill(uint64_t key, Now now, Effects &fx);
+	void flush_killed_user(uint64_t key, Now now, Effects &fx);
+	void finish_kill_delayed(uint64_t key, bool skip_delay, Now now, Effects &fx);
+	void free_kill(uint64_t key, Now now, Effects &fx);
 	void start_admin_kick(const QueuedKick &kick, Effects &fx);
 	void run_queued_kicks(Effects &fx);
-	bool run_reset_job(ResetJob &job, int64_t now, Effects &fx);
+	bool run_reset_job(ResetJob &job, Now now, Effects &fx);
 
 	const DirectorConfig &config_;
 	LogSink &log_;

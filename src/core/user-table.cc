@@ -64,6 +64,7 @@ void UserTable::invariant_failed_(const char *what)
 
 UserIndex UserTable::find(uint32_t user_hash, TagId tag) const
 {
+	not_loading_("find() during a bulk load");
 	if (count_ == 0)
 		return no_user;
 	uint64_t h = key_hash(user_hash, tag);
@@ -83,6 +84,7 @@ UserIndex UserTable::find(uint32_t user_hash, TagId tag) const
 
 void UserTable::reserve(size_t extra)
 {
+	not_loading_("reserve() during a bulk load");
 	size_t want = std::min(count_ + std::min(extra, limit_), limit_);
 	if (want <= index_grow_at_)
 		return;
@@ -104,6 +106,7 @@ UserIndex UserTable::insert(uint32_t user_hash, TagId tag, HostId host, uint32_t
 		invariant_failed_("insert with invalid_host");
 	if (tag > max_tag_id)
 		invariant_failed_("insert with a tag above max_tag_id");
+	not_loading_("insert() during a bulk load");
 	if (count_ >= limit_)
 		return no_user;
 	if (count_ + 1 > index_grow_at_)
@@ -134,6 +137,130 @@ UserIndex UserTable::insert(uint32_t user_hash, TagId tag, HostId host, uint32_t
 	host_add_(host);
 	link_in_order_(u);
 	return u;
+}
+
+void UserTable::load_begin(size_t expected)
+{
+	if (count_ != 0 || open_cursors_ != 0 || loading_)
+		invariant_failed_("load_begin() on a table that is not empty, or with a cursor open");
+	// Every entry is free: start the slab over, so the users are laid out in the
+	// order they come (the chunks stay allocated). The index is rebuilt in load_end().
+	slab_used_ = 0;
+	free_head_ = no_user;
+	head_ = tail_ = no_user;
+	sorted_ = true;
+	std::fill(host_users_.begin(), host_users_.end(), 0);
+	size_t n = std::min(expected, limit_);
+	chunks_.reserve((n + chunk_entries_ - 1) / chunk_entries_);
+	loading_ = true;
+}
+
+bool UserTable::load_add(uint32_t user_hash, TagId tag, HostId host, uint32_t timestamp)
+{
+	if (!loading_)
+		invariant_failed_("load_add() outside load_begin()/load_end()");
+	if (host == invalid_host)
+		invariant_failed_("load_add with invalid_host");
+	if (tag > max_tag_id)
+		invariant_failed_("load_add with a tag above max_tag_id");
+	if (slab_used_ >= limit_)
+		return false;
+	UserIndex u = alloc_entry_();
+	Entry &e = raw_entry_(u);
+	e.user_hash = user_hash;
+	e.timestamp = timestamp;
+	e.prev = tail_;
+	e.next = no_user;
+	e.host = host;
+	e.tag_flags = static_cast<uint16_t>(tag | flag_used_);
+	if (tail_ == no_user) {
+		head_ = u;
+	} else {
+		Entry &t = raw_entry_(tail_);
+		t.next = u;
+		if (t.timestamp > timestamp)
+			sorted_ = false;
+	}
+	tail_ = u;
+	count_++;
+	host_add_(host);
+	return true;
+}
+
+size_t UserTable::load_end()
+{
+	if (!loading_)
+		invariant_failed_("load_end() without load_begin()");
+	loading_ = false;
+
+	size_t capacity = index_min_capacity;
+	while (capacity - capacity / 5 < count_)
+		capacity *= 2;
+	if (!index_ || index_mask_ + 1 < capacity)
+		index_ = PageArray<uint32_t>(capacity);
+	else
+		capacity = index_mask_ + 1;
+	index_clear_(capacity);
+	unsigned bits = 64 - index_shift_; // log2(capacity)
+
+	// Counting sort of the entries by their home slot's top bits (2048 buckets, so
+	// the scatter writes stay in cache), then one pass that fills the index bucket by
+	// bucket: each bucket's inserts land in a small window that moves front to back.
+	// An item packs the home slot above bit 32 and the slot value (fingerprint and
+	// slab index) below.
+	unsigned bucket_bits = std::min(bits, 11u);
+	unsigned bucket_shift = bits - bucket_bits;
+	std::vector<uint32_t> start((size_t{1} << bucket_bits) + 1, 0);
+	for (UserIndex u = 0; u < slab_used_; u++) {
+		const Entry &e = raw_entry_(u);
+		uint64_t h = key_hash(e.user_hash, e.tag_flags & tag_mask_);
+		start[((h >> index_shift_) >> bucket_shift) + 1]++;
+	}
+	for (size_t b = 1; b < start.size(); b++)
+		start[b] += start[b - 1];
+	PageArray<uint64_t> items(slab_used_);
+	for (UserIndex u = 0; u < slab_used_; u++) {
+		const Entry &e = raw_entry_(u);
+		uint64_t h = key_hash(e.user_hash, e.tag_flags & tag_mask_);
+		uint64_t home = h >> index_shift_;
+		items[start[home >> bucket_shift]++] = (home << 32) | fingerprint(h) | u;
+	}
+
+	std::vector<UserIndex> dropped;
+	for (size_t i = 0; i < items.size(); i++) {
+		uint64_t item = items[i];
+		auto slot = static_cast<uint32_t>(item);
+		uint32_t fp = slot & ~slot_index_mask;
+		UserIndex u = slot & slot_index_mask;
+		for (size_t pos = item >> 32;; pos = (pos + 1) & index_mask_) {
+			uint32_t s = index_[pos];
+			if (s == empty_slot) {
+				index_[pos] = slot;
+				break;
+			}
+			if ((s & ~slot_index_mask) != fp)
+				continue;
+			UserIndex v = s & slot_index_mask;
+			const Entry &a = raw_entry_(u), &b = raw_entry_(v);
+			if (a.user_hash != b.user_hash ||
+			    (a.tag_flags & tag_mask_) != (b.tag_flags & tag_mask_))
+				continue;
+			// The same user twice: the newer timestamp wins, the later entry on
+			// a tie (insert() then refresh() in load order would do the same).
+			bool u_wins = a.timestamp > b.timestamp || (a.timestamp == b.timestamp && u > v);
+			if (u_wins)
+				index_[pos] = slot;
+			dropped.push_back(u_wins ? v : u);
+			break;
+		}
+	}
+	for (UserIndex v : dropped)
+		release_(v);
+	if (count_ == 0)
+		sorted_ = true;
+	if (!sorted_)
+		sort_now_();
+	return dropped.size();
 }
 
 bool UserTable::refresh(UserIndex u, uint32_t timestamp)
@@ -170,7 +297,8 @@ void UserTable::set_host(UserIndex u, HostId host)
 
 void UserTable::erase(UserIndex u)
 {
-	Entry &e = entry_(u);
+	not_loading_("erase() during a bulk load");
+	entry_(u); // aborts on an index that is not a user
 
 	// Backward-shift deletion (Knuth's algorithm R): pull later members of the probe
 	// run into the hole unless that would put them before their home slot, so lookups
@@ -191,13 +319,7 @@ void UserTable::erase(UserIndex u)
 	}
 	index_[hole] = empty_slot;
 
-	unlink_(u);
-	host_remove_(e.host);
-	e.tag_flags = 0;
-	e.prev = no_user;
-	e.next = free_head_;
-	free_head_ = u;
-	count_--;
+	release_(u);
 	if (count_ == 0)
 		sorted_ = true;
 }
@@ -220,6 +342,7 @@ size_t UserTable::erase_host(HostId host)
 
 UserTable::Cursor UserTable::open_cursor()
 {
+	not_loading_("open_cursor() during a bulk load");
 	Cursor c = 0;
 	while (c < cursors_.size() && cursors_[c] != closed_cursor_)
 		c++;
@@ -323,9 +446,10 @@ UserIndex UserTable::alloc_entry_()
 		return u;
 	}
 	if (slab_used_ == chunks_.size() * size_t{chunk_entries_}) {
-		// Left uninitialized: only entries below slab_used_ are ever read, and
-		// untouched pages of a fresh chunk cost no resident memory yet.
-		chunks_.emplace_back(new Entry[chunk_entries_]);
+		// A bulk load fills the chunk front to back: map it whole at once
+		// (page-array.h), far cheaper than a fault per page. Otherwise leave its
+		// pages to be faulted in as they are used, so a small table stays small.
+		chunks_.emplace_back(chunk_entries_, loading_);
 	}
 	return slab_used_++;
 }
@@ -362,6 +486,18 @@ void UserTable::link_in_order_(UserIndex u)
 		raw_entry_(after).next = u;
 }
 
+void UserTable::release_(UserIndex u)
+{
+	Entry &e = raw_entry_(u);
+	unlink_(u);
+	host_remove_(e.host);
+	e.tag_flags = 0;
+	e.prev = no_user;
+	e.next = free_head_;
+	free_head_ = u;
+	count_--;
+}
+
 void UserTable::unlink_(UserIndex u)
 {
 	cursors_step_over_(u);
@@ -395,9 +531,8 @@ void UserTable::index_grow_()
 	index_rebuild_(index_ ? (index_mask_ + 1) * 2 : index_min_capacity);
 }
 
-void UserTable::index_rebuild_(size_t capacity)
+void UserTable::index_clear_(size_t capacity)
 {
-	index_.reset(new uint32_t[capacity]);
 	std::fill_n(index_.get(), capacity, empty_slot);
 	index_mask_ = capacity - 1;
 	unsigned bits = 0;
@@ -407,6 +542,12 @@ void UserTable::index_rebuild_(size_t capacity)
 	// Grow at 80 % load: linear probing stays short (about 3 probes for a hit, and the
 	// fingerprint spares the slab most of a miss's probes) at 4-10 bytes per user.
 	index_grow_at_ = capacity - capacity / 5;
+}
+
+void UserTable::index_rebuild_(size_t capacity)
+{
+	index_ = PageArray<uint32_t>(capacity);
+	index_clear_(capacity);
 
 	// Rebuild from the slab: a sequential scan instead of chasing the old index.
 	for (UserIndex u = 0; u < slab_used_; u++) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ids.h"
+#include "page-array.h"
 
 namespace director::core {
 
@@ -55,6 +56,25 @@ public:
 	// index slot, so the inserts of a run overlap their cache misses.
 	void reserve(size_t extra);
 	void prefetch(uint32_t user_hash, TagId tag) const;
+
+	// Bulk load into an empty table (a state file restore): load_begin(), then
+	// load_add() for each user, then load_end(). load_add() only appends the entry to
+	// the slab and the expiry list (no index work, no allocation per user); load_end()
+	// builds the index in one pass in slot order, so it is written front to back
+	// instead of at random, and sorts the expiry list when the users did not come in
+	// timestamp order. A user added twice (same hash and tag) keeps the entry with
+	// the newest timestamp, the later one on a tie, as a series of insert() and
+	// refresh() calls would; load_end() returns how many entries it dropped so.
+	// Between load_begin() and load_end() nothing but load_add() may be called
+	// (find(), insert(), erase(), reserve() and open_cursor() abort). load_begin()
+	// aborts unless the table is empty and no cursor is open; `expected` only
+	// presizes the slab's chunk list. load_add() returns false, adding nothing, once
+	// limit() entries were added (duplicates included). The resulting table equals,
+	// entry for entry, one filled by insert() in the same order (UserIndex values
+	// aside).
+	void load_begin(size_t expected);
+	bool load_add(uint32_t user_hash, TagId tag, HostId host, uint32_t timestamp);
+	size_t load_end();
 
 	// Adds a user that find() does not know (adding it twice aborts), with its flags clear,
 	// and places it in expiry order by `timestamp`. Returns its index, or no_user only when
@@ -192,20 +212,26 @@ private:
 	UserIndex alloc_entry_();
 	void link_in_order_(UserIndex u);
 	void unlink_(UserIndex u);
+	// Out of the expiry list and the host's count, onto the free list (the
+	// index slot is the caller's).
+	void release_(UserIndex u);
 	void host_add_(HostId host);
 	void host_remove_(HostId host);
 	void index_grow_();
 	void index_rebuild_(size_t capacity);
+	// Empties the first `capacity` (a power of two) slots of index_ and sets the
+	// mask, shift and growth point for that size.
+	void index_clear_(size_t capacity);
 	size_t index_slot_of_(UserIndex u) const;
 
-	std::vector<std::unique_ptr<Entry[]>> chunks_;
+	std::vector<PageArray<Entry>> chunks_;
 	uint32_t slab_used_ = 0; // entries [0, slab_used_) have been handed out at least once
 	UserIndex free_head_ = no_user;
 
 	// Open addressing, linear probing, backward-shift deletion. A slot holds the slab index
 	// in its low 27 bits and 5 bits of the key hash above, so most probes that would compare
 	// a different key are rejected without touching the slab.
-	std::unique_ptr<uint32_t[]> index_;
+	PageArray<uint32_t> index_;
 	size_t index_mask_ = 0; // capacity - 1 (capacity is a power of two), 0 when unallocated
 	unsigned index_shift_ = 64; // 64 - log2(capacity): a key hash's top bits pick the slot
 	size_t index_grow_at_ = 0;
@@ -223,6 +249,12 @@ private:
 	std::vector<UserIndex> cursors_;
 	size_t open_cursors_ = 0;
 	bool sort_pending_ = false;
+	bool loading_ = false; // between load_begin() and load_end()
+	void not_loading_(const char *what) const
+	{
+		if (loading_)
+			invariant_failed_(what);
+	}
 	void cursors_step_over_(UserIndex u);
 	void sort_now_();
 };

@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 
+#include "adapter/clock.h"
 #include "adapter/dovecot.h"
 #include "adapter/handles.h"
 #include "adapter/stream.h"
@@ -119,11 +120,10 @@ private:
 		if (try_connect_auth())
 			return;
 		int err = errno;
-		struct timeval now;
-		i_gettimeofday(&now);
-		if (connect_started_.tv_sec == 0)
-			connect_started_ = now;
-		long long waited_msecs = timeval_diff_msecs(&now, &connect_started_);
+		int64_t now_msecs = adapter::mono_msecs();
+		if (connect_started_msecs_ == 0)
+			connect_started_msecs_ = now_msecs;
+		long long waited_msecs = now_msecs - connect_started_msecs_;
 		bool retry = err == EAGAIN || err == ECONNREFUSED || err == ENOENT;
 		if (!retry || waited_msecs >= auth_connect_retry_msecs) {
 			e_error(service_.event(), "connect(%s) failed: %s", auth_path_,
@@ -252,7 +252,7 @@ private:
 	ListenerType type_;
 	const char *auth_path_ = nullptr;
 	adapter::TimeoutHandle connect_timer_;
-	struct timeval connect_started_ = {0, 0};
+	int64_t connect_started_msecs_ = 0; // adapter::mono_msecs()
 	unsigned next_pause_msecs_ = auth_connect_first_pause_msecs;
 	core::AuthReplySocket socket_;
 	struct event *event_;

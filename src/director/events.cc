@@ -19,30 +19,63 @@ void DirectorService::observe_state()
 	state_events_->observe(core_, in_ring_input_);
 }
 
-void DirectorService::ring_event_connected(const RingTransport &t)
+// director_ring_connected: the connection finished its handshake and is
+// part of the ring now. The core counts the users; the times are ours.
+void DirectorService::ring_event_connected(const RingTransport &t,
+					   const core::RingUserCounts &users)
 {
 	const char *direction = t.outgoing() ? "out" : "in";
+	uint64_t handshake =
+		uint64_t(std::max<int64_t>(0, t.handshaked_usecs - t.connected_usecs));
 	adapter::send_named_event(event_, "director_ring_connected",
-				  {{"peer", t.peer()}, {"direction", std::string(direction)}},
+				  {{"peer", t.peer()},
+				   {"direction", std::string(direction)},
+				   {"handshake_usecs", handshake},
+				   {"users_sent", users.sent},
+				   {"users_received", users.received}},
 				  core::LogLevel::debug,
 				  "Ring connection " + std::string(direction) + " " + t.peer() +
-					  " established");
+					  " handshaked in " + std::to_string(handshake / 1000) +
+					  " ms (users sent=" + std::to_string(users.sent) +
+					  ", received=" + std::to_string(users.received) + ")");
 }
 
+// director_ring_disconnected: any connection that ends, handshaked or not
+// (handshake_usecs only when it was); users counted over its whole life.
 void DirectorService::ring_event_disconnected(const RingTransport &t, const std::string &reason)
 {
 	const char *direction = t.outgoing() ? "out" : "in";
 	uint64_t duration = uint64_t(std::max<int64_t>(0, now_usecs() - t.started_usecs()));
+	core::RingUserCounts users = core_.ring_user_counts(t.ring_id()).value_or(
+		core::RingUserCounts{});
+	std::string message = "Ring connection " + std::string(direction) + " " + t.peer() +
+			      " closed: " + reason;
+	if (t.handshaked_usecs == 0) {
+		adapter::send_named_event(event_, "director_ring_disconnected",
+					  {{"peer", t.peer()},
+					   {"direction", std::string(direction)},
+					   {"reason", reason},
+					   {"duration_usecs", duration},
+					   {"bytes_in", t.bytes_read()},
+					   {"bytes_out", t.bytes_sent()},
+					   {"users_sent", users.sent},
+					   {"users_received", users.received}},
+					  core::LogLevel::debug, message);
+		return;
+	}
+	uint64_t handshake =
+		uint64_t(std::max<int64_t>(0, t.handshaked_usecs - t.connected_usecs));
 	adapter::send_named_event(event_, "director_ring_disconnected",
 				  {{"peer", t.peer()},
 				   {"direction", std::string(direction)},
 				   {"reason", reason},
 				   {"duration_usecs", duration},
+				   {"handshake_usecs", handshake},
 				   {"bytes_in", t.bytes_read()},
-				   {"bytes_out", t.bytes_sent()}},
-				  core::LogLevel::debug,
-				  "Ring connection " + std::string(direction) + " " + t.peer() +
-					  " closed: " + reason);
+				   {"bytes_out", t.bytes_sent()},
+				   {"users_sent", users.sent},
+				   {"users_received", users.received}},
+				  core::LogLevel::debug, message);
 }
 
 // A flush forgets a host's users without changing the host list, so the

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <sys/time.h>
 
+#include "adapter/clock.h"
 #include "adapter/dovecot.h"
 #include "adapter/named-event.h"
 #include "core/tab-escape.h"
@@ -59,7 +60,7 @@ HealthMonitor::~HealthMonitor()
 
 int64_t HealthMonitor::now_msecs() const
 {
-	return int64_t(ioloop_timeval.tv_sec) * 1000 + ioloop_timeval.tv_usec / 1000;
+	return adapter::mono_msecs();
 }
 
 void HealthMonitor::observe()
@@ -74,7 +75,8 @@ void HealthMonitor::step()
 {
 	finished_.clear();
 	int64_t now = now_msecs();
-	int64_t now_secs = service_.now();
+	core::Now now_core = service_.now();
+	int64_t now_secs = now_core.mono;
 	core::Director &d = service_.core();
 
 	observe();
@@ -86,7 +88,7 @@ void HealthMonitor::step()
 	}
 	if (rule_.heartbeat_due(now_secs)) {
 		core::Effects fx;
-		d.ring_heartbeat(now_secs, fx);
+		d.ring_heartbeat(now_core, fx);
 		service_.run_effects(fx);
 	}
 
@@ -135,7 +137,8 @@ void HealthMonitor::round_done(const core::IpAddr &ip, bool ok, const std::strin
 
 void HealthMonitor::act(int64_t now)
 {
-	int64_t now_secs = service_.now();
+	core::Now now_core = service_.now();
+	int64_t now_secs = now_core.mono;
 	bool decider = rule_.is_decider(now_secs);
 	if (decider != was_decider_) {
 		was_decider_ = decider;
@@ -155,7 +158,7 @@ void HealthMonitor::act(int64_t now)
 				users = h.user_count;
 		}
 		core::Effects fx;
-		if (!d.health_set_down(down.ip, now_secs, fx))
+		if (!d.health_set_down(down.ip, now_core, fx))
 			continue; // retried on a later step
 		service_.run_effects(fx);
 		adapter::send_named_event(service_.event(), "director_health_action",
@@ -167,7 +170,7 @@ void HealthMonitor::act(int64_t now)
 	}
 	for (const auto &ip : actions.up) {
 		core::Effects fx;
-		if (!d.health_set_up(ip, now_secs, fx))
+		if (!d.health_set_up(ip, now_core, fx))
 			continue;
 		service_.run_effects(fx);
 		adapter::send_named_event(service_.event(), "director_health_action",
@@ -196,13 +199,16 @@ std::vector<core::HealthHostStatus> HealthMonitor::host_status()
 
 bool HealthMonitor::is_decider() const
 {
-	return rule_.is_decider(service_.now());
+	return rule_.is_decider(service_.now().mono);
 }
 
 std::string HealthMonitor::list_reply()
 {
 	observe();
-	int64_t now_secs = service_.now();
+	int64_t now_secs = service_.now().mono;
+	// Checks ran on the monotonic clock; the listing shows wall times.
+	int64_t now_mono_msecs = now_msecs();
+	int64_t now_wall_msecs = int64_t(ioloop_timeval.tv_sec) * 1000 + ioloop_timeval.tv_usec / 1000;
 	auto decider = rule_.current_decider(now_secs);
 	std::string out = "decider\t";
 	if (decider)
@@ -219,7 +225,11 @@ std::string HealthMonitor::list_reply()
 		out += st.ring_down ? "\tdown" : "\tup";
 		out += st.ring_down ? (st.down_by_health ? "\thealth" : "\tother") : "\t-";
 		out += st.guard_blocked ? "\tblocked" : "\t-";
-		out += "\t" + std::to_string(st.last_check_msecs / 1000);
+		int64_t last_check_wall_msecs =
+			st.last_check_msecs == 0
+				? 0
+				: now_wall_msecs - (now_mono_msecs - st.last_check_msecs);
+		out += "\t" + std::to_string(last_check_wall_msecs / 1000);
 		out += "\t" + core::tab_escape(st.last_reason);
 		out += "\n";
 	}

@@ -376,7 +376,7 @@ void main_preinit()
 							    set.state_interval_secs);
 		// Directors added at runtime come back too (the ones configured are
 		// in the file as well, unless the ring removed them).
-		for (const auto &d : keeper->restore(ioloop_time)) {
+		for (const auto &d : keeper->restore(service->now())) {
 			bool known = false;
 			for (const auto &c : ring.directors)
 				known = known || (c.ip == d.ip && c.port == d.port);
@@ -386,12 +386,12 @@ void main_preinit()
 		service->set_state_keeper(std::move(keeper));
 	}
 	if (ring.directors.empty()) {
-		service->core().start_alone(ioloop_time, ring_port);
+		service->core().start_alone(service->now(), ring_port);
 	} else {
 		service->set_self(ring.self_ip);
 		core::Effects fx;
 		service->core().ring_start(ring.directors, ring.self_ip, ring.self_port,
-					   ioloop_time, fx);
+					   service->now(), fx);
 		service->run_effects(fx);
 	}
 
@@ -463,11 +463,11 @@ int main(int argc, char *argv[])
 
 	// Tell ring peers why we go, as stock does, before closing everything.
 	core::Effects fx;
-	service->core().ring_shutdown(ioloop_time, fx);
+	service->core().ring_shutdown(service->now(), fx);
 	service->run_effects(fx);
 	// The state file is written last, so it holds everything up to the stop.
 	if (StateKeeper *keeper = service->state_keeper())
-		keeper->write_final(ioloop_time);
+		keeper->write_final(service->now());
 	service.reset();
 	adapter::director_root_event_free();
 	master_service_deinit(&master_service);

@@ -33,7 +33,7 @@ private:
 	void input()
 	{
 		auto r = stream_.read();
-		int64_t now = service_.now();
+		core::Now now = service_.now();
 		core::Effects fx;
 		service_.run_batch(fx, [&]() {
 			std::string_view line;

@@ -31,8 +31,8 @@ public:
 			stream_.on_connected([this](const std::string &error) { connected(error); });
 		} else {
 			peer_ = peer_of(fd);
+			connected_usecs = started_usecs_;
 			stream_.watch([this]() { input(); });
-			service_.ring_event_connected(*this);
 		}
 	}
 
@@ -55,7 +55,7 @@ public:
 			corked_ = true;
 		}
 		stream_.send(data);
-		last_output_ = service_.now();
+		last_output_ = service_.now().mono;
 		if (stream_.output_buffered() > service_.settings().output_buffer_size) {
 			e_error(service_.event(),
 				"director(%s): Output buffer full (%zu bytes), disconnecting",
@@ -108,7 +108,7 @@ private:
 			return;
 		}
 		stream_.watch([this]() { input(); });
-		service_.ring_event_connected(*this);
+		connected_usecs = DirectorService::now_usecs();
 		core::Effects fx;
 		service_.core().ring_connected(ring_id_, service_.now(), fx);
 		service_.run_effects(fx);
@@ -124,7 +124,7 @@ private:
 			return;
 		}
 		core::Effects fx;
-		int64_t now = service_.now();
+		core::Now now = service_.now();
 		// Lines of one read are handled as one batch, with the output of
 		// every connection collected into as few writes as possible. An
 		// exception must not leave the ring corked.

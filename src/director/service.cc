@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "adapter/clock.h"
 #include "adapter/dovecot.h"
 #include "adapter/metrics-http.h"
 #include "adapter/named-event.h"
@@ -91,9 +92,9 @@ void DirectorService::start_health(core::HealthConfig config,
 	health_ = std::make_unique<HealthMonitor>(*this, std::move(config), self, source);
 }
 
-int64_t DirectorService::now() const
+core::Now DirectorService::now() const
 {
-	return ioloop_time;
+	return adapter::now();
 }
 
 uint64_t DirectorService::register_connection(Connection *)
@@ -205,7 +206,7 @@ void DirectorService::run_batch(core::Effects &fx, const std::function<void()> &
 
 int64_t DirectorService::now_usecs()
 {
-	return int64_t(ioloop_timeval.tv_sec) * 1000000 + ioloop_timeval.tv_usec;
+	return adapter::mono_usecs();
 }
 
 // One per lookup answered: metric { filter = event=director_lookup_finished }
@@ -292,6 +293,12 @@ void DirectorService::run_effects_batch(core::Effects &fx)
 				t->ring_send(send.data);
 				if (core_.ring_wants_drain(send.id))
 					t->ring_wait_drain();
+			}
+		}
+		for (auto &hs : todo.ring_handshakes) {
+			if (RingTransport *t = ring_transport(hs.id)) {
+				t->handshaked_usecs = now_usecs();
+				ring_event_connected(*t, hs.users);
 			}
 		}
 		for (auto &close : todo.ring_closes) {

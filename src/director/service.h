@@ -74,9 +74,9 @@ public:
 	core::RandomSource &random() { return random_; }
 	const adapter::DirectorSettings &settings() const { return settings_; }
 	struct event *event() const { return event_; }
-	int64_t now() const;
-	// The ioloop's time in microseconds (wall clock, for durations of
-	// events only).
+	// The time of the current ioloop wakeup (see adapter/clock.h).
+	core::Now now() const;
+	// The monotonic clock in microseconds, for durations of events only.
 	static int64_t now_usecs();
 
 	// Starts a core lookup whose answer goes to connection `owner`. The
@@ -122,7 +122,7 @@ public:
 	void connection_closed(Connection *conn);
 	// Named events of ring connections (director_ring_connected and
 	// director_ring_disconnected). Each connection reports its end once.
-	void ring_event_connected(const RingTransport &t);
+	void ring_event_connected(const RingTransport &t, const core::RingUserCounts &users);
 	void ring_event_disconnected(const RingTransport &t, const std::string &reason);
 	// For the process title: one line arrived from another director.
 	void count_ring_line() { ring_lines_++; }
@@ -229,6 +229,10 @@ public:
 	virtual const std::string &peer() const = 0; // "ip:port", "" if unknown
 	virtual bool outgoing() const = 0;
 	virtual int64_t started_usecs() const = 0; // DirectorService::now_usecs()
+	// When the TCP connection was up (accepted, or connect() done) and when the
+	// core reported its handshake finished; 0 = not yet.
+	int64_t connected_usecs = 0;
+	int64_t handshaked_usecs = 0;
 };
 
 // Hooks the service calls on connections of a known kind.

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "adapter/dovecot.h"
+#include "adapter/named-event.h"
 #include "core/state-file.h"
 #include "core/state-snapshot.h"
 #include "director/service.h"
@@ -102,38 +103,48 @@ StateKeeper::~StateKeeper()
 	writer_.abort();
 }
 
-std::vector<core::RingDirectorConfig> StateKeeper::restore(int64_t now)
+std::vector<core::RingDirectorConfig> StateKeeper::restore(core::Now now)
 {
-	std::string data, error;
+	adapter::StateFileBytes data;
+	std::string error;
 	int ret = writer_.read(data, error);
 	if (ret == 0) {
-		e_info(event_, "state file %s: none yet, starting empty", writer_.path().c_str());
+		adapter::send_named_event(event_, "director_state_restored", {{"result", "missing"}},
+					  core::LogLevel::info,
+					  "state file " + writer_.path() + ": none yet, starting empty");
 		return {};
 	}
 	if (ret > 0) {
-		auto file = core::StateFile::parse(data, identity_);
+		auto file = core::StateFile::parse(data.view(), identity_);
 		if (file.ok()) {
 			core::StateRestore r = service_.core().restore_state(*file, now);
-			int64_t age = now - file->header().written_at;
-			e_info(event_,
-			       "state file %s: restored %zu users (%zu expired meanwhile), "
-			       "%zu hosts, %zu directors; written %lld secs ago",
-			       writer_.path().c_str(), r.users, r.expired, r.hosts,
-			       r.directors.size(),
-			       (long long)age);
+			int64_t age = now.wall - file->header().written_at;
+			adapter::send_named_event(
+				event_, "director_state_restored",
+				{{"result", "ok"},
+				 {"users", uint64_t(r.users)},
+				 {"expired", uint64_t(r.expired)},
+				 {"hosts", uint64_t(r.hosts)},
+				 {"directors", uint64_t(r.directors.size())},
+				 {"age_secs", uint64_t(age < 0 ? 0 : age)}},
+				core::LogLevel::info,
+				t_strdup_printf("state file %s: restored %zu users (%zu expired "
+						"meanwhile), %zu hosts, %zu directors; written "
+						"%lld secs ago",
+						writer_.path().c_str(), r.users, r.expired, r.hosts,
+						r.directors.size(), (long long)age));
 			return r.directors;
 		}
 		error = file.error();
 	}
 	// Keep the evidence: the next write would replace it.
 	std::string aside = writer_.path() + ".bad";
-	if (writer_.move_aside(".bad")) {
-		e_error(event_, "state file %s: not used, starting empty: %s (moved to %s)",
-			writer_.path().c_str(), error.c_str(), aside.c_str());
-	} else {
-		e_error(event_, "state file %s: not used, starting empty: %s",
-			writer_.path().c_str(), error.c_str());
-	}
+	std::string message = "state file " + writer_.path() + ": not used, starting empty: " + error;
+	if (writer_.move_aside(".bad"))
+		message += " (moved to " + aside + ")";
+	adapter::send_named_event(event_, "director_state_restored",
+				  {{"result", "refused"}, {"error", error}}, core::LogLevel::error,
+				  message);
 	return {};
 }
 
@@ -151,27 +162,38 @@ void StateKeeper::write_periodic()
 		      [this](bool ok, const adapter::StateWriteStats &stats) {
 			      if (!ok)
 				      return; // logged by the writer
-			      e_debug(event_,
-				      "state file %s: written, %llu bytes in %u steps, "
-				      "%llu ms (longest step %llu us, sync %llu ms)",
-				      writer_.path().c_str(), (unsigned long long)stats.bytes,
-				      stats.steps, (unsigned long long)stats.total_usecs / 1000,
-				      (unsigned long long)stats.max_step_usecs,
-				      (unsigned long long)stats.sync_usecs / 1000);
+			      written_event(stats, false);
 		      });
 }
 
-void StateKeeper::write_final(int64_t now)
+void StateKeeper::write_final(core::Now now)
 {
 	timer_.reset();
 	auto snap = service_.core().state_snapshot(identity_, now);
 	SnapshotSource source(std::move(snap));
 	adapter::StateWriteStats stats;
-	if (writer_.write_now(source, &stats)) {
-		e_debug(event_, "state file %s: written at shutdown, %llu bytes in %llu ms",
-			writer_.path().c_str(), (unsigned long long)stats.bytes,
-			(unsigned long long)stats.total_usecs / 1000);
-	}
+	if (writer_.write_now(source, &stats))
+		written_event(stats, true);
+}
+
+void StateKeeper::written_event(const adapter::StateWriteStats &stats, bool at_shutdown)
+{
+	adapter::send_named_event(
+		event_, "director_state_written",
+		{{"bytes", uint64_t(stats.bytes)},
+		 {"steps", uint64_t(stats.steps)},
+		 {"duration_usecs", uint64_t(stats.total_usecs)},
+		 {"max_step_usecs", uint64_t(stats.max_step_usecs)},
+		 {"sync_usecs", uint64_t(stats.sync_usecs)},
+		 {"shutdown", uint64_t(at_shutdown ? 1 : 0)}},
+		core::LogLevel::debug,
+		t_strdup_printf("state file %s: written%s, %llu bytes in %u steps, %llu ms "
+				"(longest step %llu us, sync %llu ms)",
+				writer_.path().c_str(), at_shutdown ? " at shutdown" : "",
+				(unsigned long long)stats.bytes, stats.steps,
+				(unsigned long long)stats.total_usecs / 1000,
+				(unsigned long long)stats.max_step_usecs,
+				(unsigned long long)stats.sync_usecs / 1000));
 }
 
 } // namespace director

@@ -39,14 +39,16 @@ public:
 	// Loads the file into the core and logs one line (users, hosts, age, file). Run
 	// before the ring starts. Returns the ring's director list from the file (empty
 	// when nothing was restored).
-	std::vector<core::RingDirectorConfig> restore(int64_t now);
+	std::vector<core::RingDirectorConfig> restore(core::Now now);
 	// Starts the periodic writes.
 	void start();
 	// The clean-shutdown write: everything now, after the ring was told we go.
-	void write_final(int64_t now);
+	void write_final(core::Now now);
 
 private:
 	void write_periodic();
+	// director_state_written, with the write's figures.
+	void written_event(const adapter::StateWriteStats &stats, bool at_shutdown);
 
 	DirectorService &service_;
 	struct event *event_;

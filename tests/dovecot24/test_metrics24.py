@@ -35,6 +35,49 @@ service director {{
 }}
 """
 
+# Metrics of the tests (2.4 syntax, one group_by each): the fields of the
+# events beyond what the shipped file groups by.
+TEST_METRICS = """
+metric test_moves_from {
+  filter = event=director_user_moved AND reason=admin
+  group_by host_from {
+    method discrete {
+    }
+  }
+}
+metric test_moves_to {
+  filter = event=director_user_moved AND reason=admin
+  group_by host_to {
+    method discrete {
+    }
+  }
+}
+metric test_local_flushes {
+  filter = event=director_host_changed AND action=flush AND origin=local
+  group_by host {
+    method discrete {
+    }
+  }
+}
+metric test_ring_out {
+  filter = event=director_ring_connected AND direction=out AND users_received=0 AND handshake_usecs>0 AND handshake_usecs<30000000
+  group_by users_sent {
+    method discrete {
+    }
+  }
+}
+metric test_ring_in {
+  filter = event=director_ring_connected AND direction=in AND users_sent=0 AND handshake_usecs>0 AND handshake_usecs<30000000
+  group_by users_received {
+    method discrete {
+    }
+  }
+}
+metric test_ring_gone_handshaked {
+  filter = event=director_ring_disconnected AND handshake_usecs>0 AND handshake_usecs<30000000 AND users_sent=0 AND users_received=0
+}
+"""
+
 
 def scrape(ip, port):
     conn = http.client.HTTPConnection(ip, port, timeout=5.0)
@@ -87,7 +130,8 @@ def cluster():
     mail_servers = " ".join(b.ip for b in backends)
     body = smoke.DIRECTOR.replace("{mail_servers}", mail_servers) + EXTRA.format(
         conf=os.path.abspath(METRICS_CONF), stats_port=STATS_PORT,
-        gauges_port=GAUGES_PORT).replace("{", "{{").replace("}", "}}")
+        gauges_port=GAUGES_PORT).replace("{", "{{").replace("}", "}}") + \
+        TEST_METRICS.replace("{", "{{").replace("}", "}}")
     d = smoke.Instance("md0", block + ".100", body)
     with open(os.path.join(d.dir, "users"), "w") as f:
         for u in ("alice", "bob", "carol"):
@@ -164,3 +208,121 @@ def test_counters_on_24(cluster):
             bad.read_line()
     wait_metrics(d.ip, STATS_PORT, lambda m: value(m, "dovecot_director_errors_total") ==
                  errors0 + 3, "3 director errors")
+
+
+def test_move_kick_and_flush_fields_on_24(cluster):
+    """director_user_moved with reason, host_from and host_to; the kick of
+    the moved user's sessions (reason=move); a forced flush counted as
+    director_host_changed action=flush, origin=local, with its host."""
+    d = cluster["director"]
+    a = smoke.Admin(os.path.join(d.dir, "run", "director-admin"))
+    login(d, "alice")
+    src = a.cmd("USER-LOOKUP\talice").split("\t")[0]
+    ips = [b.ip for b in cluster["backends"]]
+    assert src in ips
+    dst = next(ip for ip in ips if ip != src)
+    _, m0 = scrape(d.ip, STATS_PORT)
+    moves0 = value(m0, "dovecot_director_user_moves_total")
+    from0 = value(m0, "dovecot_test_moves_from_total", host_from=src)
+    to0 = value(m0, "dovecot_test_moves_to_total", host_to=dst)
+    kicks0 = value(m0, "dovecot_director_user_kicks_total", reason="move")
+    assert a.cmd("USER-MOVE\talice\t" + dst) == "OK"
+    wait_metrics(d.ip, STATS_PORT, lambda m: value(
+        m, "dovecot_director_user_moves_total") == moves0 + 1 and value(
+        m, "dovecot_director_user_kicks_total", reason="move") == kicks0 + 1,
+        "one move and the kick of its sessions")
+    _, m = scrape(d.ip, STATS_PORT)
+    assert value(m, "dovecot_test_moves_from_total", host_from=src) == from0 + 1
+    assert value(m, "dovecot_test_moves_to_total", host_to=dst) == to0 + 1
+
+    flush0 = value(m, "dovecot_director_host_changes_total", action="flush")
+    local0 = value(m, "dovecot_test_local_flushes_total", host=src)
+    assert a.cmd("HOST-FLUSH\t" + src) == "OK"
+    wait_metrics(d.ip, STATS_PORT, lambda m: value(
+        m, "dovecot_director_host_changes_total", action="flush") == flush0 + 1,
+        "one flush")
+    _, m = scrape(d.ip, STATS_PORT)
+    assert value(m, "dovecot_test_local_flushes_total", host=src) == local0 + 1
+    assert value(m, "dovecot_test_local_flushes_total", host=dst) == 0
+
+
+def gauges_formed(m):
+    return (value(m, "dovecot_director_ring_synced") == 1 and
+            value(m, "dovecot_director_ring_connections", direction="left") == 1 and
+            value(m, "dovecot_director_ring_connections", direction="right") == 1)
+
+
+@pytest.fixture
+def ring():
+    """Two of our directors on 2.4 in one ring, with two backends."""
+    block = smoke.pick_block()
+    backends = []
+    for i, host in enumerate((10, 11)):
+        b = smoke.Instance("rb%d" % i, "%s.%d" % (block, host), smoke.BACKEND)
+        with open(os.path.join(b.dir, "users"), "w") as f:
+            for u in ("alice", "bob", "carol"):
+                f.write("%s:{PLAIN}%s::::%s/home/%s::\n" % (u, smoke.PASSWORD, b.dir, u))
+        shutil.chown(os.path.join(b.dir, "home"), "vmail", "vmail")
+        backends.append(b)
+    ips = [block + ".100", block + ".101"]
+    directors = []
+    for i, ip in enumerate(ips):
+        body = smoke.DIRECTOR.replace("{mail_servers}", " ".join(b.ip for b in backends))
+        body = body.replace("director_servers = {ip}:9090",
+                            "director_servers = " + " ".join(x + ":9090" for x in ips))
+        body += EXTRA.format(conf=os.path.abspath(METRICS_CONF), stats_port=STATS_PORT,
+                             gauges_port=GAUGES_PORT).replace("{", "{{").replace(
+                                 "}", "}}") + TEST_METRICS.replace("{", "{{").replace("}", "}}")
+        d = smoke.Instance("rd%d" % i, ip, body)
+        with open(os.path.join(d.dir, "users"), "w") as f:
+            for u in ("alice", "bob", "carol"):
+                f.write("%s:{PLAIN}%s::::::proxy=y pass=%s\n" % (u, smoke.PASSWORD,
+                                                                 smoke.PASSWORD))
+        directors.append(d)
+    try:
+        for inst in backends + directors:
+            inst.start()
+        for d in directors:
+            smoke.wait_until(lambda: smoke.port_open(d.ip, GAUGES_PORT), 10, "metrics listener")
+        for d in directors:
+            wait_metrics(d.ip, GAUGES_PORT, gauges_formed, "ring formed on " + d.name, secs=60)
+        yield {"directors": directors, "backends": backends}
+    finally:
+        for inst in backends + directors:
+            inst.stop()
+        for inst in backends + directors:
+            print("==== %s log\n%s" % (inst.name, inst.log()[-4000:]))
+
+
+def test_ring_event_fields_on_24(ring):
+    """director_ring_connected carries handshake_usecs, users_sent and
+    users_received, director_ring_disconnected too: d1 knows 3 users when d2
+    restarts without its state, so d1's new connection to d2 sends exactly
+    3 and d2's connection from d1 receives 3."""
+    d1, d2 = ring["directors"]
+    for u in ("alice", "bob", "carol"):
+        login(d1, u)
+    _, m0 = scrape(d1.ip, STATS_PORT)
+    assert value(m0, "dovecot_test_ring_out_total", users_sent="3") == 0
+    gone0 = value(m0, "dovecot_test_ring_gone_handshaked_total")
+    d2.stop()
+    states = [os.path.join(top, f) for top, _, files in os.walk(os.path.join(d2.dir, "state"))
+              for f in files if f == "director.state"]
+    assert len(states) <= 1, states
+    for path in states:     # director_state_file: its restored users would make a delta join
+        os.unlink(path)
+    d2.start()
+    for d in (d1, d2):
+        wait_metrics(d.ip, GAUGES_PORT, gauges_formed, "ring formed again on " + d.name,
+                     secs=90)
+    # d1: both handshaked connections to the old d2 ended (no user went over
+    # them: the ring formed empty, and logins travel as single updates), and
+    # the new outgoing one sent the 3 users
+    wait_metrics(d1.ip, STATS_PORT, lambda m: value(
+        m, "dovecot_test_ring_gone_handshaked_total") == gone0 + 2 and value(
+        m, "dovecot_test_ring_out_total", users_sent="3") == 1,
+        "d1: 2 handshaked connections gone, 3 users sent", secs=30)
+    # d2 (a new stats process) received them on its incoming connection
+    wait_metrics(d2.ip, STATS_PORT, lambda m: value(
+        m, "dovecot_test_ring_in_total", users_received="3") == 1,
+        "d2: 3 users received", secs=30)

@@ -504,12 +504,22 @@ def test_flushes_count_as_host_changes(make_cluster):
         assert counter(m, "dovecot_director_host_changes_total", action=a) == 0
 
 
+# The director's own log lines about a ring peer (handshake finished,
+# disconnected, ...), apart from the named ring events that also carry `peer`.
+PEER_LINES_METRIC = """
+metric test_peer_lines {
+  filter = category=director AND peer=* AND NOT event=director_ring_*
+  group_by = peer
+}
+"""
+
+
 @pytest.mark.skipif(os.environ.get("RING_TESTS", "1") == "0", reason="RING_TESTS=0")
 def test_counters_follow_a_killed_ring_peer(make_cluster):
     c = make_cluster(nbackends=2, nusers=10)
     ring = ringrig.Ring(c, ("ours", "ours"))
     for d in ring.directors:
-        d.extra_conf += stats_conf(d.ip) + metrics_conf(d.ip) + FLUSH_METRIC
+        d.extra_conf += stats_conf(d.ip) + metrics_conf(d.ip) + FLUSH_METRIC + PEER_LINES_METRIC
     ring.start()
     d1, d2 = ring.directors
     m0 = stats_scrape(d1)
@@ -548,6 +558,87 @@ def test_counters_follow_a_killed_ring_peer(make_cluster):
                 gauge(m, "dovecot_director_ring_connections", direction="left") == 1 and
                 gauge(m, "dovecot_director_ring_connections", direction="right") == 1)
     wait_gauges(d1, formed, "ring formed again on d1", deadline_secs=60)
+
+    def peer_lines(m):
+        return sum(v for (name, labels), v in m.items()
+                   if name == "dovecot_test_peer_lines_total" and
+                   dict(labels).get("peer", "").startswith(d2.ip + ":"))
+    # d1's own lines about d2 (its handshakes, the disconnects) carry d2 as `peer`
+    wait_counters(d1, lambda m: peer_lines(m) >= 2, "d1's log lines about d2 counted by peer")
+
+
+RING_FIELDS_METRICS = """
+metric test_ring_connected {
+  filter = event=director_ring_connected
+  group_by = direction users_sent users_received
+}
+metric test_ring_connected_out_users {
+  filter = event=director_ring_connected AND direction=out AND users_sent=%(n)d AND users_received=0 AND handshake_usecs>0 AND handshake_usecs<30000000
+}
+metric test_ring_connected_in_users {
+  filter = event=director_ring_connected AND direction=in AND users_received=%(n)d AND users_sent=0 AND handshake_usecs>0 AND handshake_usecs<30000000
+}
+metric test_ring_disconnected {
+  filter = event=director_ring_disconnected
+  group_by = direction users_sent users_received
+}
+metric test_ring_disconnected_handshaked {
+  filter = event=director_ring_disconnected AND handshake_usecs>0 AND handshake_usecs<30000000 AND users_sent=0 AND users_received=0
+}
+"""
+
+
+@pytest.mark.skipif(os.environ.get("RING_TESTS", "1") == "0", reason="RING_TESTS=0")
+def test_ring_events_carry_handshake_time_and_users(make_cluster):
+    """director_ring_connected is sent when a connection's handshake
+    finished, with handshake_usecs and the users it sent and received;
+    director_ring_disconnected carries the same figures. d1 knows 7 users
+    when d2 restarts without its state: d1's new connection to d2 sends
+    exactly those 7, and d2's connection from d1 receives them."""
+    n = 7
+    c = make_cluster(nbackends=2, nusers=10)
+    ring = ringrig.Ring(c, ("ours", "ours"))
+    for d in ring.directors:
+        d.extra_conf += stats_conf(d.ip) + RING_FIELDS_METRICS % {"n": n}
+    ring.start()
+    d1, d2 = ring.directors
+    for u in c.users[:n]:
+        rig.imap_roundtrip(d1, u)
+    m0 = stats_scrape(d1)
+    assert counter(m0, "dovecot_test_ring_connected_count") >= 2
+    # the ring formed while both were empty: nothing carried users yet
+    assert counter(m0, "dovecot_test_ring_connected_out_users_total") == 0
+    out0 = counter(m0, "dovecot_test_ring_connected_count")
+    gone0 = counter(m0, "dovecot_test_ring_disconnected_handshaked_total")
+    # d2 restarts without its state file, so that it joins with a full
+    # handshake (with it, a delta join sends only the buckets that differ)
+    c.stop(only=[d2])
+    state = os.path.join(d2.dir, "state", "director", "director.state")
+    assert os.path.exists(state)
+    os.unlink(state)
+    c.start(only=[d2])
+    ring.wait_formed()
+    # d1 lost its two handshaked connections to the old d2 (no users went
+    # over them: the users came later, as single USER updates) ...
+    m = wait_counters(d1, lambda m: counter(
+        m, "dovecot_test_ring_disconnected_handshaked_total") == gone0 + 2 and counter(
+        m, "dovecot_test_ring_connected_out_users_total") == 1 and counter(
+        m, "dovecot_test_ring_connected_count") >= out0 + 2,
+        "d1: 2 handshaked connections gone, the new one to d2 sent %d users" % n,
+        deadline_secs=60)
+    # ... and its new outgoing connection is the only one that sent users
+    sent = {k: v for k, v in m.items() if k[0] == "dovecot_test_ring_connected_total" and
+            len(k[1]) == 3 and dict(k[1])["users_sent"] != "0"}
+    assert sent == {("dovecot_test_ring_connected_total", frozenset(
+        {"direction": "out", "users_sent": str(n), "users_received": "0"}.items())): 1}, sent
+    # the restarted d2 (fresh stats) received them on its incoming one
+    m2 = wait_counters(d2, lambda m: counter(
+        m, "dovecot_test_ring_connected_in_users_total") == 1,
+        "d2 received %d users from d1" % n, deadline_secs=30)
+    got = {k: v for k, v in m2.items() if k[0] == "dovecot_test_ring_connected_total" and
+           len(k[1]) == 3 and dict(k[1])["direction"] == "in"}
+    assert got == {("dovecot_test_ring_connected_total", frozenset(
+        {"direction": "in", "users_sent": "0", "users_received": str(n)}.items())): 1}, got
 
 
 def test_health_gauges_and_counters_follow_a_stopped_backend(make_cluster):

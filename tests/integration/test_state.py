@@ -14,6 +14,7 @@ import pytest
 
 import rig
 import ringrig
+from test_metrics import counter, stats_conf, wait_counters
 from test_health import built_file, installed, SETTINGS_DIR
 
 MODULE_NAME = "libdirector_state_settings.so"
@@ -382,3 +383,41 @@ def test_rejoin_with_a_state_file_sends_only_what_changed(make_cluster):
              if maps[0].get(user_hash(u)) != rotated[i % len(rotated)]]
     assert not wrong, "%d of %d moved users are not on their new host" % (len(wrong),
                                                                           len(moved))
+
+
+STATE_METRICS = """
+metric test_state_written {
+  filter = event=director_state_written AND bytes>0
+}
+metric test_state_restored {
+  filter = event=director_state_restored
+  group_by = result users
+}
+"""
+
+
+def test_state_file_events_count_writes_and_restores(make_cluster):
+    """director_state_written for every periodic write (with its size), and
+    director_state_restored with result and the number of users when the
+    process starts again after kill -9 (result=missing on the first start)."""
+    c = make_cluster(nbackends=2, nusers=30)
+    d = c.add_director(servers="", extra_conf=stats_conf("%s.100" % c.base) +
+                       "director_state_interval = 1 s\n" + STATE_METRICS)
+    c.start()
+    oks, other, _ = ringrig.populate(d, c.users[:20], [b.ip for b in c.backends])
+    assert oks == 20, other
+    written = "dovecot_test_state_written_total"
+    m = wait_counters(d, lambda m: counter(m, written) >= 1, "a periodic write")
+    # the first start found no file
+    assert counter(m, "dovecot_test_state_restored_total", result="missing") == 1
+    # a write after the 20 users went in, then kill -9: the master starts the
+    # director again, which restores exactly them
+    n = counter(m, written)
+    wait_counters(d, lambda m: counter(m, written) >= n + 2, "two more writes")
+    old = d.director_pid()
+    os.kill(old, 9)
+    rig.wait_until(lambda: "ring synced" in rig.doveadm(d, "director", "ring", "status")[1],
+                   20, "director back")
+    ringrig.wait_new_director_pid(d, old)
+    wait_counters(d, lambda m: counter(m, "dovecot_test_state_restored_total", result="ok",
+                                       users="20") == 1, "the restore of 20 users counted")

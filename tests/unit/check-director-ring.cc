@@ -20,10 +20,6 @@ using namespace director::core;
 
 namespace {
 
-struct QuietLog : LogSink {
-	std::vector<std::string> lines;
-	void log(LogLevel, const std::string &m) override { lines.push_back(m); }
-};
 
 const int64_t t0 = 1700000000;
 
@@ -39,16 +35,17 @@ public:
 		for (size_t i = 0; i < n; i++)
 			list.push_back({addr(i), 9090});
 		for (size_t i = 0; i < n; i++) {
-			logs.push_back(std::make_unique<QuietLog>());
+			logs.push_back(std::make_unique<RecordingLog>());
 			dirs.push_back(std::make_unique<Director>(cfg, *logs.back()));
 			dirs[i]->add_config_host(ip("10.0.0.1"), "", "");
 			dirs[i]->add_config_host(ip("10.0.0.2"), "", "");
 			dirs[i]->add_config_host(ip("10.0.0.3"), "", "");
 			fxs.emplace_back();
 			up.push_back(true);
+			wall_offset.push_back(0);
 		}
 		for (size_t i = 0; i < n; i++) {
-			dirs[i]->ring_start(list, addr(i), 9090, now, fxs[i]);
+			dirs[i]->ring_start(list, addr(i), 9090, at(i), fxs[i]);
 			if (i < together_from || i + 1 == n)
 				settle();
 		}
@@ -83,7 +80,7 @@ public:
 			now++;
 			for (size_t i = 0; i < dirs.size(); i++) {
 				if (up[i])
-					dirs[i]->tick(now, fxs[i]);
+					dirs[i]->tick(at(i), fxs[i]);
 			}
 			settle();
 		}
@@ -103,15 +100,19 @@ public:
 
 	std::string current(size_t i, const char *user)
 	{
-		UserLookup l = dirs[i]->user_lookup(dirs[i]->user_hash(user), "", now);
+		UserLookup l = dirs[i]->user_lookup(dirs[i]->user_hash(user), "", at(i));
 		return l.current ? l.current->to_string() : "";
 	}
 
-	std::vector<std::unique_ptr<QuietLog>> logs;
+	std::vector<std::unique_ptr<RecordingLog>> logs;
 	std::vector<std::unique_ptr<Director>> dirs;
 	std::vector<Effects> fxs;
 	std::vector<bool> up;
+	// The monotonic clock, the same for all; each director's wall clock is
+	// now + wall_offset[i] (a clock that was set).
 	int64_t now = t0;
+	std::vector<int64_t> wall_offset;
+	Now at(size_t i) const { return Now(now + wall_offset[i], now); }
 
 private:
 	struct End {
@@ -143,17 +144,17 @@ private:
 				// A stopped process's kernel still accepts the
 				// connection; nothing ever answers on it.
 				links_[{i, c.id}] = {peer, 0};
-				dirs[i]->ring_connected(c.id, now, fxs[i]);
+				dirs[i]->ring_connected(c.id, at(i), fxs[i]);
 				continue;
 			}
-			RingConnId theirs = dirs[peer]->ring_accept(addr(i), now, fxs[peer]);
+			RingConnId theirs = dirs[peer]->ring_accept(addr(i), at(peer), fxs[peer]);
 			if (theirs == 0) {
-				dirs[i]->ring_closed(c.id, "connect() failed", now, fxs[i]);
+				dirs[i]->ring_closed(c.id, "connect() failed", at(i), fxs[i]);
 				continue;
 			}
 			links_[{i, c.id}] = {peer, theirs};
 			links_[{peer, theirs}] = {i, c.id};
-			dirs[i]->ring_connected(c.id, now, fxs[i]);
+			dirs[i]->ring_connected(c.id, at(i), fxs[i]);
 		}
 		for (auto &s : fx.ring_sends) {
 			auto it = links_.find({i, s.id});
@@ -166,11 +167,11 @@ private:
 			while (start < s.data.size()) {
 				size_t lf = s.data.find('\n', start);
 				dirs[to.dir]->ring_line(to.conn, std::string_view(s.data).substr(start, lf - start),
-							now, fxs[to.dir]);
+							at(to.dir), fxs[to.dir]);
 				start = lf + 1;
 			}
 			if (dirs[i]->ring_wants_drain(s.id))
-				dirs[i]->ring_drained(s.id, now, fxs[i]);
+				dirs[i]->ring_drained(s.id, at(i), fxs[i]);
 		}
 		for (auto &c : fx.ring_closes) {
 			auto it = links_.find({i, c.id});
@@ -180,7 +181,7 @@ private:
 			links_.erase(it);
 			links_.erase({to.dir, to.conn});
 			if (to.conn != 0 && up[to.dir])
-				dirs[to.dir]->ring_closed(to.conn, "EOF", now, fxs[to.dir]);
+				dirs[to.dir]->ring_closed(to.conn, "EOF", at(to.dir), fxs[to.dir]);
 		}
 	}
 };
@@ -201,7 +202,7 @@ std::string host_of(Effects &fx, RequestId id)
 // DONE. It is a protocol error now: the connection is closed once, with QUIT.
 START_TEST(test_ring_duplicate_version_closes_the_connection)
 {
-	QuietLog log;
+	RecordingLog log;
 	Director d(DirectorConfig(), log);
 	d.add_config_host(ip("10.0.0.1"), "", "");
 	Effects fx;
@@ -251,7 +252,7 @@ static RingConnId accept_from_left(Director &d, Effects &fx, uint8_t n)
 // our own ring listener. It is ignored now, like a CONNECT to a removed director.
 START_TEST(test_ring_connect_to_self_is_ignored)
 {
-	QuietLog log;
+	RecordingLog log;
 	Director d(DirectorConfig(), log);
 	Effects fx;
 	RingConnId in = accept_from_left(d, fx, 3);
@@ -274,7 +275,7 @@ END_TEST
 // line is ignored now, as doveadm's HOST-SET over the limit is refused.
 START_TEST(test_ring_host_with_too_many_vhosts_is_ignored)
 {
-	QuietLog log;
+	RecordingLog log;
 	Director d(DirectorConfig(), log);
 	Effects fx;
 	RingConnId in = accept_from_left(d, fx, 2);
@@ -488,6 +489,38 @@ START_TEST(test_ring_frozen_director_is_dropped_within_seconds)
 }
 END_TEST
 
+// Ring timeouts follow the monotonic clock: after the live directors' wall
+// clocks were set back an hour, a frozen peer is still dropped by its ping
+// timeout within seconds (on the wall clock it was an hour away), and the ring
+// still times out a director that never finishes its handshake.
+START_TEST(test_ring_ping_timeout_fires_after_a_backward_clock_jump)
+{
+	Net net(3);
+	net.tick(2);
+	ck_assert(net.all_synced());
+	for (auto &off : net.wall_offset)
+		off = -3600;
+	net.tick(2);
+	ck_assert(net.all_synced());
+	net.freeze(2);
+	int secs = 0;
+	while (secs < 20) {
+		net.tick(1);
+		secs++;
+		bool dropped = true;
+		for (const auto &e : net.dirs[0]->director_list(net.at(0))) {
+			if (e.ip && *e.ip == Net::addr(2) && e.has_connection)
+				dropped = false;
+		}
+		if (dropped && net.dirs[0]->ring_synced() && net.dirs[1]->ring_synced())
+			break;
+	}
+	ck_assert_msg(secs < 10, "took %d secs", secs);
+	net.dirs[1]->lookup(9, "dave", "", net.at(1), net.fxs[1]);
+	ck_assert(!host_of(net.fxs[1], 9).empty());
+}
+END_TEST
+
 // Found by the chaos test: shutting down closed the right side, which
 // reconnected inside the same loop, forever.
 START_TEST(test_ring_shutdown_quits_every_peer_and_connects_nowhere)
@@ -512,7 +545,7 @@ END_TEST
 // while the stream of 25,000 runs; every one must reach the right.
 START_TEST(test_ring_users_arriving_during_a_stream_all_reach_the_right)
 {
-	QuietLog log;
+	RecordingLog log;
 	Director d(DirectorConfig(), log);
 	Effects fx;
 	const int64_t now = t0 + 1000;
@@ -594,7 +627,7 @@ END_TEST
 // overflowed the clock difference. They are bounded, and USER is capped at now.
 START_TEST(test_ring_peer_timestamps_are_bounded_and_capped)
 {
-	QuietLog log;
+	RecordingLog log;
 	Director d(DirectorConfig(), log);
 	Effects fx;
 	d.add_config_host(ip("10.0.0.1"), "", "");
@@ -604,9 +637,16 @@ START_TEST(test_ring_peer_timestamps_are_bounded_and_capped)
 	d.ring_line(in, "VERSION\tdirector\t1\t9", t0, fx);
 	d.ring_line(in, "ME\t127.0.0.1\t9090\t-9223372036854775808", t0, fx);
 	bool clock_logged = false;
-	for (const auto &l : log.lines)
-		clock_logged |= l.find("clock differs by -" + std::to_string(t0) + " secs") !=
-				std::string::npos;
+	for (size_t i = 0; i < log.lines.size(); i++) {
+		if (log.lines[i].find("clock differs by -" + std::to_string(t0) + " secs") ==
+		    std::string::npos)
+			continue;
+		clock_logged = true;
+		// Stock's words, and the peer as a field for event filters.
+		const std::string &peer = log.fields[i].peer;
+		ck_assert(peer.find("127.0.0.1") != std::string::npos);
+		ck_assert(log.lines[i].rfind("director(" + peer + "): Director clock", 0) == 0);
+	}
 	ck_assert(clock_logged);
 	d.ring_line(in, "DONE", t0, fx);
 	ck_assert(fx.ring_closes.empty());
@@ -628,7 +668,7 @@ END_TEST
 // The director list is capped and indexed now.
 START_TEST(test_ring_director_lines_are_capped)
 {
-	QuietLog log;
+	RecordingLog log;
 	Director d(DirectorConfig(), log);
 	Effects fx;
 	RingConnId in = accept_from_left(d, fx, 2);
@@ -653,7 +693,7 @@ END_TEST
 // handshake to the right is over now go right as USER commands.
 START_TEST(test_ring_users_from_a_late_left_handshake_are_passed_right)
 {
-	QuietLog log;
+	RecordingLog log;
 	Director d(DirectorConfig(), log);
 	Effects fx;
 	const int64_t now = t0 + 1000;
@@ -715,6 +755,64 @@ START_TEST(test_ring_users_from_a_late_left_handshake_are_passed_right)
 }
 END_TEST
 
+// The core reports each finished handshake with the users that went over it
+// (director_ring_connected), and keeps counting them for the disconnect.
+START_TEST(test_ring_handshakes_report_users_sent_and_received)
+{
+	RecordingLog log;
+	Director d(DirectorConfig(), log);
+	Effects fx;
+	const int64_t now = t0 + 1000;
+	d.add_config_host(ip("10.0.0.1"), "", "");
+	d.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}, {ip("127.0.0.3"), 9090}},
+		     ip("127.0.0.2"), 9090, now, fx);
+	RingConnId in = d.ring_accept(ip("127.0.0.1"), now, fx);
+	ck_assert_uint_ne(in, 0);
+	for (const char *line : {"VERSION\tdirector\t1\t9", "ME\t127.0.0.1\t9090\t1700001000",
+				 "HOST-HAND-START\t0", "HOST\t10.0.0.1\t100\t\tU0\t",
+				 "HOST-HAND-END\t0"})
+		d.ring_line(in, line, now, fx);
+	for (unsigned i = 0; i < 30; i++)
+		d.ring_line(in, "U\t" + std::to_string(100 + i) + "\t10.0.0.1\t" +
+					std::to_string(now - 10),
+			    now, fx);
+	ck_assert(fx.ring_handshakes.empty());
+	d.ring_line(in, "DONE", now, fx);
+	ck_assert_uint_eq(fx.ring_handshakes.size(), 1);
+	ck_assert_uint_eq(fx.ring_handshakes[0].id, in);
+	ck_assert_uint_eq(fx.ring_handshakes[0].users.sent, 0);
+	ck_assert_uint_eq(fx.ring_handshakes[0].users.received, 30);
+
+	RingConnId out = 0;
+	for (const auto &c : fx.ring_connects) {
+		if (c.ip == ip("127.0.0.3"))
+			out = c.id;
+	}
+	ck_assert_uint_ne(out, 0);
+	d.ring_connected(out, now, fx);
+	fx = Effects();
+	d.ring_line(out, "VERSION\tdirector\t1\t9", now, fx);
+	d.ring_line(out, "ME\t127.0.0.3\t9090\t1700001000", now, fx);
+	for (int i = 0; i < 100 && d.ring_wants_drain(out); i++)
+		d.ring_drained(out, now, fx);
+	ck_assert(fx.ring_handshakes.empty());
+	d.ring_line(out, "DONE", now, fx);
+	ck_assert_uint_eq(fx.ring_handshakes.size(), 1);
+	ck_assert_uint_eq(fx.ring_handshakes[0].id, out);
+	ck_assert_uint_eq(fx.ring_handshakes[0].users.sent, 30);
+	ck_assert_uint_eq(fx.ring_handshakes[0].users.received, 0);
+
+	// the counts stay readable until the connection is swept
+	auto counts = d.ring_user_counts(in);
+	ck_assert(counts.has_value());
+	ck_assert_uint_eq(counts->received, 30);
+	d.ring_closed(in, "EOF", now, fx);
+	d.tick(now + 1, fx);
+	ck_assert(!d.ring_user_counts(in).has_value());
+	ck_assert(!d.ring_user_counts(12345678).has_value());
+}
+END_TEST
+
 int main()
 {
 	Suite *s = suite_create("director-ring");
@@ -725,6 +823,7 @@ int main()
 	tcase_add_test(tc, test_ring_connect_to_self_is_ignored);
 	tcase_add_test(tc, test_ring_host_with_too_many_vhosts_is_ignored);
 	tcase_add_test(tc, test_ring_frozen_director_is_dropped_within_seconds);
+	tcase_add_test(tc, test_ring_ping_timeout_fires_after_a_backward_clock_jump);
 	tcase_add_test(tc, test_ring_shutdown_quits_every_peer_and_connects_nowhere);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("propagation");
@@ -736,6 +835,7 @@ int main()
 	tcase_add_test(tc, test_ring_peer_timestamps_are_bounded_and_capped);
 	tcase_add_test(tc, test_ring_director_lines_are_capped);
 	tcase_add_test(tc, test_ring_users_from_a_late_left_handshake_are_passed_right);
+	tcase_add_test(tc, test_ring_handshakes_report_users_sent_and_received);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

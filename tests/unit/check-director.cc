@@ -55,7 +55,7 @@ struct Fixture {
 		}
 		return "";
 	}
-	std::string lookup(RequestId id, const char *user, int64_t now, const char *tag = "")
+	std::string lookup(RequestId id, const char *user, Now now, const char *tag = "")
 	{
 		dir.lookup(id, user, tag, now, fx);
 		return answer(id);
@@ -237,6 +237,104 @@ START_TEST(test_director_kick_reply_after_move_timeout_ends_the_kick)
 	ck_assert_uint_eq(f.dir.users_moving(), 0);
 	f.dir.kick_done(kick, true, "", t0 + 32, f.fx);
 	ck_assert_uint_eq(f.dir.users_kicking(), 0);
+}
+END_TEST
+
+// Timeouts follow the monotonic clock (Now::mono); the wall clock only carries
+// user timestamps. Each test sets the wall clock back an hour or forward 30 s
+// while the monotonic clock advances normally.
+START_TEST(test_director_delayed_lookup_times_out_on_mono_after_backward_jump)
+{
+	Fixture f;
+	f.dir.host_set_down(0, ip("10.0.0.1"), true, t0, f.fx);
+	f.dir.host_set_down(0, ip("10.0.0.2"), true, t0, f.fx);
+	ck_assert(f.lookup(1, "bob", Now(t0, t0)) == "");
+	const int64_t back = t0 - 3600;
+	f.dir.tick(Now(back + 29, t0 + 29), f.fx);
+	ck_assert(f.answer(1) == "");
+	f.dir.tick(Now(back + 30, t0 + 30), f.fx);
+	std::string r = f.answer(1);
+	ck_assert_msg(r.find("FAIL:Timeout because no hosts - queued for 30 secs (Ring synced "
+			     "for 30 secs, hash=") == 0,
+		      "%s", r.c_str());
+	ck_assert_uint_eq(f.dir.delayed_lookups(), 0);
+}
+END_TEST
+
+START_TEST(test_director_delayed_lookup_not_timed_out_early_by_forward_jump)
+{
+	Fixture f;
+	f.dir.host_set_down(0, ip("10.0.0.1"), true, t0, f.fx);
+	f.dir.host_set_down(0, ip("10.0.0.2"), true, t0, f.fx);
+	ck_assert(f.lookup(1, "bob", Now(t0, t0)) == "");
+	ck_assert(f.lookup(2, "carol", Now(t0 + 10, t0 + 10)) == "");
+	// The wall clock jumps 30 s forward between two wakeups, 1 s apart.
+	const int64_t fwd = 30;
+	f.dir.tick(Now(t0 + 11 + fwd, t0 + 11), f.fx);
+	ck_assert(f.answer(1) == "" && f.answer(2) == "");
+	ck_assert_uint_eq(f.dir.delayed_lookups(), 2);
+	f.dir.tick(Now(t0 + 29 + fwd, t0 + 29), f.fx);
+	ck_assert(f.answer(1) == "");
+	f.dir.tick(Now(t0 + 30 + fwd, t0 + 30), f.fx);
+	ck_assert(f.answer(1).rfind("FAIL:Timeout because no hosts - queued for 30 secs", 0) == 0);
+	ck_assert(f.answer(2) == "");
+	f.dir.tick(Now(t0 + 39 + fwd, t0 + 39), f.fx);
+	ck_assert(f.answer(2) == "");
+	f.dir.tick(Now(t0 + 40 + fwd, t0 + 40), f.fx);
+	ck_assert(f.answer(2).rfind("FAIL:Timeout because no hosts - queued for 30 secs", 0) == 0);
+}
+END_TEST
+
+START_TEST(test_director_move_times_out_on_mono_after_backward_jump)
+{
+	Fixture f;
+	std::string old_host = f.lookup(1, "fred", Now(t0, t0));
+	f.dir.user_move(f.dir.user_hash("fred"), ip(f.other_host(old_host).c_str()), Now(t0, t0),
+			f.fx);
+	ck_assert_uint_eq(f.dir.users_moving(), 1);
+	const int64_t back = t0 - 3600;
+	f.dir.tick(Now(back + 29, t0 + 29), f.fx);
+	ck_assert_uint_eq(f.dir.users_moving(), 1);
+	f.dir.tick(Now(back + 30, t0 + 30), f.fx);
+	ck_assert_uint_eq(f.dir.users_moving(), 0);
+	ck_assert(f.log.has("move timed out"));
+}
+END_TEST
+
+START_TEST(test_director_move_not_timed_out_early_by_forward_jump)
+{
+	Fixture f;
+	std::string old_host = f.lookup(1, "fred", Now(t0, t0));
+	f.dir.user_move(f.dir.user_hash("fred"), ip(f.other_host(old_host).c_str()), Now(t0, t0),
+			f.fx);
+	const int64_t fwd = 30;
+	f.dir.tick(Now(t0 + 1 + fwd, t0 + 1), f.fx);
+	ck_assert_uint_eq(f.dir.users_moving(), 1);
+	f.dir.tick(Now(t0 + 29 + fwd, t0 + 29), f.fx);
+	ck_assert_uint_eq(f.dir.users_moving(), 1);
+	ck_assert(!f.log.has("move timed out"));
+	f.dir.tick(Now(t0 + 30 + fwd, t0 + 30), f.fx);
+	ck_assert_uint_eq(f.dir.users_moving(), 0);
+}
+END_TEST
+
+// The kick delay after a move is a monotonic wait too: logins that waited for
+// the move are answered 2 s after the kick, not an hour later.
+START_TEST(test_director_kick_delay_ends_on_mono_after_backward_jump)
+{
+	Fixture f;
+	std::string old_host = f.lookup(1, "carol", Now(t0, t0));
+	std::string new_host = f.other_host(old_host);
+	uint32_t hash = f.dir.user_hash("carol");
+	f.dir.user_move(hash, ip(new_host.c_str()), Now(t0, t0), f.fx);
+	JobId kick = f.fx.kicks.at(0).id;
+	ck_assert(f.lookup(2, "carol", Now(t0, t0)) == "");
+	f.dir.kick_done(kick, true, "", Now(t0 + 1, t0 + 1), f.fx);
+	const int64_t back = t0 - 3600; // set back during the delay
+	f.dir.tick(Now(back + 2, t0 + 2), f.fx);
+	ck_assert(f.answer(2) == "");
+	f.dir.tick(Now(back + 3, t0 + 3), f.fx);
+	ck_assert(f.answer(2) == new_host);
 }
 END_TEST
 
@@ -443,6 +541,13 @@ int main()
 	tcase_add_test(tc, test_director_kick_reply_after_move_timeout_ends_the_kick);
 	tcase_add_test(tc, test_director_reset_users_moves_with_max_parallel);
 	tcase_add_test(tc, test_director_reset_users_without_usable_host_kicks_and_flushes);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("clock-jumps");
+	tcase_add_test(tc, test_director_delayed_lookup_times_out_on_mono_after_backward_jump);
+	tcase_add_test(tc, test_director_delayed_lookup_not_timed_out_early_by_forward_jump);
+	tcase_add_test(tc, test_director_move_times_out_on_mono_after_backward_jump);
+	tcase_add_test(tc, test_director_move_not_timed_out_early_by_forward_jump);
+	tcase_add_test(tc, test_director_kick_delay_ends_on_mono_after_backward_jump);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("kicks");
 	tcase_add_test(tc, test_director_kicks_over_the_limit_queue_or_tryagain);

@@ -4,9 +4,29 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
+#include <vector>
 
+#include "director-types.h"
 #include "ip-addr.h"
 #include "state-file.h"
+
+// A log sink that keeps every line and its fields, for assertions.
+struct RecordingLog : director::core::LogSink {
+	std::vector<std::string> lines;
+	std::vector<director::core::LogFields> fields; // one per line
+	void log(director::core::LogLevel, const std::string &m) override
+	{
+		lines.push_back(m);
+		fields.emplace_back();
+	}
+	void log_with(director::core::LogLevel, const std::string &m,
+		      const director::core::LogFields &f) override
+	{
+		lines.push_back(m);
+		fields.push_back(f);
+	}
+};
 
 // An address from a literal the test knows is valid.
 static inline director::core::IpAddr ip(const char *s)

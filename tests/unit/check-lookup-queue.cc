@@ -77,6 +77,22 @@ START_TEST(test_lookup_queue_warns_once_per_backlog)
 }
 END_TEST
 
+// The queue's times are the monotonic clock's (PendingLookup::created is
+// Now::mono): a wall clock set back or forward neither delays nor hastens them.
+START_TEST(test_lookup_queue_timeouts_ignore_wall_clock_jumps)
+{
+	LookupQueue q;
+	q.push(req(1, 100));
+	ck_assert(q.take_timed_out(Now(100 + 3600 + 1, 101)).empty());
+	ck_assert(!q.delay_warning(Now(100 + 3600 + 1, 101)));
+	ck_assert(q.take_timed_out(Now(100 - 3600 + request_timeout_secs - 1,
+				       100 + request_timeout_secs - 1))
+			  .empty());
+	auto out = q.take_timed_out(Now(100 - 3600 + request_timeout_secs, 100 + request_timeout_secs));
+	ck_assert_uint_eq(out.size(), 1);
+}
+END_TEST
+
 int main()
 {
 	Suite *s = suite_create("lookup-queue");
@@ -85,6 +101,7 @@ int main()
 	tcase_add_test(tc, test_lookup_queue_cancel_forgets_one);
 	tcase_add_test(tc, test_lookup_queue_times_out_the_oldest);
 	tcase_add_test(tc, test_lookup_queue_warns_once_per_backlog);
+	tcase_add_test(tc, test_lookup_queue_timeouts_ignore_wall_clock_jumps);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

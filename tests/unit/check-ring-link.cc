@@ -49,6 +49,25 @@ struct Fixture {
 
 } // namespace
 
+// The ping round trip is measured on the monotonic clock, and the PING carries
+// the wall clock (the protocol's timestamp), even when the wall clock was set
+// back between PING and PONG.
+START_TEST(test_ring_link_ping_time_is_monotonic)
+{
+	RingLink out(1, false, IpAddr::v4(127, 0, 0, 2), Now(5000, 100));
+	out.set_connected(Now(5000, 100));
+	Effects fx;
+	out.ping(Now(5000, 100), ring_version_minor, fx);
+	ck_assert_uint_eq(fx.ring_sends.size(), 1);
+	ck_assert_msg(fx.ring_sends[0].data.rfind("PING\t5000", 0) == 0, "%s",
+		      fx.ring_sends[0].data.c_str());
+	ck_assert(out.pong(Now(5000 - 3600, 102)));
+	ck_assert_uint_eq(out.last_ping_msecs, 2000);
+	ck_assert_int_eq(out.ping_sent_at, 100);
+	ck_assert_int_eq(out.last_input, 100);
+}
+END_TEST
+
 START_TEST(test_ring_link_states_and_ping_pong)
 {
 	RingLink out(1, false, IpAddr::v4(127, 0, 0, 2), 100);
@@ -147,6 +166,7 @@ int main()
 	Suite *s = suite_create("ring-link");
 	TCase *tc = tcase_create("link");
 	tcase_add_test(tc, test_ring_link_states_and_ping_pong);
+	tcase_add_test(tc, test_ring_link_ping_time_is_monotonic);
 	tcase_add_test(tc, test_ring_link_streams_users_in_batches);
 	tcase_add_test(tc, test_ring_link_stream_meets_users_added_and_resorted_meanwhile);
 	tcase_add_test(tc, test_ring_link_closing_ends_the_stream);

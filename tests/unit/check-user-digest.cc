@@ -372,6 +372,55 @@ START_TEST(test_restored_connector_sends_nothing_to_a_running_ring)
 }
 END_TEST
 
+// The race after such a restore: until our left's handshake replaces our stale
+// table, a ring update that disagrees with a restored user is newer than it. The
+// lower-IP conflict rule would keep our stale host (10.0.0.1 < 10.0.0.2) and push it
+// on the ring, which then followed the restarted director.
+START_TEST(test_restored_stale_table_takes_a_disagreeing_ring_update)
+{
+	Node ring;
+	std::string file = ring_state(ring, t0 + 5);
+	Users users = users_of(ring.dir);
+	Node a;
+	a.restore(file, t0 + 10);
+	Effects fx;
+	a.dir.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}, {ip("127.0.0.3"), 9090}},
+			 ip("127.0.0.1"), 9090, t0 + 10, fx);
+	RingConnId out = fx.ring_connects.front().id;
+	a.dir.ring_connected(out, t0 + 10, fx);
+	a.dir.ring_line(out, "VERSION\tdirector\t1\t9\tUSER-DIGEST", t0 + 10, fx);
+	a.dir.ring_line(out, "ME\t127.0.0.2\t9090\t" + std::to_string(t0 + 10), t0 + 10, fx);
+	Users other;
+	for (const auto &[h, host] : users)
+		other[h] = host == "10.0.0.1" ? "10.0.0.2" : "10.0.0.1";
+	unsigned bits = user_digest_bits_for(other.size());
+	for (const auto &l : format_user_digests(bits, other.size(), digests_of(other, bits), true))
+		a.dir.ring_line(out, l, t0 + 10, fx);
+	a.dir.ring_line(out, "DONE", t0 + 10, fx);
+	for (const auto &c : fx.ring_closes)
+		ck_assert_msg(c.id != out, "closed: %s", c.reason.c_str());
+
+	// The ring (through our right) says a user of ours on 10.0.0.1 is on 10.0.0.2.
+	uint32_t hash = 0;
+	for (const auto &[h, host] : users) {
+		if (host == "10.0.0.1") {
+			hash = h;
+			break;
+		}
+	}
+	ck_assert_uint_ne(hash, 0);
+	fx = Effects();
+	a.dir.ring_line(out,
+			"USER\t" + std::to_string(hash) + "\t10.0.0.2\t" + std::to_string(t0 + 11),
+			t0 + 11, fx);
+	// users_of() returns a copy: keep it while its strings are compared.
+	std::map<uint32_t, std::string> after = users_of(a.dir);
+	ck_assert_str_eq(after[hash].c_str(), "10.0.0.2");
+	ck_assert_msg(!a.log.has("redirected to two hosts"), "taken as a conflict");
+	ck_assert(fx.kicks.empty());
+}
+END_TEST
+
 START_TEST(test_connector_sends_only_differing_buckets)
 {
 	Node ring;
@@ -459,6 +508,7 @@ int main()
 	tcase_add_test(tc, test_acceptor_full_join_replaces_the_table);
 	tcase_add_test(tc, test_connector_sends_only_differing_buckets);
 	tcase_add_test(tc, test_restored_connector_sends_nothing_to_a_running_ring);
+	tcase_add_test(tc, test_restored_stale_table_takes_a_disagreeing_ring_update);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

@@ -4,6 +4,7 @@
 
 #include <check.h>
 
+#include "check-fixtures.h"
 #include "check-main.h"
 
 #include <string>
@@ -13,10 +14,6 @@ using namespace director::core;
 
 namespace {
 
-struct Log : LogSink {
-	std::vector<std::string> lines;
-	void log(LogLevel, const std::string &m) override { lines.push_back(m); }
-};
 
 // A standalone ring: inactive, no neighbours; records what it is asked to send.
 struct FakeRing : RingPort {
@@ -42,20 +39,20 @@ struct FakeRing : RingPort {
 		return false;
 	}
 	void pass_on(const RingLink &, const RingCommand &, Effects &) override {}
-	void close(RingLink &, const std::string &, int64_t, Effects &, bool) override {}
-	void changed(int64_t, Effects &) override { changes++; }
+	void close(RingLink &, const std::string &, Now, Effects &, bool) override {}
+	void changed(Now, Effects &) override { changes++; }
 };
 
 struct Owner : UserMoves::Owner {
 	unsigned ended = 0;
 	std::vector<HostId> flushed;
-	void moves_ended(int64_t, Effects &) override { ended++; }
-	void flush_host(HostId host, int64_t, Effects &) override { flushed.push_back(host); }
+	void moves_ended(Now, Effects &) override { ended++; }
+	void flush_host(HostId host, Now, Effects &) override { flushed.push_back(host); }
 };
 
 struct Fixture {
 	DirectorConfig config;
-	Log log;
+	RecordingLog log;
 	UserTable users;
 	HostList hosts;
 	FakeRing ring;
@@ -127,6 +124,7 @@ START_TEST(test_user_moves_stuck_move_times_out)
 	ck_assert(!f.moves.moving(42, 0));
 	ck_assert(!f.log.lines.empty());
 	ck_assert(f.log.lines.back().find("move timed out") != std::string::npos);
+	ck_assert(f.log.fields.back().user_hash == 42u);
 }
 END_TEST
 

@@ -6,10 +6,12 @@
 
 #include "check-main.h"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <map>
 #include <random>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -502,6 +504,233 @@ START_TEST(test_user_table_reserve_sizes_the_index_once_for_a_bulk_load)
 }
 END_TEST
 
+// ---- bulk load ----
+
+namespace {
+
+struct LoadUser {
+	uint32_t hash;
+	TagId tag;
+	HostId host;
+	uint32_t ts;
+};
+
+// Users as a state file brings them: mostly in timestamp order, some listed twice
+// (mostly a later, newer entry; sometimes an older one), in three tags, on eight
+// hosts. `shuffled` breaks the timestamp order.
+std::vector<LoadUser> load_users(size_t n, unsigned seed, bool shuffled)
+{
+	std::mt19937 rng(seed);
+	std::vector<LoadUser> v;
+	uint32_t ts = 1000;
+	for (size_t i = 0; i < n; i++) {
+		ts += rng() % 3;
+		if (i > 10 && rng() % 20 == 0) {
+			LoadUser again = v[rng() % v.size()];
+			again.host = HostId(rng() % 8);
+			// Mostly newer (or equal, when ts did not advance); one in eight
+			// older than the entry it repeats, which then stays.
+			again.ts = rng() % 8 == 0 ? again.ts - 1 : ts;
+			v.push_back(again);
+			continue;
+		}
+		v.push_back(LoadUser{uint32_t(rng() | 1), TagId(rng() % 3), HostId(rng() % 8), ts});
+	}
+	if (shuffled)
+		std::shuffle(v.begin(), v.end(), rng);
+	return v;
+}
+
+// The per-user way the restore used to fill a table: insert, or for a user seen
+// before take the entry with the newer (or equal) timestamp.
+void fill_by_insert(UserTable &t, const std::vector<LoadUser> &v)
+{
+	for (const LoadUser &u : v) {
+		UserIndex e = t.find(u.hash, u.tag);
+		if (e == no_user) {
+			if (t.insert(u.hash, u.tag, u.host, u.ts) == no_user)
+				ck_abort_msg("insert refused");
+		} else if (u.ts >= t.timestamp(e)) {
+			t.set_host(e, u.host);
+			t.refresh(e, u.ts);
+		}
+	}
+	if (!t.sorted())
+		t.sort_by_timestamp();
+}
+
+size_t fill_by_load(UserTable &t, const std::vector<LoadUser> &v)
+{
+	t.load_begin(v.size());
+	size_t added = 0;
+	for (const LoadUser &u : v)
+		added += t.load_add(u.hash, u.tag, u.host, u.ts) ? 1 : 0;
+	ck_assert_uint_eq(added, v.size());
+	return t.load_end();
+}
+
+// Walks the expiry list like verify_list(), checking without a ck_assert per entry
+// (each one is a write to Check's pipe, which makes 10^5 of them slow).
+bool list_consistent(const UserTable &t)
+{
+	size_t n = 0;
+	UserIndex prev = no_user;
+	for (UserIndex u = t.oldest(); u != no_user; u = t.newer(u)) {
+		if (t.older(u) != prev || ++n > t.size())
+			return false;
+		if (prev != no_user && t.sorted() && t.timestamp(prev) > t.timestamp(u))
+			return false;
+		prev = u;
+	}
+	return n == t.size() && t.newest() == prev;
+}
+
+// Same users with the same fields, same per-host counts, and the same expiry order
+// (compared as a sequence of keys, since UserIndex values may differ); every user of
+// `b` is found by its key. Returns the first difference, or "" when equal.
+std::string table_difference(const UserTable &a, const UserTable &b)
+{
+	if (!list_consistent(a) || !list_consistent(b))
+		return "an expiry list is inconsistent";
+	if (a.size() != b.size())
+		return "sizes differ: " + std::to_string(a.size()) + " and " +
+		       std::to_string(b.size());
+	if (!a.sorted() || !b.sorted())
+		return "a table is not sorted";
+	for (HostId h = 0; h < 8; h++)
+		if (a.users_on_host(h) != b.users_on_host(h))
+			return "user counts of host " + std::to_string(h) + " differ";
+	UserIndex ua = a.oldest(), ub = b.oldest();
+	for (size_t i = 0; ua != no_user; i++) {
+		if (ub == no_user || a.user_hash(ua) != b.user_hash(ub) || a.tag(ua) != b.tag(ub) ||
+		    a.host(ua) != b.host(ub) || a.timestamp(ua) != b.timestamp(ub))
+			return "entry " + std::to_string(i) + " of the expiry list differs";
+		if (b.weak(ub) || b.kill_pending(ub) || b.resend(ub))
+			return "entry " + std::to_string(i) + " has a flag set";
+		if (b.find(a.user_hash(ua), a.tag(ua)) != ub)
+			return "entry " + std::to_string(i) + " is not found by its key";
+		ua = a.newer(ua);
+		ub = b.newer(ub);
+	}
+	return ub == no_user ? "" : "the second table has more entries";
+}
+
+void assert_same_tables(const UserTable &a, const UserTable &b)
+{
+	std::string diff = table_difference(a, b);
+	ck_assert_msg(diff.empty(), "tables differ: %s", diff.c_str());
+}
+
+} // namespace
+
+START_TEST(test_user_table_bulk_load_equals_per_user_inserts)
+{
+	// Sizes around the index's growth steps and bucket counts.
+	for (size_t n : {size_t{0}, size_t{1}, size_t{13}, size_t{1000}, size_t{40000}}) {
+		std::vector<LoadUser> v = load_users(n, unsigned(n) + 7, false);
+		UserTable a, b;
+		fill_by_insert(a, v);
+		size_t dropped = fill_by_load(b, v);
+		ck_assert_uint_eq(dropped, v.size() - a.size());
+		assert_same_tables(a, b);
+	}
+}
+END_TEST
+
+START_TEST(test_user_table_bulk_load_out_of_order_is_sorted_and_keeps_the_newest)
+{
+	std::vector<LoadUser> v = load_users(30000, 3, true);
+	UserTable a, b;
+	fill_by_insert(a, v);
+	fill_by_load(b, v);
+	ck_assert_uint_eq(a.size(), b.size());
+	ck_assert(list_consistent(b));
+	ck_assert(b.sorted());
+	// Each user holds the same entry in both: the newest, the later one on a tie.
+	// (Users of equal timestamps may be listed in another order.)
+	size_t differ = 0;
+	for (UserIndex u = a.oldest(); u != no_user; u = a.newer(u)) {
+		UserIndex e = b.find(a.user_hash(u), a.tag(u));
+		if (e == no_user || b.timestamp(e) != a.timestamp(u) || b.host(e) != a.host(u))
+			differ++;
+	}
+	ck_assert_uint_eq(differ, 0);
+	for (HostId h = 0; h < 8; h++)
+		ck_assert_uint_eq(a.users_on_host(h), b.users_on_host(h));
+}
+END_TEST
+
+START_TEST(test_user_table_bulk_loaded_table_takes_later_changes)
+{
+	std::vector<LoadUser> v = load_users(20000, 11, false);
+	UserTable a, b;
+	fill_by_insert(a, v);
+	fill_by_load(b, v);
+	// Erase every other user, then insert new ones and refresh some: the index and
+	// the list stay consistent in both, and the two stay equal.
+	std::vector<std::pair<uint32_t, TagId>> keys;
+	for (UserIndex u = a.oldest(); u != no_user; u = a.newer(u))
+		keys.emplace_back(a.user_hash(u), a.tag(u));
+	for (size_t i = 0; i < keys.size(); i += 2) {
+		a.erase(a.find(keys[i].first, keys[i].second));
+		b.erase(b.find(keys[i].first, keys[i].second));
+	}
+	for (uint32_t i = 0; i < 5000; i++) {
+		uint32_t h = 0x80000000u | (i * 2654435761u);
+		if (a.find(h, 1) != no_user)
+			continue;
+		a.insert(h, 1, 2, 50000 + i);
+		b.insert(h, 1, 2, 50000 + i);
+	}
+	for (size_t i = 1; i < keys.size(); i += 6) {
+		a.refresh(a.find(keys[i].first, keys[i].second), 60000);
+		b.refresh(b.find(keys[i].first, keys[i].second), 60000);
+	}
+	assert_same_tables(a, b);
+}
+END_TEST
+
+START_TEST(test_user_table_bulk_load_reuses_an_emptied_table_and_stops_at_the_limit)
+{
+	UserTable t(100);
+	for (uint32_t i = 1; i <= 50; i++)
+		t.insert(i, 0, 1, i);
+	for (uint32_t i = 1; i <= 50; i++)
+		t.erase(t.find(i, 0));
+	t.load_begin(200);
+	size_t added = 0;
+	for (uint32_t i = 1; i <= 150; i++)
+		added += t.load_add(1000 + i, 0, 2, i) ? 1 : 0;
+	ck_assert_uint_eq(added, 100);
+	ck_assert_uint_eq(t.load_end(), 0);
+	ck_assert_uint_eq(t.size(), 100);
+	ck_assert_uint_eq(t.users_on_host(1), 0);
+	ck_assert_uint_eq(t.users_on_host(2), 100);
+	for (uint32_t i = 1; i <= 100; i++)
+		ck_assert_uint_ne(t.find(1000 + i, 0), no_user);
+	ck_assert_uint_eq(t.find(1101, 0), no_user);
+	ck_assert_uint_eq(t.insert(5, 0, 1, 200), no_user); // full
+	verify_list(t);
+}
+END_TEST
+
+START_TEST(test_user_table_find_during_a_bulk_load_aborts)
+{
+	UserTable t;
+	t.load_begin(2);
+	t.load_add(1, 0, 1, 1);
+	t.find(1, 0);
+}
+END_TEST
+
+START_TEST(test_user_table_bulk_load_into_a_non_empty_table_aborts)
+{
+	UserTable t;
+	t.insert(1, 0, 1, 1);
+	t.load_begin(1);
+}
+END_TEST
+
 START_TEST(test_user_table_100k_users_fit_in_48_bytes_each)
 {
 	UserTable t;
@@ -664,10 +893,17 @@ static Suite *user_table_suite()
 	tc = tcase_create("memory");
 	tcase_add_test(tc, test_user_table_100k_users_fit_in_48_bytes_each);
 	tcase_add_test(tc, test_user_table_reserve_sizes_the_index_once_for_a_bulk_load);
+	tcase_add_test(tc, test_user_table_bulk_load_equals_per_user_inserts);
+	tcase_add_test(tc, test_user_table_bulk_load_out_of_order_is_sorted_and_keeps_the_newest);
+	tcase_add_test(tc, test_user_table_bulk_loaded_table_takes_later_changes);
+	tcase_add_test(tc, test_user_table_bulk_load_reuses_an_emptied_table_and_stops_at_the_limit);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("misuse");
 	tcase_add_test_raise_signal(tc, test_user_table_inserting_an_existing_user_aborts, SIGABRT);
+	tcase_add_test_raise_signal(tc, test_user_table_find_during_a_bulk_load_aborts, SIGABRT);
+	tcase_add_test_raise_signal(tc, test_user_table_bulk_load_into_a_non_empty_table_aborts,
+				    SIGABRT);
 	tcase_add_test_raise_signal(tc, test_user_table_using_an_erased_index_aborts, SIGABRT);
 	tcase_add_test_raise_signal(tc, test_user_table_using_an_index_never_handed_out_aborts,
 				    SIGABRT);

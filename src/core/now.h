@@ -1,0 +1,37 @@
+// Now: the time an input arrived, read once per event-loop wakeup by the adapter.
+//
+// Two readings, both in seconds, because they answer different questions:
+//  - wall: the real-time clock. Only for what the ring protocol and the state file
+//    carry or compare with what peers carry: user timestamps and their expiry, the
+//    ME/PING/SYNC timestamps, a host's up/down change time, written_at.
+//  - mono: a clock that never jumps. Every local deadline and every elapsed time
+//    (lookup and move timeouts, ring pings and handshake timeouts, reconnect and
+//    retry waits, SYNC resends, admin waits) is measured on it, so setting the
+//    wall clock back neither freezes them nor does setting it forward fire them.
+// The two are never compared with each other. The adapter starts mono at the wall
+// time of its start, so both look alike until the wall clock is set.
+#pragma once
+
+#include <cstdint>
+
+namespace director::core {
+
+struct Now {
+	int64_t wall = 0; // seconds since the epoch, as the protocol carries them
+	int64_t mono = 0; // seconds on a clock that never jumps; only differences count
+
+	constexpr Now() = default;
+	constexpr Now(int64_t wall_secs, int64_t mono_secs) : wall(wall_secs), mono(mono_secs) {}
+	// Both clocks at the same reading: tests and tools that have no clock jump to
+	// show. Production inputs come from the adapter with both clocks read.
+	constexpr Now(int64_t secs) : wall(secs), mono(secs) {}
+
+	// A mono time in the past, as the wall time it was then (0 stays "never"):
+	// for listings that show stock's wall timestamps of local events.
+	constexpr int64_t wall_of(int64_t mono_secs) const
+	{
+		return mono_secs == 0 ? 0 : wall - (mono - mono_secs);
+	}
+};
+
+} // namespace director::core
