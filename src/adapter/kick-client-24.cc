@@ -33,13 +33,15 @@ namespace {
 constexpr const char *anvil_director_socket_path = "anvil-director";
 constexpr const char *anvil_socket_path = "anvil";
 constexpr size_t anvil_max_line_bytes = 64 * 1024;
-// anvil gives up on a login process after 25 s; we wait a little longer.
-constexpr unsigned anvil_reply_timeout_msecs = 30 * 1000;
 
 class AnvilKickClient : public KickClient {
 public:
-	AnvilKickClient(struct event *event, core::UsernameHash hash)
-		: event_(event), hash_(std::move(hash))
+	// Each line sent waits at most `reply_timeout_msecs` for its answer
+	// (anvil gives up on a login process after 25 s).
+	AnvilKickClient(struct event *event, core::UsernameHash hash, Connector connect_peer,
+			unsigned reply_timeout_msecs)
+		: event_(event), hash_(std::move(hash)), connect_peer_(std::move(connect_peer)),
+		  reply_timeout_msecs_(reply_timeout_msecs)
 	{
 	}
 	~AnvilKickClient() override { fail_all("director shutting down"); }
@@ -68,31 +70,9 @@ private:
 	{
 		if (stream_)
 			return true;
-		int fd = net_connect_unix(anvil_director_socket_path);
-		if (fd == -1 && errno == ENOENT) {
-			fd = net_connect_unix(anvil_socket_path);
-			if (fd == -1) {
-				e_error(event_,
-					"Can't reach anvil: %s is missing and "
-					"net_connect_unix(%s) failed: %m; kicks fail until "
-					"service anvil has unix_listener %s owned by the "
-					"director's user",
-					anvil_director_socket_path, anvil_socket_path,
-					anvil_director_socket_path);
-				return false;
-			}
-			if (!warned_fallback_) {
-				e_warning(event_,
-					  "%s is missing: kicking through anvil's root-only "
-					  "socket, which fails after anvil restarts",
-					  anvil_director_socket_path);
-				warned_fallback_ = true;
-			}
-		} else if (fd == -1) {
-			e_error(event_, "net_connect_unix(%s) failed: %m; kicks fail",
-				anvil_director_socket_path);
+		int fd = connect_peer_();
+		if (fd == -1)
 			return false;
-		}
 		e_debug(event_, "anvil: connected");
 		stream_.emplace(fd, anvil_max_line_bytes);
 		// No service/pid in the handshake: a plain command connection.
@@ -140,9 +120,8 @@ private:
 	{
 		e_debug(event_, "anvil: %s", line.c_str());
 		stream_->send(line + "\n");
-		timeout_.once(anvil_reply_timeout_msecs, [this]() {
-			e_error(event_, "anvil did not answer in %u secs",
-				anvil_reply_timeout_msecs / 1000);
+		timeout_.once(reply_timeout_msecs_, [this]() {
+			e_error(event_, "anvil did not answer in %u msecs", reply_timeout_msecs_);
 			disconnect("anvil timed out");
 		});
 	}
@@ -268,20 +247,57 @@ private:
 
 	struct event *event_;
 	core::UsernameHash hash_;
+	Connector connect_peer_;
+	unsigned reply_timeout_msecs_;
 	std::optional<Stream> stream_;
 	bool server_version_seen_ = false;
 	bool dump_header_seen_ = false;
 	bool in_callback_ = false;
-	bool warned_fallback_ = false;
 	std::deque<Job> jobs_;
 	TimeoutHandle timeout_;
 };
 
 } // namespace
 
+std::unique_ptr<KickClient> KickClient::create(struct event *event, core::UsernameHash hash,
+					       Connector connect_peer,
+					       unsigned reply_timeout_msecs)
+{
+	return std::make_unique<AnvilKickClient>(event, std::move(hash), std::move(connect_peer),
+						 reply_timeout_msecs);
+}
+
 std::unique_ptr<KickClient> KickClient::create(struct event *event, core::UsernameHash hash)
 {
-	return std::make_unique<AnvilKickClient>(event, std::move(hash));
+	auto connect_anvil = [event, warned_fallback = false]() mutable {
+		int fd = net_connect_unix(anvil_director_socket_path);
+		if (fd == -1 && errno == ENOENT) {
+			fd = net_connect_unix(anvil_socket_path);
+			if (fd == -1) {
+				e_error(event,
+					"Can't reach anvil: %s is missing and "
+					"net_connect_unix(%s) failed: %m; kicks fail until "
+					"service anvil has unix_listener %s owned by the "
+					"director's user",
+					anvil_director_socket_path, anvil_socket_path,
+					anvil_director_socket_path);
+				return -1;
+			}
+			if (!warned_fallback) {
+				e_warning(event,
+					  "%s is missing: kicking through anvil's root-only "
+					  "socket, which fails after anvil restarts",
+					  anvil_director_socket_path);
+				warned_fallback = true;
+			}
+		} else if (fd == -1) {
+			e_error(event, "net_connect_unix(%s) failed: %m; kicks fail",
+				anvil_director_socket_path);
+			return -1;
+		}
+		return fd;
+	};
+	return create(event, std::move(hash), connect_anvil, default_reply_timeout_msecs);
 }
 
 } // namespace director::adapter

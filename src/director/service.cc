@@ -28,10 +28,6 @@ constexpr unsigned flush_connect_timeout_msecs = 10 * 1000;
 // of no use any more: it is destroyed then (a flush socket that accepts and
 // never answers would otherwise keep its descriptor for good).
 constexpr unsigned flush_run_timeout_msecs = core::user_move_timeout_secs * 1000;
-// A kick whose reply has not come after this long (a hung ipc server or
-// login process) is reported failed, so the core's count of running kicks
-// does not leak and queued kicks go on. Stock waits forever.
-constexpr unsigned kick_reply_timeout_msecs = core::user_move_timeout_secs * 1000;
 } // namespace
 
 Connection::Connection(DirectorService &service)
@@ -362,25 +358,13 @@ void DirectorService::start_ring_connect(const core::Effects::RingConnect &rc)
 void DirectorService::start_kick(const core::Effects::KickCommand &cmd)
 {
 	core::JobId id = cmd.id;
-	// Whichever comes first, the reply or the timeout, reports the kick;
-	// the map entry says it has not been reported yet.
-	auto timer = std::make_unique<adapter::TimeoutHandle>();
-	timer->once(kick_reply_timeout_msecs, [this, id]() {
-		kick_timers_.erase(id); // destroys this handle: touch nothing after
-		e_error(event_, "Kick (job %llu) got no reply in %u secs, giving up on it",
-			(unsigned long long)id, kick_reply_timeout_msecs / 1000);
-		core::Effects fx;
-		core_.kick_done(id, false, "Timeout waiting for the reply", now(), fx);
-		run_effects(fx);
-	});
-	kick_timers_[id] = std::move(timer);
+	// The client reports every kick exactly once, failed when the ipc
+	// service or anvil does not answer within its reply timeout, so the
+	// core's count of running kicks cannot leak behind a hung peer and
+	// queued kicks go on (stock waits forever).
 	kicks_->kick(cmd.kick, [this, id](bool ok, const std::string &error) {
 		if (stopping_)
 			return;
-		auto it = kick_timers_.find(id);
-		if (it == kick_timers_.end())
-			return; // timed out and reported already
-		kick_timers_.erase(it);
 		core::Effects fx;
 		core_.kick_done(id, ok, error, now(), fx);
 		run_effects(fx);

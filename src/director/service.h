@@ -167,8 +167,6 @@ private:
 
 	std::unique_ptr<adapter::KickClient> kicks_;
 	bool stopping_ = false; // late kick replies are ignored
-	// Running kicks by job: their reply timeouts.
-	std::map<core::JobId, std::unique_ptr<adapter::TimeoutHandle>> kick_timers_;
 	// Flush programs in flight, and finished ones awaiting deletion.
 	std::map<core::JobId, std::unique_ptr<adapter::ProgramRunner>> flushes_;
 	std::vector<std::unique_ptr<adapter::ProgramRunner>> dead_flushes_;

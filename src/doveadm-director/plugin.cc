@@ -1,12 +1,12 @@
 // Entry points of the doveadm director plugin. On Dovecot 2.3 doveadm has the
 // director commands built in and talks to our director-admin socket itself, so
 // the plugin only adds "director health" (cmd-health.cc); on 2.4 it registers
-// them all (cmd-director.cc) and "director health".
+// them all (cmd-director.cc) and "director health". Which of the two is
+// adapter/doveadm-commands.h's call.
 #include "adapter/dovecot.h"
 
-#if DIRECTOR_DOVECOT_API == 24
+#include "adapter/doveadm-commands.h"
 #include "doveadm-director/cmd-director.h"
-#endif
 #include "doveadm-director/cmd-health.h"
 
 extern "C" {
@@ -18,9 +18,10 @@ const char *doveadm_director_plugin_version = DOVECOT_ABI_VERSION;
 
 void doveadm_director_plugin_init(struct module *module ATTR_UNUSED)
 {
-#if DIRECTOR_DOVECOT_API == 24
-	director_doveadm_commands_register();
-#endif
+	// A discarded statement needs no definition of what it names: on 2.3,
+	// where cmd-director.cc is not built, nothing refers to it.
+	if constexpr (director::adapter::doveadm_lacks_director_commands)
+		director_doveadm_commands_register();
 	director::doveadm::register_health_command();
 }
 
