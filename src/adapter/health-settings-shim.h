@@ -3,25 +3,17 @@
    also built as a config settings module (libdirector_health_settings.so in
    $moduledir/settings), which makes doveconf accept them. Only settings.cc and
    the module read this struct. On 2.4 the same struct is declared by
-   settings-24.c for settings_get(), which needs the pool member. */
+   settings-24.c for settings_get(), which needs the pool member. Its
+   members, kinds and defaults are DIRECTOR_SETTINGS_HEALTH in
+   core/settings-table.h. */
 #ifndef DIRECTOR_HEALTH_SETTINGS_SHIM_H
 #define DIRECTOR_HEALTH_SETTINGS_SHIM_H
 
+#include "settings-define.h"
+
 struct director_health_settings_shim {
 	pool_t pool; /* 2.4's settings_get() needs one; 2.3 leaves it unused */
-	const char *director_health_checks;
-	unsigned int director_health_interval;
-	unsigned int director_health_timeout;
-	unsigned int director_health_fail_rounds;
-	unsigned int director_health_rapid_interval;
-	unsigned int director_health_rapid_polls;
-	unsigned int director_health_rapid_threshold;
-	const char *director_health_max_down;
-	const char *director_health_deciders;
-	unsigned int director_health_decider_timeout;
-	const char *director_health_login_file;
-	const char *director_health_lmtp_from;
-	const char *director_health_lmtp_rcpt;
+	DIRECTOR_SETTINGS_HEALTH(DIRECTOR_SHIM_MEMBER)
 };
 
 extern const struct setting_parser_info director_health_settings_shim_info;

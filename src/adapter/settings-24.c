@@ -2,8 +2,9 @@
    longer knows. Linked into the director binary (settings_get() needs the
    parser info) and built as the settings plugin lib10_director_settings.so,
    from which the config process learns the director_* settings and the
-   service with its listeners. Names, types, defaults and listeners are those
-   of the 2.3 stock director, so a 2.3 director configuration carries over. */
+   service with its listeners. Names, types and defaults come from
+   core/settings-table.h, the listeners are those of the 2.3 stock director,
+   so a 2.3 director configuration carries over. */
 #include "lib.h"
 #include "array.h"
 #include "settings.h"
@@ -13,44 +14,22 @@
 #include "state-settings-shim.h"
 #include "health-settings-shim.h"
 
-#undef DEF
-#define DEF(type, name) \
-	SETTING_DEFINE_STRUCT_##type(#name, name, struct director_settings_shim)
+/* Verbatim strings (the director's own %variables in
+   director_username_hash and director_flush_socket, "30%" in
+   director_health_max_down) are not expanded by settings_get(). */
+#define DIRECTOR_SHIM_DEFINE_STR_VERBATIM(name) \
+	SETTING_DEFINE_STRUCT_STR_NOVARS(#name, name, DIRECTOR_SHIM_STRUCT)
 
-/* The values are used as written: %variables in director_username_hash and
-   director_flush_socket are the director's own, not settings_get()'s. */
+#define DIRECTOR_SHIM_STRUCT struct director_settings_shim
 static const struct setting_define director_shim_defines[] = {
-	DEF(STR, master_user_separator),
-	DEF(STR_NOVARS, director_servers),
-	DEF(STR_NOVARS, director_mail_servers),
-	DEF(STR_NOVARS, director_username_hash),
-	DEF(STR_NOVARS, director_flush_socket),
-	DEF(TIME, director_ping_idle_timeout),
-	DEF(TIME, director_ping_max_timeout),
-	DEF(TIME, director_user_expire),
-	DEF(TIME, director_user_kick_delay),
-	DEF(UINT, director_max_parallel_moves),
-	DEF(UINT, director_max_parallel_kicks),
-	DEF(SIZE, director_output_buffer_size),
-	DEF(STR_NOVARS, director_ring_secret_file),
+	DIRECTOR_SETTINGS_MAIN(DIRECTOR_SHIM_DEFINE)
 	SETTING_DEFINE_LIST_END
 };
 
 static const struct director_settings_shim director_shim_defaults = {
-	.master_user_separator = "",
-	.director_servers = "",
-	.director_mail_servers = "",
-	.director_username_hash = "%Lu",
-	.director_flush_socket = "",
-	.director_ping_idle_timeout = 30,
-	.director_ping_max_timeout = 60,
-	.director_user_expire = 60 * 15,
-	.director_user_kick_delay = 2,
-	.director_max_parallel_moves = 100,
-	.director_max_parallel_kicks = 100,
-	.director_output_buffer_size = 10 * 1024 * 1024,
-	.director_ring_secret_file = "",
+	DIRECTOR_SETTINGS_MAIN(DIRECTOR_SHIM_DEFAULT)
 };
+#undef DIRECTOR_SHIM_STRUCT
 
 const struct setting_parser_info director_settings_shim_info = {
 	.name = "director",
@@ -71,22 +50,17 @@ void director_settings_shim_free(const struct director_settings_shim **set)
 	settings_free(*set);
 }
 
-/* The state file (director_state_*): its own parser info, so it can move to a
-   unified settings table without touching the stock-named ones above. */
-#undef DEF
-#define DEF(type, name) \
-	SETTING_DEFINE_STRUCT_##type(#name, name, struct director_state_settings_shim)
-
+/* The state file (director_state_*): its own parser info. */
+#define DIRECTOR_SHIM_STRUCT struct director_state_settings_shim
 static const struct setting_define director_state_shim_defines[] = {
-	DEF(STR_NOVARS, director_state_file),
-	DEF(TIME, director_state_interval),
+	DIRECTOR_SETTINGS_STATE(DIRECTOR_SHIM_DEFINE)
 	SETTING_DEFINE_LIST_END
 };
 
 static const struct director_state_settings_shim director_state_shim_defaults = {
-	.director_state_file = DIRECTOR_STATE_FILE_DEFAULT,
-	.director_state_interval = DIRECTOR_STATE_INTERVAL_DEFAULT,
+	DIRECTOR_SETTINGS_STATE(DIRECTOR_SHIM_DEFAULT)
 };
+#undef DIRECTOR_SHIM_STRUCT
 
 const struct setting_parser_info director_state_settings_shim_info = {
 	.name = "director_state",
@@ -108,46 +82,17 @@ void director_state_settings_shim_free(const struct director_state_settings_shim
 	settings_free(*set);
 }
 
-/* director_health_*: the names, types and defaults of the 2.3 build
-   (health-settings-23.c). Strings are taken as written: "30%" in
-   director_health_max_down is not a %variable. Defaults keep health
-   checks off. */
-#undef DEF
-#define DEF(type, name) \
-	SETTING_DEFINE_STRUCT_##type(#name, name, struct director_health_settings_shim)
-
+/* director_health_*: defaults keep health checks off. */
+#define DIRECTOR_SHIM_STRUCT struct director_health_settings_shim
 static const struct setting_define director_health_shim_defines[] = {
-	DEF(STR_NOVARS, director_health_checks),
-	DEF(TIME_MSECS, director_health_interval),
-	DEF(TIME_MSECS, director_health_timeout),
-	DEF(UINT, director_health_fail_rounds),
-	DEF(TIME_MSECS, director_health_rapid_interval),
-	DEF(UINT, director_health_rapid_polls),
-	DEF(UINT, director_health_rapid_threshold),
-	DEF(STR_NOVARS, director_health_max_down),
-	DEF(STR_NOVARS, director_health_deciders),
-	DEF(TIME, director_health_decider_timeout),
-	DEF(STR_NOVARS, director_health_login_file),
-	DEF(STR_NOVARS, director_health_lmtp_from),
-	DEF(STR_NOVARS, director_health_lmtp_rcpt),
+	DIRECTOR_SETTINGS_HEALTH(DIRECTOR_SHIM_DEFINE)
 	SETTING_DEFINE_LIST_END
 };
 
 static const struct director_health_settings_shim director_health_shim_defaults = {
-	.director_health_checks = "",
-	.director_health_interval = 10 * 1000,
-	.director_health_timeout = 5 * 1000,
-	.director_health_fail_rounds = 3,
-	.director_health_rapid_interval = 1000,
-	.director_health_rapid_polls = 10,
-	.director_health_rapid_threshold = 7,
-	.director_health_max_down = "30%",
-	.director_health_deciders = "",
-	.director_health_decider_timeout = 30,
-	.director_health_login_file = "",
-	.director_health_lmtp_from = "",
-	.director_health_lmtp_rcpt = "",
+	DIRECTOR_SETTINGS_HEALTH(DIRECTOR_SHIM_DEFAULT)
 };
+#undef DIRECTOR_SHIM_STRUCT
 
 const struct setting_parser_info director_health_settings_shim_info = {
 	.name = "director_health",

@@ -1,28 +1,18 @@
-/* The director's settings as lib-dovecot's settings parser fills them. C,
+/* The director's settings as lib-dovecot's settings parser fills them, one
+   member per entry of DIRECTOR_SETTINGS_MAIN (core/settings-table.h). C,
    because Dovecot's SETTING_DEFINE macros do not compile as C++; only
-   settings.cc reads this struct. settings-23.c and settings-24.c define it
-   for each Dovecot version. */
+   director-settings.cc reads this struct. settings-23.c and settings-24.c
+   define its parser info for each Dovecot version. */
 #ifndef DIRECTOR_SETTINGS_SHIM_H
 #define DIRECTOR_SETTINGS_SHIM_H
+
+#include "settings-define.h"
 
 struct event;
 
 struct director_settings_shim {
 	pool_t pool; /* 2.4's settings_get() needs one; 2.3 leaves it unused */
-	const char *master_user_separator;
-	const char *director_servers;
-	const char *director_mail_servers;
-	const char *director_username_hash;
-	const char *director_flush_socket;
-	unsigned int director_ping_idle_timeout;
-	unsigned int director_ping_max_timeout;
-	unsigned int director_user_expire;
-	unsigned int director_user_kick_delay;
-	unsigned int director_max_parallel_moves;
-	unsigned int director_max_parallel_kicks;
-	uoff_t director_output_buffer_size;
-	/* the authenticated ring; "" = off */
-	const char *director_ring_secret_file;
+	DIRECTOR_SETTINGS_MAIN(DIRECTOR_SHIM_MEMBER)
 };
 
 extern const struct setting_parser_info director_settings_shim_info;

@@ -1,23 +1,21 @@
-/* Dovecot 2.3: the director_state_* settings. module_name is "director", so
-   the config process hands them to the director service together with the
-   stock director settings. */
+/* Dovecot 2.3: the director_state_* settings (DIRECTOR_SETTINGS_STATE in
+   core/settings-table.h). module_name is "director", so the config process
+   hands them to the director service together with the stock director
+   settings. */
 #include "lib.h"
 #include "settings-parser.h"
 #include "state-settings-shim.h"
 
-#undef DEF
-#define DEF(type, name) \
-	SETTING_DEFINE_STRUCT_##type(#name, name, struct director_state_settings_shim)
+#define DIRECTOR_SHIM_DEFINE_STR_VERBATIM DIRECTOR_SHIM_DEFINE_STR
+#define DIRECTOR_SHIM_STRUCT struct director_state_settings_shim
 
 static const struct setting_define director_state_shim_defines[] = {
-	DEF(STR, director_state_file),
-	DEF(TIME, director_state_interval),
+	DIRECTOR_SETTINGS_STATE(DIRECTOR_SHIM_DEFINE)
 	SETTING_DEFINE_LIST_END
 };
 
 static const struct director_state_settings_shim director_state_shim_defaults = {
-	.director_state_file = DIRECTOR_STATE_FILE_DEFAULT,
-	.director_state_interval = DIRECTOR_STATE_INTERVAL_DEFAULT,
+	DIRECTOR_SETTINGS_STATE(DIRECTOR_SHIM_DEFAULT)
 };
 
 const struct setting_parser_info director_state_settings_shim_info = {

@@ -11,6 +11,7 @@
 #include "ip-addr.h"
 #include "now.h"
 #include "kick.h"
+#include "settings-table.h"
 #include "user-hash.h"
 
 namespace director::core {
@@ -60,14 +61,15 @@ public:
 	}
 };
 
+// The defaults are the settings' (settings-table.h).
 struct DirectorConfig {
-	uint32_t user_expire_secs = 15 * 60;
-	uint32_t user_kick_delay_secs = 2;
-	unsigned max_parallel_moves = 100;
-	unsigned max_parallel_kicks = 100;
-	uint32_t ping_idle_timeout_secs = 30;
-	uint32_t ping_max_timeout_secs = 60;
-	UsernameHash username_hash;
+	uint32_t user_expire_secs = setting_default::director_user_expire;
+	uint32_t user_kick_delay_secs = setting_default::director_user_kick_delay;
+	unsigned max_parallel_moves = setting_default::director_max_parallel_moves;
+	unsigned max_parallel_kicks = setting_default::director_max_parallel_kicks;
+	uint32_t ping_idle_timeout_secs = setting_default::director_ping_idle_timeout;
+	uint32_t ping_max_timeout_secs = setting_default::director_ping_max_timeout;
+	UsernameHash username_hash; // director_username_hash's default
 	bool flush_program_set = false; // director_flush_socket is non-empty
 	// The most users the table holds; lookups of new users beyond it fail.
 	size_t max_users = size_t{1} << 27;

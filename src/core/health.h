@@ -16,6 +16,7 @@
 
 #include "ip-addr.h"
 #include "result.h"
+#include "settings-table.h"
 
 namespace director::core {
 
@@ -85,16 +86,26 @@ struct HealthLogin {
 };
 Result<HealthLogin> parse_health_login(std::string_view file_contents);
 
+// The defaults are the settings' (settings-table.h).
 struct HealthConfig {
 	HealthChecks checks;
-	int64_t interval_msecs = 10'000;       // between rounds while the verdict holds
-	int64_t timeout_msecs = 5'000;         // one probe, connect to last answer
-	unsigned fail_rounds = 3;              // contrary rounds before the rapid phase
-	int64_t rapid_interval_msecs = 1'000;  // between polls of the rapid phase
-	unsigned rapid_polls = 10;             // polls of the rapid phase
-	unsigned rapid_threshold = 7;          // contrary polls that change the verdict
-	HealthMaxDown max_down;
-	int64_t decider_timeout_secs = 30;     // silence after which a decider is gone
+	// between rounds while the verdict holds
+	int64_t interval_msecs = setting_default::director_health_interval;
+	// one probe, connect to last answer
+	int64_t timeout_msecs = setting_default::director_health_timeout;
+	// contrary rounds before the rapid phase
+	unsigned fail_rounds = setting_default::director_health_fail_rounds;
+	// between polls of the rapid phase
+	int64_t rapid_interval_msecs = setting_default::director_health_rapid_interval;
+	// polls of the rapid phase
+	unsigned rapid_polls = setting_default::director_health_rapid_polls;
+	// contrary polls that change the verdict
+	unsigned rapid_threshold = setting_default::director_health_rapid_threshold;
+	// setting_default::director_health_max_down parsed (check-settings-table
+	// compares them)
+	HealthMaxDown max_down{30, true};
+	// silence after which a decider is gone
+	int64_t decider_timeout_secs = setting_default::director_health_decider_timeout;
 	std::vector<HealthDecider> deciders;   // sorted
 	std::optional<HealthLogin> login;
 	std::string lmtp_from;                 // MAIL FROM:<...>, empty = null sender

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "digest.h"
+#include "settings-table.h"
 
 namespace director::core {
 
@@ -63,7 +64,9 @@ uint32_t user_hash_of_bytes(std::string_view expanded)
 	return h == 0 ? 1 : h;
 }
 
-UsernameHash::UsernameHash() : format_("%Lu")
+// The segments of director_username_hash's default, "%Lu" (check-settings-table
+// compares this hash with the parsed default).
+UsernameHash::UsernameHash() : format_(setting_default::director_username_hash)
 {
 	Segment seg;
 	seg.is_literal = false;

@@ -130,7 +130,7 @@ director::core::UsernameHash username_hash(struct doveadm_cmd_context *cctx)
 {
 	const struct director_settings_shim *set;
 	const char *error;
-	std::string format = "%Lu";
+	std::string format = director::core::setting_default::director_username_hash;
 	if (director_settings_shim_get(cctx->set_event, &set, &error) == 0) {
 		format = set->director_username_hash;
 		director_settings_shim_free(&set);
