@@ -5,7 +5,7 @@
 #
 # Builds a Debian 13 chroot with Dovecot 2.4.1 (chroot.sh), copies this tree
 # into it, builds the Debian package there with warnings as errors (which runs
-# the unit suites), installs it with apt-get (the director, the settings
+# the unit and adapter suites), installs it with apt-get (the director, the settings
 # plugin, the doveadm and login plugins in the chroot's Dovecot), and runs the
 # 2.4 integration tests (test_smoke24.py, test_metrics24.py, test_health24.py,
 # test_features24.py) against the installed files and real
@@ -46,7 +46,7 @@ fi
 
 status=0
 # The Debian package of this tree, built with warnings as errors (its build
-# runs the unit suites) and installed into the chroot's Dovecot; the 2.4
+# runs the unit and adapter suites) and installed into the chroot's Dovecot; the 2.4
 # integration tests then run against the installed files.
 "$here/chroot.sh" run /bin/bash -c '
 	set -e
@@ -88,7 +88,8 @@ fi
 passed=0 failed=0 skipped=0
 # shellcheck source=tests/tally.sh
 . "$src/tests/tally.sh"
-tally_check_logs "$root"/build/src/debian/build/tests/unit/check-*.log
+tally_check_logs "$root"/build/src/debian/build/tests/unit/check-*.log \
+	"$root"/build/src/debian/build/tests/adapter/check-*.log
 for log in "$root/build/pytest.log" "$root/build/pytest-mixed.log" \
 	"$root/build/pytest-chaos24.log"; do
 	[ -f "$log" ] || continue
