@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdarg>
+#include <memory>
 #include <string>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -95,20 +96,32 @@ struct Peer {
 	}
 };
 
-// What one kick's callback reported.
+// What one kick's callback reported. A client destroyed at the end of a test
+// reports its waiting kicks as failed, possibly after the test's Results went
+// out of scope: a callback then finds its Result gone and does nothing.
 struct Result {
 	unsigned calls = 0;
 	bool ok = false;
 	std::string error;
 
+	Result() = default;
+	Result(const Result &) = delete;
+	Result &operator=(const Result &) = delete;
+	~Result() { *alive_ = false; }
+
 	director::adapter::KickClient::Callback callback()
 	{
-		return [this](bool ok_, const std::string &error_) {
+		return [this, alive = alive_](bool ok_, const std::string &error_) {
+			if (!*alive)
+				return;
 			calls++;
 			ok = ok_;
 			error = error_;
 		};
 	}
+
+private:
+	std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 } // namespace kick_test
