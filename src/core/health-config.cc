@@ -6,24 +6,11 @@
 #include <algorithm>
 #include <charconv>
 
+#include "tab-escape.h"
+
 namespace director::core {
 
 namespace {
-
-std::vector<std::string_view> split_on(std::string_view s, char sep)
-{
-	std::vector<std::string_view> out;
-	size_t start = 0;
-	for (;;) {
-		size_t pos = s.find(sep, start);
-		if (pos == std::string_view::npos) {
-			out.push_back(s.substr(start));
-			return out;
-		}
-		out.push_back(s.substr(start, pos - start));
-		start = pos + 1;
-	}
-}
 
 std::vector<std::string_view> split_words(std::string_view s)
 {

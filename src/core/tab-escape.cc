@@ -72,18 +72,18 @@ std::string tab_unescape(std::string_view text)
 	return out;
 }
 
-std::vector<std::string_view> split_tabs(std::string_view line)
+std::vector<std::string_view> split_on(std::string_view s, char sep)
 {
 	std::vector<std::string_view> fields;
 	size_t start = 0;
 	for (;;) {
-		size_t tab = line.find('\t', start);
-		if (tab == std::string_view::npos) {
-			fields.push_back(line.substr(start));
+		size_t pos = s.find(sep, start);
+		if (pos == std::string_view::npos) {
+			fields.push_back(s.substr(start));
 			return fields;
 		}
-		fields.push_back(line.substr(start, tab - start));
-		start = tab + 1;
+		fields.push_back(s.substr(start, pos - start));
+		start = pos + 1;
 	}
 }
 

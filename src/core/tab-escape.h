@@ -26,8 +26,15 @@ std::vector<std::string> split_tabescaped(std::string_view line);
 // embedded NUL. An empty line has no fields.
 std::vector<std::string> split_c_fields(std::string_view line);
 
+// Splits at every `sep` (n separators give n + 1 fields, empty ones kept); the
+// views point into `s`.
+std::vector<std::string_view> split_on(std::string_view s, char sep);
+
 // Splits at TABs without unescaping; the views point into `line`.
-std::vector<std::string_view> split_tabs(std::string_view line);
+inline std::vector<std::string_view> split_tabs(std::string_view line)
+{
+	return split_on(line, '\t');
+}
 
 // Quotes untrusted text for a log line: printable ASCII and TAB are kept (as
 // stock logs them), anything else becomes \xHH, and text longer than max_bytes is cut with "...".
