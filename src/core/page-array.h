@@ -11,8 +11,12 @@ namespace director::core {
 // Raw storage behind PageArray: `bytes` zero-filled bytes; when large, an anonymous
 // mapping, populated at once when `populate` (for memory about to be written whole),
 // else faulted in page by page as it is first touched; when small, from the heap (a
-// page-sized mapping per tiny table would waste memory). Throws std::bad_alloc when no
-// memory is left.
+// page-sized mapping per tiny table would waste memory). From huge_page_bytes up the
+// mapping starts on a huge page boundary and asks for transparent huge pages
+// (MADV_HUGEPAGE, which the default "madvise" setting of the kernel honours): one fault
+// and one TLB entry per 2 MiB instead of 512. On a virtual machine a fault costs tens
+// of microseconds, and the index is probed at random on every lookup. Throws
+// std::bad_alloc when no memory is left.
 class PageMemory {
 public:
 	PageMemory() = default;
@@ -45,6 +49,8 @@ public:
 
 	// Below this size the memory comes from the heap.
 	static constexpr size_t map_min_bytes = 256 * 1024;
+	// From this size on, huge pages.
+	static constexpr size_t huge_page_bytes = 2 * 1024 * 1024;
 
 private:
 	void release() noexcept;

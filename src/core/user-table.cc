@@ -152,6 +152,7 @@ void UserTable::load_begin(size_t expected)
 	std::fill(host_users_.begin(), host_users_.end(), 0);
 	size_t n = std::min(expected, limit_);
 	chunks_.reserve((n + chunk_entries_ - 1) / chunk_entries_);
+	slab_memory_.reserve(single_chunks_ + chunks_.capacity() / chunks_per_block_ + 1);
 	loading_ = true;
 }
 
@@ -392,41 +393,77 @@ void UserTable::sort_by_timestamp()
 	sort_now_();
 }
 
+// The list is nearly always close to sorted already: a handshake's users arrive in the
+// sender's expiry order, a state file holds ours, and what breaks the order is a few
+// users whose timestamp rose in place (moves) or arrived late. So rather than sort every
+// key, one walk takes out the entries that break the order, only those are sorted, and
+// a second walk merges them back: O(n + k log k) for k entries out of place. The result
+// is the same as sorting all n keys (timestamp, then index; the keys are unique).
 void UserTable::sort_now_()
 {
 	sort_pending_ = false;
-	{
-	std::vector<uint64_t> keys;
-	keys.reserve(count_);
-	for (UserIndex u = head_; u != no_user; u = raw_entry_(u).next)
-		keys.push_back((uint64_t{raw_entry_(u).timestamp} << 32) | u);
-	if (keys.size() != count_)
+	auto key = [this](UserIndex u) { return (uint64_t{raw_entry_(u).timestamp} << 32) | u; };
+	std::vector<uint64_t> out; // the keys of the entries taken out
+	size_t walked = 0;
+	UserIndex last = no_user; // the list from head_ to here is in order
+	uint64_t last_key = 0;
+	for (UserIndex u = head_; u != no_user;) {
+		UserIndex next = raw_entry_(u).next;
+		uint64_t k = key(u);
+		walked++;
+		if (last == no_user || k > last_key) {
+			last = u;
+			last_key = k;
+			u = next;
+			continue;
+		}
+		// u is older than `last`. When u still fits after the entry before `last`,
+		// `last` is the one out of place (a timestamp that rose in place), else u is.
+		UserIndex before = raw_entry_(last).prev;
+		if (before == no_user || k > key(before)) {
+			out.push_back(last_key);
+			unlink_(last);
+			last = u;
+			last_key = k;
+		} else {
+			out.push_back(k);
+			unlink_(u);
+		}
+		u = next;
+	}
+	if (walked != count_)
 		invariant_failed_("expiry list length disagrees with the user count");
-	std::sort(keys.begin(), keys.end());
+	std::sort(out.begin(), out.end());
 
-	UserIndex prev = no_user;
-	for (uint64_t key : keys) {
-		UserIndex u = static_cast<UserIndex>(key);
+	// Merge: each taken-out entry goes back before the first entry with a bigger key.
+	UserIndex at = head_;
+	for (uint64_t k : out) {
+		while (at != no_user && key(at) < k)
+			at = raw_entry_(at).next;
+		UserIndex u = static_cast<UserIndex>(k);
 		Entry &e = raw_entry_(u);
-		e.prev = prev;
-		if (prev == no_user)
+		e.next = at;
+		e.prev = at == no_user ? tail_ : raw_entry_(at).prev;
+		if (e.prev == no_user)
 			head_ = u;
 		else
-			raw_entry_(prev).next = u;
-		prev = u;
+			raw_entry_(e.prev).next = u;
+		if (at == no_user)
+			tail_ = u;
+		else
+			raw_entry_(at).prev = u;
 	}
-	if (prev != no_user)
-		raw_entry_(prev).next = no_user;
-	tail_ = prev;
 	sorted_ = true;
-	}
 }
 
 size_t UserTable::memory_bytes() const
 {
 	size_t index_slots = index_ ? index_mask_ + 1 : 0;
+	size_t slab = 0;
+	for (const PageMemory &m : slab_memory_)
+		slab += m.bytes();
 	return sizeof(*this) + chunks_.capacity() * sizeof(chunks_[0]) +
-	       chunks_.size() * size_t{chunk_entries_} * sizeof(Entry) +
+	       slab_memory_.capacity() * sizeof(slab_memory_[0]) + slab +
 	       index_slots * sizeof(uint32_t) + host_users_.capacity() * sizeof(uint32_t);
 }
 
@@ -446,13 +483,25 @@ UserIndex UserTable::alloc_entry_()
 		free_head_ = raw_entry_(u).next;
 		return u;
 	}
-	if (slab_used_ == chunks_.size() * size_t{chunk_entries_}) {
+	if (slab_used_ == chunks_.size() * size_t{chunk_entries_})
+		add_chunk_();
+	return slab_used_++;
+}
+
+void UserTable::add_chunk_()
+{
+	static_assert(chunk_bytes_ == chunk_entries_ * sizeof(Entry), "chunk_bytes_ is wrong");
+	size_t c = chunks_.size();
+	if (c < single_chunks_ || (c - single_chunks_) % chunks_per_block_ == 0) {
 		// A bulk load fills the chunk front to back: map it whole at once
 		// (page-array.h), far cheaper than a fault per page. Otherwise leave its
 		// pages to be faulted in as they are used, so a small table stays small.
-		chunks_.emplace_back(chunk_entries_, loading_);
+		size_t bytes = c < single_chunks_ ? chunk_bytes_ : PageMemory::huge_page_bytes;
+		slab_memory_.emplace_back(bytes, loading_);
+		chunks_.push_back(static_cast<Entry *>(slab_memory_.back().data()));
+	} else {
+		chunks_.push_back(chunks_.back() + chunk_entries_);
 	}
-	return slab_used_++;
 }
 
 void UserTable::link_in_order_(UserIndex u)

@@ -156,8 +156,9 @@ public:
 
 	// Orders the expiry list by timestamp (ties by index) and makes sorted() true. The caller
 	// runs it when a ring handshake ends; while a cursor is open the sort happens when the
-	// last cursor closes. O(n log n); needs 8 bytes per user of temporary
-	// memory.
+	// last cursor closes. O(n + k log k) for k users out of order (the list is
+	// nearly always close to sorted), with 8 bytes of temporary memory for each
+	// of those k.
 	void sort_by_timestamp();
 	// False once a bounded insert could not place an entry in order, until the next sort.
 	// While false, out-of-order entries are appended at the newest end without walking:
@@ -179,6 +180,7 @@ private:
 		uint16_t tag_flags; // tag in the low 12 bits, flags above
 	};
 	static_assert(sizeof(Entry) == 20, "UserTable::Entry must stay 20 bytes");
+	void add_chunk_();
 
 	static constexpr uint16_t tag_mask_ = max_tag_id;
 	static constexpr uint16_t flag_used_ = 0x1000;
@@ -187,8 +189,14 @@ private:
 	static constexpr uint16_t flag_resend_ = 0x8000;
 
 	// The slab grows by fixed chunks, so it has no doubling slack and entries never move.
+	// The first few chunks have a mapping each (a small table stays small); after them
+	// the chunks come chunks_per_block_ to a block of one huge page (page-array.h).
 	static constexpr unsigned chunk_bits_ = 15;
 	static constexpr uint32_t chunk_entries_ = uint32_t{1} << chunk_bits_;
+	static constexpr size_t chunk_bytes_ = size_t{chunk_entries_} * 20;
+	static constexpr size_t chunks_per_block_ = PageMemory::huge_page_bytes / chunk_bytes_;
+	static constexpr size_t single_chunks_ = 3;
+	static_assert(chunks_per_block_ >= 1, "a slab chunk must fit in a huge page");
 
 	const Entry &entry_(UserIndex u) const
 	{
@@ -227,7 +235,8 @@ private:
 	void index_clear_(size_t capacity);
 	size_t index_slot_of_(UserIndex u) const;
 
-	std::vector<PageArray<Entry>> chunks_;
+	std::vector<Entry *> chunks_;	   // chunk number -> its entries
+	std::vector<PageMemory> slab_memory_; // what the chunks live in
 	uint32_t slab_used_ = 0; // entries [0, slab_used_) have been handed out at least once
 	UserIndex free_head_ = no_user;
 

@@ -338,6 +338,95 @@ START_TEST(test_user_table_older_timestamp_is_placed_in_order)
 }
 END_TEST
 
+// The sort takes out only the entries that break the order and merges them back: its
+// result must still be exactly the full sort by (timestamp, index), whatever the shape of
+// the disorder.
+namespace {
+void check_list_is_the_full_sort(const UserTable &t)
+{
+	std::vector<UserIndex> list, want;
+	for (UserIndex u = t.oldest(); u != no_user; u = t.newer(u))
+		list.push_back(u);
+	want = list;
+	std::sort(want.begin(), want.end(), [&t](UserIndex a, UserIndex b) {
+		return t.timestamp(a) != t.timestamp(b) ? t.timestamp(a) < t.timestamp(b) : a < b;
+	});
+	ck_assert_uint_eq(list.size(), t.size());
+	ck_assert(list == want);
+	verify_list(t);
+}
+} // namespace
+
+START_TEST(test_user_table_sort_of_any_disorder_equals_the_full_sort)
+{
+	std::mt19937 rng(11);
+	const uint32_t n = 5000;
+	// Timestamps in load order, by shape of disorder.
+	std::vector<std::vector<uint32_t>> shapes;
+	std::vector<uint32_t> ts(n);
+	for (uint32_t i = 0; i < n; i++)
+		ts[i] = 1000 + i / 3; // ascending, with ties
+	shapes.push_back(ts);
+	auto spikes = ts; // isolated timestamps raised in place (moves)
+	for (int i = 0; i < 50; i++)
+		spikes[rng() % n] += 1000 + rng() % 500;
+	shapes.push_back(spikes);
+	auto block = ts; // a run of raised ones (users moved together), then a dip
+	for (uint32_t i = 100; i < 400; i++)
+		block[i] = 9000 + i;
+	block[4000] = 3;
+	shapes.push_back(block);
+	auto dips = ts; // late arrivals far older than their neighbours
+	for (int i = 0; i < 50; i++)
+		dips[rng() % n] = rng() % 1000;
+	shapes.push_back(dips);
+	std::vector<uint32_t> reversed(ts.rbegin(), ts.rend());
+	shapes.push_back(reversed);
+	std::vector<uint32_t> random(n), equal(n, 77);
+	for (auto &x : random)
+		x = rng() % 3000;
+	shapes.push_back(random);
+	shapes.push_back(equal);
+
+	for (const auto &shape : shapes) {
+		UserTable t;
+		t.load_begin(n);
+		for (uint32_t i = 0; i < n; i++)
+			ck_assert(t.load_add(i + 1, 0, static_cast<HostId>(i % 3), shape[i]));
+		ck_assert_uint_eq(t.load_end(), 0);
+		ck_assert(t.sorted());
+		check_list_is_the_full_sort(t);
+	}
+
+	// In a table filled by inserts: raised in place, then erased, refreshed and
+	// inserted out of order, then sorted.
+	UserTable t;
+	for (uint32_t i = 0; i < n; i++)
+		t.insert(i + 1, 0, 0, 1000 + i);
+	for (int i = 0; i < 300; i++)
+		t.set_timestamp_in_place(t.find(1 + rng() % n, 0), 1000 + n + rng() % 100);
+	for (int i = 0; i < 200; i++) {
+		UserIndex u = t.find(1 + rng() % n, 0);
+		if (u != no_user)
+			t.erase(u);
+	}
+	for (uint32_t i = 0; i < 300; i++)
+		t.insert(n + 1 + i, 0, 1, rng() % 7000);
+	t.sort_by_timestamp();
+	ck_assert(t.sorted());
+	check_list_is_the_full_sort(t);
+	// Sorting a sorted list changes nothing.
+	std::vector<UserIndex> before;
+	for (UserIndex u = t.oldest(); u != no_user; u = t.newer(u))
+		before.push_back(u);
+	t.sort_by_timestamp();
+	std::vector<UserIndex> after;
+	for (UserIndex u = t.oldest(); u != no_user; u = t.newer(u))
+		after.push_back(u);
+	ck_assert(before == after);
+}
+END_TEST
+
 START_TEST(test_user_table_far_out_of_order_timestamps_are_fixed_by_sort)
 {
 	UserTable t;
@@ -895,6 +984,7 @@ static Suite *user_table_suite()
 	tcase_add_test(tc, test_user_table_reserve_sizes_the_index_once_for_a_bulk_load);
 	tcase_add_test(tc, test_user_table_bulk_load_equals_per_user_inserts);
 	tcase_add_test(tc, test_user_table_bulk_load_out_of_order_is_sorted_and_keeps_the_newest);
+	tcase_add_test(tc, test_user_table_sort_of_any_disorder_equals_the_full_sort);
 	tcase_add_test(tc, test_user_table_bulk_loaded_table_takes_later_changes);
 	tcase_add_test(tc, test_user_table_bulk_load_reuses_an_emptied_table_and_stops_at_the_limit);
 	suite_add_tcase(s, tc);
