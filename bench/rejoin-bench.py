@@ -15,8 +15,10 @@ is then told of d1 and d2 (DIRECTOR-ADD), which join it (full joins). For each
 measurement of d1 the clock runs from just before its Dovecot master is
 started (`dovecot -c`, so process start, settings and the state file load are
 included) to the first admin poll (every 20 ms) that sees both `ring synced`
-and a user count (HOST-LIST sum) equal to d0's; the part after d1 first
-answered its admin socket is shown too. Also the bytes d1's ring connections
+and a user count (HOST-LIST sum) equal to d0's; the parts after d1's director
+process started (/proc, 10 ms resolution: what comes before is the Dovecot
+master's own startup) and after d1 first answered its admin socket are shown
+too. Also the bytes d1's ring connections
 carried in each direction (the kernel's per-socket counters, `ss -ti`), which
 includes both handshakes and the ring traffic meanwhile. Afterwards d0, d1 and
 d2 must map every user hash to the same backend (USER-LIST, compared entry by
@@ -115,8 +117,13 @@ def measure_join(c, d, left, want_users, deadline_secs):
     adm.close()
     secs = max(synced, counted)
     rx, tx = ring_bytes(d.ip, rig.RING_PORT)
+    # The director process's start on the same clock as t0 (10 ms resolution):
+    # what comes before it is the Dovecot master's own startup.
+    boot0 = time.clock_gettime(time.CLOCK_BOOTTIME) - (time.monotonic() - t0)
+    st = rb.proc_start_boottime(d.director_pid())
+    from_proc = secs - (st - boot0) if st is not None else None
     return {"secs": secs, "synced": synced, "counted": counted, "admin": admin,
-            "after_admin": secs - admin, "bytes_in": rx,
+            "after_admin": secs - admin, "from_proc": from_proc, "bytes_in": rx,
             "bytes_out": tx}
 
 
@@ -205,6 +212,8 @@ def main():
             m = re.findall(r"Delta join: kept (\d+) users .*, (\d+) buckets replaced by "
                            r"(\d+) users received", log)
             res["delta_log"] = m[-1] if m else None
+            m = re.findall(r"restored \d+ users .*, loaded in (\d+) ms", log)
+            res["load_ms"] = int(m[-1]) if m else None
 
             # 3. the same hash -> backend on every director
             t = time.monotonic()
@@ -236,17 +245,24 @@ def main():
     out = sys.stdout
     out.write("%-34s %14s %14s %8s\n" % ("metric (d1, ours)", "full join", "rejoin", "ratio"))
     for key, label in (("secs", "time to synced + all users (s)"),
+                       ("from_proc", "  of it after director start (s)"),
                        ("after_admin", "  of it after admin answered (s)"),
                        ("bytes_in", "ring bytes received"),
                        ("bytes_out", "ring bytes sent")):
         a, b = full[key], rej[key]
-        out.write("%-34s %14s %14s %8s\n" % (label, "%.2f" % a if "secs" in key or "admin" in key else a,
-                                            "%.2f" % b if "secs" in key or "admin" in key else b,
+        if a is None or b is None:
+            out.write("%-34s %14s %14s %8s\n" % (label, "-", "-", "-"))
+            continue
+        secs = key in ("secs", "from_proc", "after_admin")
+        out.write("%-34s %14s %14s %8s\n" % (label, "%.2f" % a if secs else a,
+                                            "%.2f" % b if secs else b,
                                             "%.3f" % (b / a) if a else "-"))
     tb_full = full["bytes_in"] + full["bytes_out"]
     tb_rej = rej["bytes_in"] + rej["bytes_out"]
     out.write("%-34s %14d %14d %8s\n" % ("ring bytes, both ways", tb_full, tb_rej,
                                           "%.3f" % (tb_rej / tb_full) if tb_full else "-"))
+    out.write("state file load on the restarted director (its log): %s ms\n"
+              % (res["load_ms"] if res["load_ms"] is not None else "-"))
     out.write("users %d, moved while down %d (down %.1fs); delta log (kept, buckets, "
               "received): %s\n" % (res["compare"]["users"], args.changes,
                                    rej["down_secs"], res["delta_log"]))

@@ -459,9 +459,12 @@ void UserTable::sort_now_()
 size_t UserTable::memory_bytes() const
 {
 	size_t index_slots = index_ ? index_mask_ + 1 : 0;
-	size_t slab = 0;
-	for (const PageMemory &m : slab_memory_)
-		slab += m.bytes();
+	// A block is mapped whole but filled a huge page at a time: count the huge
+	// pages its chunks reach, not the mapping.
+	size_t singles = std::min(chunks_.size(), single_chunks_);
+	size_t in_blocks = (chunks_.size() - singles) * chunk_bytes_;
+	size_t huge = PageMemory::huge_page_bytes;
+	size_t slab = singles * chunk_bytes_ + (in_blocks + huge - 1) / huge * huge;
 	return sizeof(*this) + chunks_.capacity() * sizeof(chunks_[0]) +
 	       slab_memory_.capacity() * sizeof(slab_memory_[0]) + slab +
 	       index_slots * sizeof(uint32_t) + host_users_.capacity() * sizeof(uint32_t);
@@ -492,12 +495,16 @@ void UserTable::add_chunk_()
 {
 	static_assert(chunk_bytes_ == chunk_entries_ * sizeof(Entry), "chunk_bytes_ is wrong");
 	size_t c = chunks_.size();
-	if (c < single_chunks_ || (c - single_chunks_) % chunks_per_block_ == 0) {
+	if (c < single_chunks_) {
 		// A bulk load fills the chunk front to back: map it whole at once
 		// (page-array.h), far cheaper than a fault per page. Otherwise leave its
 		// pages to be faulted in as they are used, so a small table stays small.
-		size_t bytes = c < single_chunks_ ? chunk_bytes_ : PageMemory::huge_page_bytes;
-		slab_memory_.emplace_back(bytes, loading_);
+		slab_memory_.emplace_back(chunk_bytes_, loading_);
+		chunks_.push_back(static_cast<Entry *>(slab_memory_.back().data()));
+	} else if ((c - single_chunks_) % chunks_per_block_ == 0) {
+		// Huge pages: a fault per 2 MiB costs little, and populating the whole
+		// block would take memory its last chunks may never use.
+		slab_memory_.emplace_back(chunks_per_block_ * chunk_bytes_, false);
 		chunks_.push_back(static_cast<Entry *>(slab_memory_.back().data()));
 	} else {
 		chunks_.push_back(chunks_.back() + chunk_entries_);

@@ -165,7 +165,9 @@ public:
 	// the caller is expected to sort anyway, and this keeps a handshake O(1) per user.
 	bool sorted() const { return sorted_; }
 
-	// Every byte the table has allocated (slab chunks, index, per-host counters, this object).
+	// Every byte the table has allocated and uses (slab chunks, counting the huge pages
+	// the chunks in use reach in a block that is not full yet, index, per-host
+	// counters, this object).
 	// Nothing shrinks: erased entries and index slots are reused by later inserts.
 	size_t memory_bytes() const;
 
@@ -190,13 +192,15 @@ private:
 
 	// The slab grows by fixed chunks, so it has no doubling slack and entries never move.
 	// The first few chunks have a mapping each (a small table stays small); after them
-	// the chunks come chunks_per_block_ to a block of one huge page (page-array.h).
+	// the chunks come chunks_per_block_ to a block that is exactly five huge pages
+	// (page-array.h), faulted in a huge page at a time as it fills.
 	static constexpr unsigned chunk_bits_ = 15;
 	static constexpr uint32_t chunk_entries_ = uint32_t{1} << chunk_bits_;
 	static constexpr size_t chunk_bytes_ = size_t{chunk_entries_} * 20;
-	static constexpr size_t chunks_per_block_ = PageMemory::huge_page_bytes / chunk_bytes_;
+	static constexpr size_t chunks_per_block_ = 16;
 	static constexpr size_t single_chunks_ = 3;
-	static_assert(chunks_per_block_ >= 1, "a slab chunk must fit in a huge page");
+	static_assert(chunks_per_block_ * chunk_bytes_ % PageMemory::huge_page_bytes == 0,
+		      "a slab block must be whole huge pages");
 
 	const Entry &entry_(UserIndex u) const
 	{

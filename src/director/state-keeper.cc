@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "adapter/clock.h"
 #include "adapter/dovecot.h"
 #include "adapter/named-event.h"
 #include "core/state-file.h"
@@ -105,6 +106,8 @@ StateKeeper::~StateKeeper()
 
 std::vector<core::RingDirectorConfig> StateKeeper::restore(core::Now now)
 {
+	int64_t started = adapter::mono_usecs_fresh();
+	auto elapsed = [started]() { return uint64_t(adapter::mono_usecs_fresh() - started); };
 	adapter::StateFileBytes data;
 	std::string error;
 	int ret = writer_.read(data, error);
@@ -119,6 +122,7 @@ std::vector<core::RingDirectorConfig> StateKeeper::restore(core::Now now)
 		if (file.ok()) {
 			core::StateRestore r = service_.core().restore_state(*file, now);
 			int64_t age = now.wall - file->header().written_at;
+			uint64_t usecs = elapsed();
 			adapter::send_named_event(
 				event_, "director_state_restored",
 				{{"result", "ok"},
@@ -126,13 +130,15 @@ std::vector<core::RingDirectorConfig> StateKeeper::restore(core::Now now)
 				 {"expired", uint64_t(r.expired)},
 				 {"hosts", uint64_t(r.hosts)},
 				 {"directors", uint64_t(r.directors.size())},
-				 {"age_secs", uint64_t(age < 0 ? 0 : age)}},
+				 {"age_secs", uint64_t(age < 0 ? 0 : age)},
+				 {"duration_usecs", usecs}},
 				core::LogLevel::info,
 				t_strdup_printf("state file %s: restored %zu users (%zu expired "
 						"meanwhile), %zu hosts, %zu directors; written "
-						"%lld secs ago",
+						"%lld secs ago, loaded in %llu ms",
 						writer_.path().c_str(), r.users, r.expired, r.hosts,
-						r.directors.size(), (long long)age));
+						r.directors.size(), (long long)age,
+						(unsigned long long)(usecs / 1000)));
 			return r.directors;
 		}
 		error = file.error();
@@ -143,8 +149,8 @@ std::vector<core::RingDirectorConfig> StateKeeper::restore(core::Now now)
 	if (writer_.move_aside(".bad"))
 		message += " (moved to " + aside + ")";
 	adapter::send_named_event(event_, "director_state_restored",
-				  {{"result", "refused"}, {"error", error}}, core::LogLevel::error,
-				  message);
+				  {{"result", "refused"}, {"error", error}, {"duration_usecs", elapsed()}},
+				  core::LogLevel::error, message);
 	return {};
 }
 

@@ -393,6 +393,9 @@ metric test_state_restored {
   filter = event=director_state_restored
   group_by = result users
 }
+metric test_state_restored_timed {
+  filter = event=director_state_restored AND result=ok AND duration_usecs>0
+}
 """
 
 
@@ -421,3 +424,7 @@ def test_state_file_events_count_writes_and_restores(make_cluster):
     ringrig.wait_new_director_pid(d, old)
     wait_counters(d, lambda m: counter(m, "dovecot_test_state_restored_total", result="ok",
                                        users="20") == 1, "the restore of 20 users counted")
+    # the restore says how long it took, in the event and in its log line
+    wait_counters(d, lambda m: counter(m, "dovecot_test_state_restored_timed_total") == 1,
+                  "the restore's duration_usecs")
+    assert re.search(r"restored 20 users .*, loaded in \d+ ms", d.read_log()), d.read_log()[-2000:]

@@ -820,6 +820,48 @@ START_TEST(test_user_table_bulk_load_into_a_non_empty_table_aborts)
 }
 END_TEST
 
+// Past the first three chunks the slab's chunks come sixteen to a block of huge
+// pages: a table that reaches into its second block (622,592 users and up), by
+// inserts and by a bulk load, finds every user, keeps every entry apart, and
+// counts its slab by the huge pages it reaches.
+START_TEST(test_user_table_slab_blocks_hold_every_user)
+{
+	const uint32_t n = 700000;
+	auto hash_of = [](uint32_t i) { return (i + 1) * 2654435761u; };
+	UserTable a, b;
+	b.load_begin(n);
+	size_t refused = 0; // plain counts in the loops: a check per user is slow
+	for (uint32_t i = 0; i < n; i++) {
+		auto host = static_cast<HostId>(i % 7);
+		refused += a.insert(hash_of(i), 0, host, 1000 + i / 64) == no_user ? 1 : 0;
+		refused += b.load_add(hash_of(i), 0, host, 1000 + i / 64) ? 0 : 1;
+	}
+	ck_assert_uint_eq(refused, 0);
+	ck_assert_uint_eq(b.load_end(), 0);
+	for (const UserTable *t : {&a, &b}) {
+		ck_assert_uint_eq(t->size(), n);
+		size_t wrong = 0;
+		for (uint32_t i = 0; i < n; i++) {
+			UserIndex u = t->find(hash_of(i), 0);
+			wrong += u == no_user || t->host(u) != i % 7 ||
+					 t->timestamp(u) != 1000 + i / 64
+				 ? 1
+				 : 0;
+		}
+		ck_assert_uint_eq(wrong, 0);
+		size_t listed = 0;
+		for (UserIndex u = t->oldest(); u != no_user; u = t->newer(u))
+			listed++;
+		ck_assert_uint_eq(listed, n);
+		// The slab alone: 20 bytes a user, plus at most one chunk and one
+		// huge page of slack; the index at most 8 bytes a user on top.
+		ck_assert_uint_ge(t->memory_bytes(), size_t{n} * 20);
+		ck_assert_uint_le(t->memory_bytes(), size_t{n} * 28 + (size_t{1} << 15) * 20 +
+							    PageMemory::huge_page_bytes + 65536);
+	}
+}
+END_TEST
+
 START_TEST(test_user_table_100k_users_fit_in_48_bytes_each)
 {
 	UserTable t;
@@ -980,11 +1022,13 @@ static Suite *user_table_suite()
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("memory");
+	tcase_set_timeout(tc, 60); // 700,000 users twice, slow under the sanitizers
 	tcase_add_test(tc, test_user_table_100k_users_fit_in_48_bytes_each);
 	tcase_add_test(tc, test_user_table_reserve_sizes_the_index_once_for_a_bulk_load);
 	tcase_add_test(tc, test_user_table_bulk_load_equals_per_user_inserts);
 	tcase_add_test(tc, test_user_table_bulk_load_out_of_order_is_sorted_and_keeps_the_newest);
 	tcase_add_test(tc, test_user_table_sort_of_any_disorder_equals_the_full_sort);
+	tcase_add_test(tc, test_user_table_slab_blocks_hold_every_user);
 	tcase_add_test(tc, test_user_table_bulk_loaded_table_takes_later_changes);
 	tcase_add_test(tc, test_user_table_bulk_load_reuses_an_emptied_table_and_stops_at_the_limit);
 	suite_add_tcase(s, tc);
