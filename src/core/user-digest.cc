@@ -80,7 +80,7 @@ std::vector<uint64_t> user_table_digests(const UserTable &users, const HostList 
 {
 	std::vector<uint64_t> digests(size_t{1} << bits, 0);
 	std::vector<std::optional<uint64_t>> keys;
-	for (UserIndex u = users.oldest(); u != no_user; u = users.newer(u)) {
+	users.for_each([&](UserIndex u) {
 		HostId host = users.host(u);
 		if (keys.size() <= host)
 			keys.resize(size_t(host) + 1);
@@ -89,7 +89,7 @@ std::vector<uint64_t> user_table_digests(const UserTable &users, const HostList 
 		uint32_t hash = users.user_hash(u);
 		digests[user_digest_bucket(hash, bits)] +=
 			user_digest_entry(hash, *keys[host], users.weak(u));
-	}
+	});
 	return digests;
 }
 

@@ -3,6 +3,7 @@
 // 30 bytes per user all-in. No I/O, no clock (times are unix seconds passed in) and no logging.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -128,6 +129,25 @@ public:
 	UserIndex newest() const { return tail_; }
 	UserIndex newer(UserIndex u) const { return entry_(u).next; }
 	UserIndex older(UserIndex u) const { return entry_(u).prev; }
+
+	// Calls f(u) for every user, in slab order rather than expiry order: one
+	// sequential pass, several times faster than the list walk on a big table, for
+	// work whose result does not depend on the order (digests). f must not change
+	// the table.
+	template <typename F> void for_each(F &&f) const
+	{
+		for (size_t c = 0; c < chunks_.size(); c++) {
+			const Entry *chunk = chunks_[c];
+			auto base = static_cast<UserIndex>(c << chunk_bits_);
+			if (base >= slab_used_)
+				break; // chunks stay mapped after a table was emptied
+			uint32_t n = std::min<uint32_t>(chunk_entries_, slab_used_ - base);
+			for (uint32_t i = 0; i < n; i++) {
+				if ((chunk[i].tag_flags & flag_used_) != 0)
+					f(base + i);
+			}
+		}
+	}
 
 	// Cursors: walks over the expiry list that stay valid while the table changes
 	// (a ring handshake streams the users in batches while lookups and the other

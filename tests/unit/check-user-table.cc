@@ -862,6 +862,54 @@ START_TEST(test_user_table_slab_blocks_hold_every_user)
 }
 END_TEST
 
+// for_each() visits every live user once, in slab order: not erased ones, reused
+// entries once, and after a table was emptied and bulk loaded again only the new
+// users (the old chunks stay mapped).
+START_TEST(test_user_table_for_each_visits_every_user_once)
+{
+	UserTable t;
+	const uint32_t n = 100000; // into the first block of huge pages
+	for (uint32_t i = 1; i <= n; i++)
+		t.insert(i, static_cast<TagId>(i % 3), 1, i);
+	for (uint32_t i = 1; i <= n; i += 5)
+		t.erase(t.find(i, static_cast<TagId>(i % 3)));
+	for (uint32_t i = 1; i <= 1000; i++)
+		t.insert(n + i, 0, 2, n + i); // reuse erased entries
+	std::vector<uint8_t> seen(n + 1001, 0);
+	size_t visits = 0;
+	UserIndex last = 0;
+	bool ascending = true;
+	t.for_each([&](UserIndex u) {
+		ascending = ascending && (visits == 0 || u > last);
+		last = u;
+		visits++;
+		seen[t.user_hash(u)]++;
+	});
+	ck_assert(ascending);
+	ck_assert_uint_eq(visits, t.size());
+	size_t wrong = 0;
+	for (uint32_t h = 1; h <= n + 1000; h++) {
+		bool live = h > n || (h - 1) % 5 != 0;
+		wrong += seen[h] != (live ? 1 : 0) ? 1 : 0;
+	}
+	ck_assert_uint_eq(wrong, 0);
+
+	UserIndex u;
+	while ((u = t.oldest()) != no_user)
+		t.erase(u);
+	t.load_begin(10);
+	for (uint32_t i = 1; i <= 10; i++)
+		t.load_add(500000 + i, 0, 1, i);
+	t.load_end();
+	visits = 0;
+	t.for_each([&](UserIndex v) {
+		visits++;
+		ck_assert_uint_gt(t.user_hash(v), 500000);
+	});
+	ck_assert_uint_eq(visits, 10);
+}
+END_TEST
+
 START_TEST(test_user_table_100k_users_fit_in_48_bytes_each)
 {
 	UserTable t;
@@ -1029,6 +1077,7 @@ static Suite *user_table_suite()
 	tcase_add_test(tc, test_user_table_bulk_load_out_of_order_is_sorted_and_keeps_the_newest);
 	tcase_add_test(tc, test_user_table_sort_of_any_disorder_equals_the_full_sort);
 	tcase_add_test(tc, test_user_table_slab_blocks_hold_every_user);
+	tcase_add_test(tc, test_user_table_for_each_visits_every_user_once);
 	tcase_add_test(tc, test_user_table_bulk_loaded_table_takes_later_changes);
 	tcase_add_test(tc, test_user_table_bulk_load_reuses_an_emptied_table_and_stops_at_the_limit);
 	suite_add_tcase(s, tc);
