@@ -120,6 +120,18 @@ bool Ring::defer_before_handshake(RingLink &c, const RingCommand &cmd, Now now, 
 		return true;
 	case RingCommandKind::host_hand_start:
 		c.pctx.in_host_list = true; // the parser must know at once
+		// After a restore, a left whose ring is not running either (the
+		// whole ring restarted) releases our held user streams now. Waiting
+		// for its DONE would wait around the ring: its DONE follows its own
+		// held stream. A left whose ring runs still waits for DONE, where its
+		// users replace ours before anything of ours goes out.
+		if (c.incoming() && restart_signal_pending_ && !cmd.ring_handshaked &&
+		    !ring_handshaked_ && (!c.auth || c.auth->proved())) {
+			restart_signal_pending_ = false;
+			push_restored_users_ = true;
+			if (hold_users_until_ != 0)
+				release_user_streams(now, fx);
+		}
 		break;
 	case RingCommandKind::host_hand_end:
 		c.pctx.in_host_list = false;

@@ -415,6 +415,43 @@ START_TEST(test_restored_connector_sends_nothing_to_a_running_ring)
 }
 END_TEST
 
+// The whole ring restarted with state files: each director dials its right and
+// holds its user stream until its left says whether the ring kept running, and
+// each left says so in a HOST-HAND-START that is applied only at its DONE, which
+// comes after its own held stream. Around a ring that waited for the 20 s hold.
+// A left that says its ring is not running either releases the hold at once.
+START_TEST(test_restored_ring_restart_does_not_wait_for_the_hold)
+{
+	Node ring;
+	std::string file = ring_state(ring, t0 + 5);
+	Node a;
+	a.restore(file, t0 + 10);
+	Effects fx;
+	a.dir.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}, {ip("127.0.0.3"), 9090}},
+			 ip("127.0.0.2"), 9090, t0 + 10, fx);
+	RingConnId out = fx.ring_connects.front().id;
+	a.dir.ring_connected(out, t0 + 10, fx);
+	fx = Effects();
+	// our right restarted too: its ring is not running
+	a.dir.ring_line(out, "VERSION\tdirector\t1\t9\tUSER-DIGEST", t0 + 10, fx);
+	a.dir.ring_line(out, "ME\t127.0.0.3\t9090\t" + std::to_string(t0 + 10), t0 + 10, fx);
+	for (const auto &l : format_user_digests(0, 0, {}, false))
+		a.dir.ring_line(out, l, t0 + 10, fx);
+	ck_assert_uint_eq(count_prefix(lines_to(fx, out), "DONE"), 0); // held
+
+	// our left dials us; its handshake is held as well (no DONE yet)
+	RingConnId in = a.dir.ring_accept(ip("127.0.0.1"), t0 + 11, fx);
+	a.dir.ring_line(in, "VERSION\tdirector\t1\t9\tUSER-DIGEST", t0 + 11, fx);
+	a.dir.ring_line(in, "ME\t127.0.0.1\t9090\t" + std::to_string(t0 + 11), t0 + 11, fx);
+	ck_assert_uint_eq(count_prefix(lines_to(fx, out), "DONE"), 0);
+	a.dir.ring_line(in, "HOST-HAND-START\t0", t0 + 11, fx);
+	// the left's ring is not running: our restored users go to our right now
+	auto lines = lines_to(fx, out);
+	ck_assert_uint_eq(count_prefix(lines, "DONE"), 1);
+	ck_assert_uint_eq(count_prefix(lines, "U\t"), users_of(a.dir).size());
+}
+END_TEST
+
 // The race after such a restore: until our left's handshake replaces our stale
 // table, a ring update that disagrees with a restored user is newer than it. The
 // lower-IP conflict rule would keep our stale host (10.0.0.1 < 10.0.0.2) and push it
@@ -553,6 +590,7 @@ int main()
 	tcase_add_test(tc, test_connector_sends_only_differing_buckets);
 	tcase_add_test(tc, test_restored_connector_sends_nothing_to_a_running_ring);
 	tcase_add_test(tc, test_restored_stale_table_takes_a_disagreeing_ring_update);
+	tcase_add_test(tc, test_restored_ring_restart_does_not_wait_for_the_hold);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
