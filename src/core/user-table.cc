@@ -152,7 +152,6 @@ void UserTable::load_begin(size_t expected)
 	std::fill(host_users_.begin(), host_users_.end(), 0);
 	size_t n = std::min(expected, limit_);
 	chunks_.reserve((n + chunk_entries_ - 1) / chunk_entries_);
-	slab_memory_.reserve(single_chunks_ + chunks_.capacity() / chunks_per_block_ + 1);
 	loading_ = true;
 }
 

@@ -121,6 +121,35 @@ void feed(Director &d, RingConnId id, const std::vector<std::string> &lines, int
 		d.ring_line(id, l, now, fx);
 }
 
+// `a`, restored from `file` as `self` in a ring of 127.0.0.1-3, dialled its right
+// `right`, whose VERSION (offering digests) and ME arrived at t0 + 10. Returns the
+// connection; `fx` holds what was sent on it after it was up.
+RingConnId restored_dials_right(Node &a, const std::string &file, const char *self,
+				const char *right, Effects &fx)
+{
+	a.restore(file, t0 + 10);
+	a.dir.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}, {ip("127.0.0.3"), 9090}},
+			 ip(self), 9090, t0 + 10, fx);
+	RingConnId out = fx.ring_connects.front().id;
+	a.dir.ring_connected(out, t0 + 10, fx);
+	fx = Effects();
+	a.dir.ring_line(out, "VERSION\tdirector\t1\t9\tUSER-DIGEST", t0 + 10, fx);
+	a.dir.ring_line(out, "ME\t" + std::string(right) + "\t9090\t" + std::to_string(t0 + 10),
+			t0 + 10, fx);
+	return out;
+}
+
+// The digests of a right whose running ring put every one of `users` on the other
+// host.
+std::vector<std::string> running_ring_disagreeing_everywhere(const Users &users)
+{
+	Users other;
+	for (const auto &[h, host] : users)
+		other[h] = host == "10.0.0.1" ? "10.0.0.2" : "10.0.0.1";
+	unsigned bits = user_digest_bits_for(other.size());
+	return format_user_digests(bits, other.size(), digests_of(other, bits), true);
+}
+
 } // namespace
 
 // --- the digest module ----------------------------------------------------------
@@ -388,23 +417,11 @@ START_TEST(test_restored_connector_sends_nothing_to_a_running_ring)
 	std::string file = ring_state(ring, t0 + 5);
 	Users users = users_of(ring.dir);
 	Node a;
-	a.restore(file, t0 + 10);
 	Effects fx;
-	a.dir.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}, {ip("127.0.0.3"), 9090}},
-			 ip("127.0.0.1"), 9090, t0 + 10, fx);
-	RingConnId out = fx.ring_connects.front().id;
-	a.dir.ring_connected(out, t0 + 10, fx);
-	fx = Effects();
-	a.dir.ring_line(out, "VERSION\tdirector\t1\t9\tUSER-DIGEST", t0 + 10, fx);
-	a.dir.ring_line(out, "ME\t127.0.0.2\t9090\t" + std::to_string(t0 + 10), t0 + 10, fx);
+	RingConnId out = restored_dials_right(a, file, "127.0.0.1", "127.0.0.2", fx);
 	ck_assert_uint_eq(count_prefix(lines_to(fx, out), "DONE"), 0); // held
 	// the right's table differs everywhere, and its ring is running
-	Users other;
-	for (const auto &[h, host] : users)
-		other[h] = host == "10.0.0.1" ? "10.0.0.2" : "10.0.0.1";
-	unsigned bits = user_digest_bits_for(other.size());
-	for (const auto &l : format_user_digests(bits, other.size(), digests_of(other, bits), true))
-		a.dir.ring_line(out, l, t0 + 10, fx);
+	feed(a.dir, out, running_ring_disagreeing_everywhere(users), t0 + 10, fx);
 	auto lines = lines_to(fx, out);
 	ck_assert_uint_eq(count_prefix(lines, "U\t"), 0);
 	ck_assert_uint_eq(count_prefix(lines, "USER-DIGEST\tDELTA\t"), 1);
@@ -425,18 +442,10 @@ START_TEST(test_restored_ring_restart_does_not_wait_for_the_hold)
 	Node ring;
 	std::string file = ring_state(ring, t0 + 5);
 	Node a;
-	a.restore(file, t0 + 10);
 	Effects fx;
-	a.dir.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}, {ip("127.0.0.3"), 9090}},
-			 ip("127.0.0.2"), 9090, t0 + 10, fx);
-	RingConnId out = fx.ring_connects.front().id;
-	a.dir.ring_connected(out, t0 + 10, fx);
-	fx = Effects();
+	RingConnId out = restored_dials_right(a, file, "127.0.0.2", "127.0.0.3", fx);
 	// our right restarted too: its ring is not running
-	a.dir.ring_line(out, "VERSION\tdirector\t1\t9\tUSER-DIGEST", t0 + 10, fx);
-	a.dir.ring_line(out, "ME\t127.0.0.3\t9090\t" + std::to_string(t0 + 10), t0 + 10, fx);
-	for (const auto &l : format_user_digests(0, 0, {}, false))
-		a.dir.ring_line(out, l, t0 + 10, fx);
+	feed(a.dir, out, format_user_digests(0, 0, {}, false), t0 + 10, fx);
 	ck_assert_uint_eq(count_prefix(lines_to(fx, out), "DONE"), 0); // held
 
 	// our left dials us; its handshake is held as well (no DONE yet)
@@ -462,20 +471,9 @@ START_TEST(test_restored_stale_table_takes_a_disagreeing_ring_update)
 	std::string file = ring_state(ring, t0 + 5);
 	Users users = users_of(ring.dir);
 	Node a;
-	a.restore(file, t0 + 10);
 	Effects fx;
-	a.dir.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}, {ip("127.0.0.3"), 9090}},
-			 ip("127.0.0.1"), 9090, t0 + 10, fx);
-	RingConnId out = fx.ring_connects.front().id;
-	a.dir.ring_connected(out, t0 + 10, fx);
-	a.dir.ring_line(out, "VERSION\tdirector\t1\t9\tUSER-DIGEST", t0 + 10, fx);
-	a.dir.ring_line(out, "ME\t127.0.0.2\t9090\t" + std::to_string(t0 + 10), t0 + 10, fx);
-	Users other;
-	for (const auto &[h, host] : users)
-		other[h] = host == "10.0.0.1" ? "10.0.0.2" : "10.0.0.1";
-	unsigned bits = user_digest_bits_for(other.size());
-	for (const auto &l : format_user_digests(bits, other.size(), digests_of(other, bits), true))
-		a.dir.ring_line(out, l, t0 + 10, fx);
+	RingConnId out = restored_dials_right(a, file, "127.0.0.1", "127.0.0.2", fx);
+	feed(a.dir, out, running_ring_disagreeing_everywhere(users), t0 + 10, fx);
 	a.dir.ring_line(out, "DONE", t0 + 10, fx);
 	for (const auto &c : fx.ring_closes)
 		ck_assert_msg(c.id != out, "closed: %s", c.reason.c_str());
