@@ -39,8 +39,12 @@ struct CpuProbe {
 	int pid = 0;
 	long long stat_ticks_before = -1; // utime+stime from /proc/<pid>/stat
 	long long stat_ticks_after = -1;
+	long long minflt_before = -1; // minor page faults from /proc/<pid>/stat
+	long long minflt_after = -1;
 	long long sched_ns_before = -1; // on-CPU ns from /proc/<pid>/schedstat
 	long long sched_ns_after = -1;
+	long long slices_before = -1; // times scheduled in, from the same file
+	long long slices_after = -1;
 };
 
 struct Options {
@@ -190,36 +194,54 @@ bool parse_args(int argc, char **argv, Options &opt)
 	return true;
 }
 
-// utime+stime in clock ticks from /proc/<pid>/stat; -1 if unreadable.
-long long read_stat_ticks(int pid)
+// utime+stime in clock ticks and minor page faults from /proc/<pid>/stat;
+// -1 where unreadable.
+struct StatSample {
+	long long ticks = -1;
+	long long minflt = -1;
+};
+
+StatSample read_stat(int pid)
 {
 	std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
 	std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+	StatSample res;
 	size_t rp = s.rfind(')');
 	if (rp == std::string::npos)
-		return -1;
+		return res;
 	std::istringstream is(s.substr(rp + 2));
 	std::string field;
-	// fields after comm: state(3) ppid pgrp session tty tpgid flags minflt
+	// fields after comm: state(3) ppid pgrp session tty tpgid flags minflt(10)
 	// cminflt majflt cmajflt utime(14) stime(15)
 	long long utime = -1, stime = -1;
 	for (int n = 3; n <= 15 && (is >> field); n++) {
-		if (n == 14)
+		if (n == 10)
+			res.minflt = std::atoll(field.c_str());
+		else if (n == 14)
 			utime = std::atoll(field.c_str());
 		else if (n == 15)
 			stime = std::atoll(field.c_str());
 	}
-	return utime < 0 || stime < 0 ? -1 : utime + stime;
+	if (utime >= 0 && stime >= 0)
+		res.ticks = utime + stime;
+	return res;
 }
 
-// Nanoseconds on CPU from /proc/<pid>/schedstat (finer than ticks); -1 if absent.
-long long read_sched_ns(int pid)
+// On-CPU nanoseconds and the number of times the process was scheduled in,
+// from /proc/<pid>/schedstat; -1 where absent.
+struct SchedSample {
+	long long ns = -1;
+	long long slices = -1;
+};
+
+SchedSample read_sched(int pid)
 {
 	std::ifstream f("/proc/" + std::to_string(pid) + "/schedstat");
-	long long ns = -1;
-	if (!(f >> ns))
-		return -1;
-	return ns;
+	SchedSample res;
+	long long wait_ns = 0;
+	if (!(f >> res.ns >> wait_ns >> res.slices))
+		res.slices = -1;
+	return res;
 }
 
 std::string base64(const std::string &in)
@@ -289,8 +311,12 @@ public:
 			return 1;
 
 		for (auto &p : opt_.probes) {
-			p.stat_ticks_before = read_stat_ticks(p.pid);
-			p.sched_ns_before = read_sched_ns(p.pid);
+			StatSample st = read_stat(p.pid);
+			p.stat_ticks_before = st.ticks;
+			p.minflt_before = st.minflt;
+			SchedSample sc = read_sched(p.pid);
+			p.sched_ns_before = sc.ns;
+			p.slices_before = sc.slices;
 		}
 		start_ = Clock::now();
 		if (opt_.duration_secs > 0)
@@ -303,8 +329,12 @@ public:
 		bool timed_out = !loop(hard_deadline);
 		end_ = Clock::now();
 		for (auto &p : opt_.probes) {
-			p.stat_ticks_after = read_stat_ticks(p.pid);
-			p.sched_ns_after = read_sched_ns(p.pid);
+			StatSample st = read_stat(p.pid);
+			p.stat_ticks_after = st.ticks;
+			p.minflt_after = st.minflt;
+			SchedSample sc = read_sched(p.pid);
+			p.sched_ns_after = sc.ns;
+			p.slices_after = sc.slices;
 		}
 		report(timed_out);
 		for (auto &c : conns_)
@@ -587,6 +617,14 @@ private:
 					    ns / 1e3 / static_cast<double>(done), p.label.c_str(),
 					    secs > 0 ? ns / 1e9 / secs : 0.0);
 			}
+			if (p.slices_before >= 0 && p.slices_after >= 0)
+				std::printf(" %s_slices_per_klookup=%.1f", p.label.c_str(),
+					    static_cast<double>(p.slices_after - p.slices_before) * 1e3 /
+						    static_cast<double>(done));
+			if (p.minflt_before >= 0 && p.minflt_after >= 0)
+				std::printf(" %s_minflt_per_klookup=%.2f", p.label.c_str(),
+					    static_cast<double>(p.minflt_after - p.minflt_before) * 1e3 /
+						    static_cast<double>(done));
 		}
 		if (timed_out)
 			std::printf(" timed_out=1");

@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -214,6 +215,7 @@ def step_pipe(runner, t, m, rnd, args):
         m["dir_pipe_new_lps"] = r.get("lookups_per_sec")
         m["dir_pipe_new_lat_us"] = r.get("mean_latency_us")
         m["dir_pipe_new_cpu_us"] = cpu_us(r)
+        m["dir_pipe_new_slices"] = r.get("director_slices_per_klookup")
         m["dir_pipe_new_auth_util"] = r.get("auth_cpu_util")
         m["dir_pipe_new_director_util"] = r.get("director_cpu_util")
         t.known = int(r.get("requests") or 0)
@@ -271,34 +273,41 @@ def step_imap(runner, t, m, rnd, args):
             (r.get("login_failed") or 0)
 
 
-def strace_summary(path):
-    """{syscall: calls} from an `strace -c` summary file (the "total" row too)."""
+# The calls a director makes on its lookup path (and a few more, so that a new
+# one shows up in the "other" remainder rather than nowhere).
+PERF_SYSCALLS = ("read", "write", "writev", "readv", "epoll_wait", "epoll_ctl",
+                 "recvfrom", "sendto", "recvmsg", "sendmsg", "setsockopt", "getsockopt",
+                 "accept4", "close", "fcntl", "ioctl")
+
+
+def perf_stat_summary(path):
+    """{event: count} from a `perf stat -x,` output file."""
     res = {}
     with contextlib.suppress(OSError):
         with open(path) as f:
             for line in f:
-                w = line.split()
-                # % time, seconds, usecs/call, calls, [errors,] syscall
-                if len(w) >= 5 and w[3].isdigit():
-                    with contextlib.suppress(ValueError):
-                        float(w[0])
-                        res[w[-1]] = int(w[3])
+                w = line.strip().split(",")
+                if len(w) >= 3 and w[0].isdigit():
+                    res[w[2].split(":")[-1].replace("sys_enter_", "")] = int(w[0])
     return res
 
 
 def step_syscalls(runner, t, m, rnd, args):
-    """--syscalls: one extra pipelined run (new users) with `strace -c` attached
-    to the director: system calls per lookup. strace slows the director down a
-    lot, so this run's lookups/s and CPU are not used anywhere else."""
+    """--syscalls: one extra pipelined run (new users) with `perf stat` counting
+    the director's system calls (tracepoints: every call, little overhead) and
+    context switches per lookup."""
     d = t.inst
-    out = os.path.join(d.dir, "strace-%d.txt" % rnd)
-    st = subprocess.Popen(["strace", "-c", "-f", "-o", out, "-p", str(t.dpid)],
+    out = os.path.join(d.dir, "perf-stat-%d.txt" % rnd)
+    events = ["raw_syscalls:sys_enter", "context-switches"] + \
+        ["syscalls:sys_enter_%s" % c for c in PERF_SYSCALLS]
+    st = subprocess.Popen(["perf", "stat", "-x,", "-o", out, "-e", ",".join(events),
+                           "-p", str(t.dpid)],
                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.5)     # strace has no "attached" signal on stdout
+        time.sleep(0.3)     # perf stat has no "attached" signal
         offset = 10_000_000 * (rnd + 1) + 7_000_000
-        r = runner.auth(t.name + "/dir-pipe-strace", d.path("login/director"), {},
+        r = runner.auth(t.name + "/dir-pipe-perf", d.path("login/director"), {},
                         args.auth_connections, args.inflight, args.auth_secs, 100_000_000,
                         offset, True)
     finally:
@@ -308,14 +317,18 @@ def step_syscalls(runner, t, m, rnd, args):
         except subprocess.TimeoutExpired:
             st.kill()
             st.wait()
-    calls = strace_summary(out)
+    counts = perf_stat_summary(out)
     n = r.get("requests") if r else None
-    if n and calls.get("total"):
-        m["syscalls_per_lookup"] = calls["total"] / n
-        top = sorted(((c, k) for k, c in calls.items() if k != "total"), reverse=True)[:6]
+    if n and counts.get("sys_enter"):
+        m["syscalls_per_lookup"] = counts["sys_enter"] / n
+        if "context-switches" in counts:
+            m["ctxsw_per_lookup"] = counts["context-switches"] / n
+        top = sorted(((counts[c], c) for c in PERF_SYSCALLS if counts.get(c)), reverse=True)[:6]
         m["syscalls_top"] = " ".join("%s=%.2f" % (k, c / n) for c, k in top)
         runner.log.write("%s syscalls per lookup: %.2f (%s)\n" % (
             t.name, m["syscalls_per_lookup"], m["syscalls_top"]))
+    else:
+        runner.log.write("%s: perf stat counted nothing (is perf installed?)\n" % t.name)
 
 
 def pin_auth_phase(runner, duts, on):
@@ -372,10 +385,12 @@ ROWS = [
     ("dir_pipe_new_cpu_us", "director CPU/lookup pipelined new (us)", False),
     ("dir_pipe_known_cpu_us", "director CPU/lookup pipelined known (us)", False),
     ("dir_serial_cpu_us", "director CPU/lookup one-at-a-time (us)", False),
+    ("dir_pipe_new_slices", "director scheduled in /1000 lookups pipelined new", False),
     ("dir_pipe_new_director_util", "director CPU util during director pipe", None),
     ("dir_pipe_new_auth_util", "auth process CPU util during director pipe", None),
     ("auth_pipe_auth_util", "auth process CPU util during direct pipe", None),
-    ("syscalls_per_lookup", "director system calls/lookup pipelined (strace)", False),
+    ("syscalls_per_lookup", "director system calls/lookup pipelined (perf)", False),
+    ("ctxsw_per_lookup", "director context switches/lookup pipelined (perf)", False),
     ("imap_sps", "IMAP sessions/s through proxy", True),
     ("imap_p50_ms", "IMAP session p50 (ms)", False),
     ("imap_p99_ms", "IMAP session p99 (ms)", False),
@@ -507,7 +522,7 @@ def main():
                     help="during the auth steps pin director+auth to CPU 0 and the auth "
                     "client to the other CPUs (needs an otherwise idle machine)")
     ap.add_argument("--syscalls", action="store_true",
-                    help="add a pipelined run per round with strace -c on the director: "
+                    help="add a pipelined run per round with perf stat on the director: "
                     "system calls per lookup")
     ap.add_argument("--ring", action="store_true",
                     help="afterwards run ring-bench.py (join, propagation) on the same "
@@ -526,6 +541,8 @@ def main():
             sys.exit("bench: %s/%s not built (make -C bench bench)" % (args.bench_dir, b))
     if not os.access(args.stock, os.X_OK):
         sys.exit("bench: stock director %s not executable" % args.stock)
+    if args.syscalls and shutil.which("perf") is None:
+        sys.exit("bench: --syscalls needs perf (apt-get install linux-perf)")
 
     t0 = time.monotonic()
     c = rig.Cluster(nbackends=args.backends, nusers=args.imap_users, keep=args.keep)
