@@ -32,6 +32,7 @@ usage: rejoin-bench.py [--ours BIN] [--users N] [--changes K] [--keep]
 """
 
 import argparse
+import datetime
 import importlib.util
 import os
 import re
@@ -50,6 +51,9 @@ _spec.loader.exec_module(rb)
 SETTINGS_DIR = "/usr/lib/dovecot/modules/settings"
 STATE_MODULE = "libdirector_state_settings.so"
 POLL_SECS = 0.02
+# Microseconds in the directors' log timestamps, for the ring exchange's times.
+LOG_TIMESTAMP = 'log_timestamp = "%Y-%m-%d %H:%M:%S.%{usecs} "'
+LOG_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def say(msg):
@@ -96,7 +100,27 @@ def move(inst, users, host_of):
     return bad
 
 
+def log_times(d, after_wall):
+    """Wall-clock times of d's log lines "Connecting to" (its first ring
+    connection) and "Director ring handshaked" after after_wall: the ring
+    exchange, without process start and state file load."""
+    res = {}
+    for line in d.read_log().splitlines():
+        for key, text in (("connect", "director: Info: Connecting to "),
+                          ("handshaked", "director: Info: Director ring handshaked")):
+            if key in res or text not in line:
+                continue
+            try:
+                when = datetime.datetime.strptime(line[:26], LOG_TIME_FORMAT).timestamp()
+            except ValueError:
+                continue
+            if when >= after_wall:
+                res[key] = when
+    return res
+
+
 def measure_join(c, d, left, want_users, deadline_secs):
+    wall0 = time.time()
     t0 = rb.launch(c, d)
     adm = rb.Admin.connect(d, 10)
     admin = time.monotonic() - t0
@@ -122,9 +146,15 @@ def measure_join(c, d, left, want_users, deadline_secs):
     boot0 = time.clock_gettime(time.CLOCK_BOOTTIME) - (time.monotonic() - t0)
     st = rb.proc_start_boottime(d.director_pid())
     from_proc = secs - (st - boot0) if st is not None else None
+    lt = log_times(d, wall0 - 1)
+    exchange = handshaked = None
+    if "connect" in lt:
+        exchange = wall0 + secs - lt["connect"]
+        if "handshaked" in lt:
+            handshaked = lt["handshaked"] - lt["connect"]
     return {"secs": secs, "synced": synced, "counted": counted, "admin": admin,
-            "after_admin": secs - admin, "from_proc": from_proc, "bytes_in": rx,
-            "bytes_out": tx}
+            "after_admin": secs - admin, "from_proc": from_proc, "exchange": exchange,
+            "handshaked": handshaked, "bytes_in": rx, "bytes_out": tx}
 
 
 def tables(ds):
@@ -156,7 +186,7 @@ def main():
     # d0 lists only itself (it is filled alone) and learns d1 and d2 by
     # DIRECTOR-ADD; d1 and d2 list all three.
     ds = [c.add_director(bin=args.ours, servers="self" if j == 0 else servers,
-                         mail_servers=" ".join(hosts))
+                         mail_servers=" ".join(hosts), extra_conf=LOG_TIMESTAMP)
           for j in range(3)]
     d0, d1, d2 = ds
     res = {}
@@ -247,13 +277,15 @@ def main():
     for key, label in (("secs", "time to synced + all users (s)"),
                        ("from_proc", "  of it after director start (s)"),
                        ("after_admin", "  of it after admin answered (s)"),
+                       ("exchange", "  of it after first ring connect (s)"),
+                       ("handshaked", "ring connect -> handshaked (s)"),
                        ("bytes_in", "ring bytes received"),
                        ("bytes_out", "ring bytes sent")):
         a, b = full[key], rej[key]
         if a is None or b is None:
             out.write("%-34s %14s %14s %8s\n" % (label, "-", "-", "-"))
             continue
-        secs = key in ("secs", "from_proc", "after_admin")
+        secs = key in ("secs", "from_proc", "after_admin", "exchange", "handshaked")
         out.write("%-34s %14s %14s %8s\n" % (label, "%.2f" % a if secs else a,
                                             "%.2f" % b if secs else b,
                                             "%.3f" % (b / a) if a else "-"))

@@ -388,12 +388,14 @@ size_t Director::ring_joining_delta(const std::vector<const RingCommand *> &host
 		hosts_.set_hostname(id, theirs->hostname);
 	}
 	// Our users of the buckets that differ go; theirs come in the handshake.
-	for (UserIndex u = users_.oldest(); u != no_user;) {
-		UserIndex next = users_.newer(u);
+	// Found in one pass over the slab, erased after it.
+	std::vector<UserIndex> stale;
+	users_.for_each([&](UserIndex u) {
 		if (replace.contains_user(users_.user_hash(u)))
-			users_.erase(u);
-		u = next;
-	}
+			stale.push_back(u);
+	});
+	for (UserIndex u : stale)
+		users_.erase(u);
 	return users_.size();
 }
 

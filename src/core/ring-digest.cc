@@ -17,7 +17,9 @@ void Ring::send_user_digests(RingLink &c, Effects &fx)
 	if (c.digests_sent || !c.digest_peer || !c.incoming() || c.closing())
 		return;
 	c.digests_sent = true;
-	unsigned bits = users_.size() == 0 ? 0 : user_digest_bits_for(users_.size());
+	// A restored connector meeting a running ring sends us no users at all.
+	bool wanted = users_.size() != 0 && !(c.digest_peer_restored && ring_handshaked_);
+	unsigned bits = wanted ? user_digest_bits_for(users_.size()) : 0;
 	std::vector<uint64_t> digests;
 	if (bits != 0)
 		digests = user_table_digests(users_, hosts_, bits);
@@ -129,7 +131,7 @@ void Ring::start_handshake_users(RingLink &c, Now now, Effects &fx)
 					" user buckets that differ (the peer has " +
 					std::to_string(in.peer_users()) + " users, we have " +
 					std::to_string(users_.size()) + ")");
-			c.start_user_stream(users_, std::move(diff));
+			c.start_user_stream(users_, diff);
 			continue_user_stream(c, now, fx);
 			return;
 		}
@@ -255,7 +257,7 @@ void Ring::answer_digest_check(RingLink &c, Now now, Effects &fx)
 		" of " + std::to_string(diff.buckets()) + " buckets differ (the peer has " +
 		std::to_string(in.peer_users()) + " users, we have " +
 		std::to_string(users_.size()) + "), sending their users");
-	c.start_repair_stream(users_, std::move(diff));
+	c.start_repair_stream(users_, diff);
 	continue_user_stream(c, now, fx);
 }
 

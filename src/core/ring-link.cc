@@ -1,6 +1,8 @@
 // RingLink (see ring-link.h). No I/O here.
 #include "ring-link.h"
 
+#include <algorithm>
+
 #include <cstring>
 
 namespace director::core {
@@ -76,7 +78,12 @@ bool RingLink::pong(Now now)
 
 void RingLink::start_resend_stream(UserTable &users)
 {
-	start_user_stream(users);
+	std::vector<Listed> list;
+	users.for_each([&](UserIndex u) {
+		if (users.resend(u))
+			list.push_back({u, users.user_hash(u), users.tag(u)});
+	});
+	start_listed_stream_(users, std::move(list));
 	resend_ = true;
 	stream_as_updates_ = true;
 }
@@ -89,14 +96,57 @@ void RingLink::start_user_stream(UserTable &users)
 	stream_cursor_ = users.open_cursor();
 }
 
+void RingLink::start_user_stream(UserTable &users, const UserDigestBuckets &buckets)
+{
+	std::vector<Listed> list;
+	if (buckets.count() != 0) { // none: a restored director meeting a running ring
+		users.for_each([&](UserIndex u) {
+			uint32_t hash = users.user_hash(u);
+			if (buckets.contains_user(hash))
+				list.push_back({u, hash, users.tag(u)});
+		});
+	}
+	start_listed_stream_(users, std::move(list));
+}
+
+void RingLink::start_listed_stream_(UserTable &users, std::vector<Listed> list)
+{
+	stop_user_stream();
+	resend_ = false;
+	// Oldest first, as the expiry list would give them: a stock receiver of
+	// a resend places each user by walking back from its newest one.
+	std::sort(list.begin(), list.end(), [&users](const Listed &a, const Listed &b) {
+		uint32_t ta = users.timestamp(a.u), tb = users.timestamp(b.u);
+		return ta != tb ? ta < tb : a.u < b.u;
+	});
+	stream_users_ = &users;
+	stream_listed_ = true;
+	stream_list_ = std::move(list);
+	stream_list_pos_ = 0;
+}
+
+UserIndex RingLink::next_stream_user_(UserTable &users)
+{
+	if (!stream_listed_)
+		return users.cursor_next(stream_cursor_);
+	while (stream_list_pos_ < stream_list_.size()) {
+		const Listed &l = stream_list_[stream_list_pos_++];
+		if (users.live(l.u) && users.user_hash(l.u) == l.user_hash && users.tag(l.u) == l.tag)
+			return l.u;
+	}
+	return no_user;
+}
+
 void RingLink::stop_user_stream()
 {
-	if (stream_users_ != nullptr)
+	if (stream_users_ != nullptr && !stream_listed_)
 		stream_users_->close_cursor(stream_cursor_);
 	stream_users_ = nullptr;
+	stream_listed_ = false;
+	std::vector<Listed>().swap(stream_list_);
+	stream_list_pos_ = 0;
 	stream_as_updates_ = false;
 	stream_as_repair_ = false;
-	stream_filter_ = UserDigestBuckets();
 	want_drain = false;
 }
 
@@ -122,11 +172,9 @@ bool RingLink::continue_user_stream(const HostList &hosts, Now now, Effects &fx)
 	// "USER-DIGEST\tU\t" + 10 digits + tab + address + tab + 10 digits + "\tw\n"
 	char line[14 + 10 + 1 + ip_text_max + 1 + 10 + 3];
 	while (n < ring_handshake_users_per_batch) {
-		UserIndex u = users.cursor_next(stream_cursor_);
+		UserIndex u = next_stream_user_(users);
 		if (u == no_user)
 			break;
-		if (!stream_filter_.empty() && !stream_filter_.contains_user(users.user_hash(u)))
-			continue;
 		if (stream_as_repair_) {
 			if (users.weak(u))
 				continue;
@@ -168,7 +216,8 @@ bool RingLink::continue_user_stream(const HostList &hosts, Now now, Effects &fx)
 	if (!batch.empty())
 		fx.ring_sends.push_back({id_, std::move(batch)});
 	last_output = now.mono;
-	if (!users.cursor_done(stream_cursor_)) {
+	if (stream_listed_ ? stream_list_pos_ < stream_list_.size()
+			   : !users.cursor_done(stream_cursor_)) {
 		want_drain = true;
 		return false;
 	}

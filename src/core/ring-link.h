@@ -60,13 +60,17 @@ public:
 	// are never skipped.
 	void start_user_stream(UserTable &users);
 	// The same, limited to the users of `buckets` (a delta join, user-digest.h).
-	void start_user_stream(UserTable &users, UserDigestBuckets buckets)
-	{
-		start_user_stream(users);
-		stream_filter_ = std::move(buckets);
-	}
+	// These are few users of a big table: they are picked in one pass over the
+	// table's slab (UserTable::for_each, several times faster than walking the
+	// expiry list) and sent in timestamp order. A user erased meanwhile is
+	// skipped; one added meanwhile is not met (during a delta handshake it is
+	// where a user added to an equal bucket is: the digest checks after the
+	// handshake find both).
+	void start_user_stream(UserTable &users, const UserDigestBuckets &buckets);
 	// Like the handshake stream, but after the handshake: only users marked resend,
 	// as USER commands, which peers refresh and pass on only when new to them.
+	// Picked in one pass over the slab, as a delta stream is; a user marked or
+	// changed later goes round as any ring update does.
 	void start_resend_stream(UserTable &users);
 	bool resending() const { return resend_; }
 	// The same stream on a handshaked link, as plain USER updates (with timestamps),
@@ -80,9 +84,9 @@ public:
 	// The left's answer to a digest check: the users of `buckets` as
 	// USER-DIGEST U lines (weak users are left out: their conflict is still
 	// being settled on the ring).
-	void start_repair_stream(UserTable &users, UserDigestBuckets buckets)
+	void start_repair_stream(UserTable &users, const UserDigestBuckets &buckets)
 	{
-		start_user_stream(users, std::move(buckets));
+		start_user_stream(users, buckets);
 		stream_as_repair_ = true;
 		repair_sent = 0;
 	}
@@ -147,6 +151,7 @@ public:
 
 	// User-table digests (user-digest.h), only with a peer that offered them.
 	bool digest_peer = false;      // its VERSION offered USER-DIGEST
+	bool digest_peer_restored = false; // ... and USER-DIGEST-RESTORED
 	bool digests_sent = false;     // acceptor: our bucket digests went out
 	bool awaiting_digests = false; // connector: the user stream waits for them
 	bool stream_held = false;      // connector: held by a state restore (ring.h)
@@ -177,11 +182,23 @@ private:
 	bool incoming_;
 	State state_;
 	UserTable *stream_users_ = nullptr;
-	UserTable::Cursor stream_cursor_ = 0;
+	UserTable::Cursor stream_cursor_ = 0; // unless stream_listed_
+	// A stream over users picked beforehand (start_user_stream() with buckets,
+	// start_resend_stream()): each with its hash and tag, so that an index
+	// erased and handed to another user meanwhile is recognised and skipped.
+	struct Listed {
+		UserIndex u;
+		uint32_t user_hash;
+		TagId tag;
+	};
+	bool stream_listed_ = false;
+	std::vector<Listed> stream_list_;
+	size_t stream_list_pos_ = 0;
+	void start_listed_stream_(UserTable &users, std::vector<Listed> list);
+	UserIndex next_stream_user_(UserTable &users);
 	bool resend_ = false;
 	bool stream_as_updates_ = false;
 	bool stream_as_repair_ = false;
-	UserDigestBuckets stream_filter_; // empty: every user
 	// handshake sending: host id -> address text, valid for one generation of host ids
 	std::vector<std::string> send_ip_text_;
 	uint64_t send_ip_generation_ = 0;

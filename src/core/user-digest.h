@@ -25,7 +25,10 @@
 // "ring running" is the acceptor's HOST-HAND-START flag, early: a connector that
 // restored a table and waits to learn whether the ring kept running (ring.h,
 // hold_user_streams()) learns it here from its right, and sends that right none
-// of its stale users, instead of waiting for its left.
+// of its stale users, instead of waiting for its left. Such a connector also
+// says so in its VERSION (`USER-DIGEST-RESTORED`): an acceptor whose ring is
+// running then answers `BEGIN 0 <users> 1` and END without computing any
+// digests, since that connector will send it no users whatever they say.
 //
 // The connector sends its host list at once but holds its user stream until END.
 // Then it compares with its own digests and answers, before its users:
@@ -79,6 +82,7 @@ namespace director::core {
 
 constexpr std::string_view user_digest_offer = "USER-DIGEST";
 constexpr std::string_view user_digest_check_offer = "USER-DIGEST-CHECK";
+constexpr std::string_view user_digest_restored_offer = "USER-DIGEST-RESTORED";
 constexpr std::string_view user_digest_command = "USER-DIGEST";
 constexpr unsigned user_digest_min_bits = 4;
 constexpr unsigned user_digest_max_bits = 18;

@@ -107,6 +107,13 @@ public:
 	// that spans one must not bring those users back.
 	uint64_t host_erasures() const { return host_erasures_; }
 
+	// Whether u names a live entry (possibly another user's, once u was erased
+	// and its number handed out again).
+	bool live(UserIndex u) const
+	{
+		return u < slab_used_ &&
+		       (chunks_[u >> chunk_bits_][u & (chunk_entries_ - 1)].tag_flags & flag_used_) != 0;
+	}
 	uint32_t user_hash(UserIndex u) const { return entry_(u).user_hash; }
 	TagId tag(UserIndex u) const { return entry_(u).tag_flags & tag_mask_; }
 	HostId host(UserIndex u) const { return entry_(u).host; }
@@ -132,8 +139,8 @@ public:
 
 	// Calls f(u) for every user, in slab order rather than expiry order: one
 	// sequential pass, several times faster than the list walk on a big table, for
-	// work whose result does not depend on the order (digests). f must not change
-	// the table.
+	// work whose result does not depend on the order (digests, picking users to
+	// erase afterwards). f must not change the table.
 	template <typename F> void for_each(F &&f) const
 	{
 		for (size_t c = 0; c < chunks_.size(); c++) {

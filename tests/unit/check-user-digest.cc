@@ -7,6 +7,7 @@
 
 #include "check-fixtures.h"
 #include "check-main.h"
+#include "check-ring-net.h"
 
 #include <map>
 #include <set>
@@ -416,19 +417,86 @@ START_TEST(test_restored_connector_sends_nothing_to_a_running_ring)
 	Node ring;
 	std::string file = ring_state(ring, t0 + 5);
 	Users users = users_of(ring.dir);
-	Node a;
-	Effects fx;
-	RingConnId out = restored_dials_right(a, file, "127.0.0.1", "127.0.0.2", fx);
-	ck_assert_uint_eq(count_prefix(lines_to(fx, out), "DONE"), 0); // held
-	// the right's table differs everywhere, and its ring is running
-	feed(a.dir, out, running_ring_disagreeing_everywhere(users), t0 + 10, fx);
-	auto lines = lines_to(fx, out);
-	ck_assert_uint_eq(count_prefix(lines, "U\t"), 0);
-	ck_assert_uint_eq(count_prefix(lines, "USER-DIGEST\tDELTA\t"), 1);
-	ck_assert_uint_eq(count_prefix(lines, "DONE"), 1);
-	ck_assert(a.log.has("The ring kept running while we were away"));
-	// our table stays until our left replaces it
-	ck_assert(users_of(a.dir) == users);
+	// The right sent its digests (an older director of ours), or only said
+	// that its ring runs (it saw our USER-DIGEST-RESTORED).
+	for (bool digests : {true, false}) {
+		Node a;
+		Effects fx;
+		RingConnId out = restored_dials_right(a, file, "127.0.0.1", "127.0.0.2", fx);
+		ck_assert_uint_eq(count_prefix(lines_to(fx, out), "DONE"), 0); // held
+		feed(a.dir, out,
+		     digests ? running_ring_disagreeing_everywhere(users)
+			     : format_user_digests(0, users.size(), {}, true),
+		     t0 + 10, fx);
+		auto lines = lines_to(fx, out);
+		ck_assert_uint_eq(count_prefix(lines, "U\t"), 0);
+		ck_assert_uint_eq(count_prefix(lines, "USER-DIGEST\tDELTA\t"), 1);
+		ck_assert_uint_eq(count_prefix(lines, "DONE"), 1);
+		ck_assert(a.log.has("The ring kept running while we were away"));
+		// our table stays until our left replaces it
+		ck_assert(users_of(a.dir) == users);
+	}
+}
+END_TEST
+
+// A restored director says so in the VERSION it sends its right, and only then.
+START_TEST(test_restored_connector_says_so_in_its_version)
+{
+	Node ring;
+	std::string file = ring_state(ring, t0 + 5);
+	for (bool restored : {true, false}) {
+		Node a;
+		if (restored)
+			a.restore(file, t0 + 10);
+		Effects fx;
+		a.dir.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}},
+				 ip("127.0.0.1"), 9090, t0 + 10, fx);
+		RingConnId out = fx.ring_connects.front().id;
+		a.dir.ring_connected(out, t0 + 10, fx);
+		auto lines = lines_to(fx, out);
+		ck_assert_uint_eq(count_prefix(lines, "VERSION\t"), 1);
+		ck_assert_uint_eq(count_prefix(lines, "VERSION\tdirector\t1\t9\tUSER-DIGEST\t"
+							"USER-DIGEST-CHECK\tUSER-DIGEST-RESTORED"),
+				  restored ? 1 : 0);
+	}
+}
+END_TEST
+
+// An acceptor in a running ring spares a restored connector its digests (that
+// connector sends it no users whatever they say): BEGIN with 0 bits and the
+// ring flag, then END. Any other connector gets the digests.
+START_TEST(test_running_acceptor_spares_a_restored_connector_its_digests)
+{
+	ring_net::Net net(2);
+	for (unsigned i = 0; i < 50; i++)
+		net.dirs[0]->lookup(RequestId(i + 1), "user" + std::to_string(i), "", net.at(0),
+				    net.fxs[0]);
+	net.settle();
+	ck_assert(net.all_synced());
+	Director &d = *net.dirs[1];
+	ck_assert_uint_eq(users_of(d).size(), 50);
+	for (bool restored : {true, false}) {
+		Effects fx;
+		// a second connection from its left (a listed director)
+		RingConnId in = d.ring_accept(ip("127.0.0.1"), net.at(1), fx);
+		ck_assert(in != 0);
+		d.ring_line(in, std::string("VERSION\tdirector\t1\t9\tUSER-DIGEST\tUSER-DIGEST-CHECK") +
+				(restored ? "\tUSER-DIGEST-RESTORED" : ""),
+			    net.at(1), fx);
+		UserDigestReader got;
+		for (const auto &l : lines_to(fx, in)) {
+			if (is_user_digest_line(l))
+				ck_assert(got.line(l).ok());
+		}
+		ck_assert(got.done() && got.peer_ring_running());
+		ck_assert_uint_eq(got.peer_users(), 50);
+		if (restored) {
+			ck_assert_uint_eq(got.bits(), 0);
+		} else {
+			ck_assert_uint_ne(got.bits(), 0);
+			ck_assert(got.digests() == digests_of(users_of(d), got.bits()));
+		}
+	}
 }
 END_TEST
 
@@ -587,6 +655,8 @@ int main()
 	tcase_add_test(tc, test_acceptor_full_join_replaces_the_table);
 	tcase_add_test(tc, test_connector_sends_only_differing_buckets);
 	tcase_add_test(tc, test_restored_connector_sends_nothing_to_a_running_ring);
+	tcase_add_test(tc, test_restored_connector_says_so_in_its_version);
+	tcase_add_test(tc, test_running_acceptor_spares_a_restored_connector_its_digests);
 	tcase_add_test(tc, test_restored_stale_table_takes_a_disagreeing_ring_update);
 	tcase_add_test(tc, test_restored_ring_restart_does_not_wait_for_the_hold);
 	suite_add_tcase(s, tc);
