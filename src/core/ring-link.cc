@@ -79,11 +79,10 @@ bool RingLink::pong(Now now)
 void RingLink::start_resend_stream(UserTable &users)
 {
 	std::vector<Listed> list;
-	users.for_each([&](UserIndex u) {
-		if (users.resend(u))
-			list.push_back({u, users.user_hash(u), users.tag(u)});
-	});
-	start_listed_stream_(users, std::move(list));
+	if (pick_users_(users, [&users](UserIndex u) { return users.resend(u); }, list))
+		start_listed_stream_(users, std::move(list));
+	else
+		start_user_stream(users);
 	resend_ = true;
 	stream_as_updates_ = true;
 }
@@ -99,14 +98,35 @@ void RingLink::start_user_stream(UserTable &users)
 void RingLink::start_user_stream(UserTable &users, const UserDigestBuckets &buckets)
 {
 	std::vector<Listed> list;
-	if (buckets.count() != 0) { // none: a restored director meeting a running ring
-		users.for_each([&](UserIndex u) {
-			uint32_t hash = users.user_hash(u);
-			if (buckets.contains_user(hash))
-				list.push_back({u, hash, users.tag(u)});
-		});
+	if (buckets.count() == 0) { // a restored director meeting a running ring
+		start_listed_stream_(users, std::move(list));
+	} else if (pick_users_(users,
+			       [&](UserIndex u) { return buckets.contains_user(users.user_hash(u)); },
+			       list)) {
+		start_listed_stream_(users, std::move(list));
+	} else {
+		start_user_stream(users);
+		stream_filter_ = buckets;
 	}
-	start_listed_stream_(users, std::move(list));
+}
+
+template <typename Pick>
+bool RingLink::pick_users_(const UserTable &users, Pick &&pick, std::vector<Listed> &list)
+{
+	size_t max = std::max(listed_stream_min_cap, users.size() / listed_stream_max_share);
+	bool fits = true;
+	users.for_each([&](UserIndex u) {
+		if (!fits || !pick(u))
+			return;
+		if (list.size() == max) {
+			fits = false;
+			return;
+		}
+		list.push_back({u, users.user_hash(u), users.tag(u)});
+	});
+	if (!fits)
+		std::vector<Listed>().swap(list);
+	return fits;
 }
 
 void RingLink::start_listed_stream_(UserTable &users, std::vector<Listed> list)
@@ -147,6 +167,7 @@ void RingLink::stop_user_stream()
 	stream_list_pos_ = 0;
 	stream_as_updates_ = false;
 	stream_as_repair_ = false;
+	stream_filter_ = UserDigestBuckets();
 	want_drain = false;
 }
 
@@ -175,6 +196,8 @@ bool RingLink::continue_user_stream(const HostList &hosts, Now now, Effects &fx)
 		UserIndex u = next_stream_user_(users);
 		if (u == no_user)
 			break;
+		if (!stream_filter_.empty() && !stream_filter_.contains_user(users.user_hash(u)))
+			continue;
 		if (stream_as_repair_) {
 			if (users.weak(u))
 				continue;

@@ -60,17 +60,20 @@ public:
 	// are never skipped.
 	void start_user_stream(UserTable &users);
 	// The same, limited to the users of `buckets` (a delta join, user-digest.h).
-	// These are few users of a big table: they are picked in one pass over the
-	// table's slab (UserTable::for_each, several times faster than walking the
-	// expiry list) and sent in timestamp order. A user erased meanwhile is
-	// skipped; one added meanwhile is not met (during a delta handshake it is
-	// where a user added to an equal bucket is: the digest checks after the
-	// handshake find both).
+	// When they are few (at most an eighth of the table), they are picked in
+	// one pass over the table's slab (UserTable::for_each, several times faster
+	// than walking the expiry list) and sent in timestamp order. A user erased
+	// meanwhile is skipped; one added meanwhile is not met (during a delta
+	// handshake it is where a user added to an equal bucket is: the digest
+	// checks after the handshake find both). More of them walk the expiry list
+	// batch by batch, as the whole-table stream does: no list of millions to
+	// build and sort in one go.
 	void start_user_stream(UserTable &users, const UserDigestBuckets &buckets);
 	// Like the handshake stream, but after the handshake: only users marked resend,
 	// as USER commands, which peers refresh and pass on only when new to them.
-	// Picked in one pass over the slab, as a delta stream is; a user marked or
-	// changed later goes round as any ring update does.
+	// Few of them are picked beforehand, as for a delta stream (a user marked or
+	// changed later goes round as any ring update does); after a full join,
+	// when the whole table is marked, the expiry list is walked.
 	void start_resend_stream(UserTable &users);
 	bool resending() const { return resend_; }
 	// The same stream on a handshaked link, as plain USER updates (with timestamps),
@@ -194,11 +197,20 @@ private:
 	bool stream_listed_ = false;
 	std::vector<Listed> stream_list_;
 	size_t stream_list_pos_ = 0;
+	// A picked stream is used for at most 1/listed_stream_max_share of the
+	// table (and always for up to listed_stream_min_cap users).
+	static constexpr size_t listed_stream_max_share = 8;
+	static constexpr size_t listed_stream_min_cap = 4096;
+	// The users `pick` accepts into `list`, or false (and `list` empty) when
+	// they are too many for a picked stream.
+	template <typename Pick>
+	static bool pick_users_(const UserTable &users, Pick &&pick, std::vector<Listed> &list);
 	void start_listed_stream_(UserTable &users, std::vector<Listed> list);
 	UserIndex next_stream_user_(UserTable &users);
 	bool resend_ = false;
 	bool stream_as_updates_ = false;
 	bool stream_as_repair_ = false;
+	UserDigestBuckets stream_filter_; // a walked delta stream's buckets; empty: every user
 	// handshake sending: host id -> address text, valid for one generation of host ids
 	std::vector<std::string> send_ip_text_;
 	uint64_t send_ip_generation_ = 0;

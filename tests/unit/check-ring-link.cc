@@ -152,73 +152,87 @@ START_TEST(test_ring_link_stream_meets_users_added_and_resorted_meanwhile)
 }
 END_TEST
 
-// A delta stream: only the users of the named buckets, picked before the
-// stream starts and sent oldest first. One erased meanwhile is not sent, nor
-// the user that got its index; one added meanwhile is not met.
+// A delta stream: only the users of the named buckets. A few (here 1/16 of
+// the table) are picked before the stream starts and sent oldest first: one
+// erased meanwhile is not sent, nor the user that got its index. Many (here
+// 3/4) are streamed by walking the expiry list, as the whole table is, which
+// meets that user.
 START_TEST(test_ring_link_delta_stream_sends_the_buckets_users_oldest_first)
 {
-	Fixture f;
-	const unsigned bits = 4;
-	// 100000 users, the later the older
-	for (uint32_t i = 0; i < 100000; i++)
-		f.users.insert(i * 143107u, 0, f.host, 200000 - i);
-	UserDigestBuckets buckets(bits);
-	buckets.add(3);
-	buckets.add(11);
-	std::vector<uint32_t> want;
-	for (uint32_t i = 100000; i-- > 0;) {
-		if (buckets.contains_user(i * 143107u))
-			want.push_back(i * 143107u);
+	const unsigned bits = 5;
+	for (bool few : {true, false}) {
+		Fixture f;
+		// 200000 users, the later the older
+		for (uint32_t i = 0; i < 200000; i++)
+			f.users.insert(i * 143107u, 0, f.host, 300000 - i);
+		f.users.sort_by_timestamp(); // so that a walk, too, goes oldest first
+		UserDigestBuckets buckets(bits);
+		for (uint32_t b = 0; b < (few ? 2u : 24u); b++)
+			buckets.add(few ? 3 + 8 * b : b);
+		std::vector<uint32_t> want;
+		for (uint32_t i = 200000; i-- > 0;) {
+			if (buckets.contains_user(i * 143107u))
+				want.push_back(i * 143107u);
+		}
+		ck_assert_uint_gt(want.size(), ring_handshake_users_per_batch);
+		RingLink out(1, false, IpAddr::v4(127, 0, 0, 2), 100);
+		out.set_connected(100);
+		out.start_user_stream(f.users, buckets);
+		ck_assert_uint_eq(f.users.open_cursors(), few ? 0 : 1);
+		Effects fx;
+		ck_assert(!out.continue_user_stream(f.hosts, 100, fx));
+		// not sent yet: erased; then its index goes to a user of the same
+		// bucket (with a cursor open, at the newest end of the list)
+		uint32_t gone = want.back();
+		f.users.erase(f.users.find(gone, 0));
+		uint32_t newcomer = gone + (1u << (32 - bits)) / 2; // same top bits
+		ck_assert(buckets.contains_user(newcomer) && f.users.find(newcomer, 0) == no_user);
+		f.users.insert(newcomer, 0, f.host, 1);
+		int batches = 1;
+		while (!out.continue_user_stream(f.hosts, 100, fx))
+			ck_assert_int_lt(++batches, 30);
+		want.pop_back();
+		if (!few)
+			want.push_back(newcomer); // a walk meets users added meanwhile
+		ck_assert(users_sent_in_order(fx) == want);
+		ck_assert(!out.sending_users());
+		ck_assert_uint_eq(f.users.open_cursors(), 0);
 	}
-	ck_assert_uint_gt(want.size(), ring_handshake_users_per_batch);
-	RingLink out(1, false, IpAddr::v4(127, 0, 0, 2), 100);
-	out.set_connected(100);
-	out.start_user_stream(f.users, buckets);
-	ck_assert_uint_eq(f.users.open_cursors(), 0);
-	Effects fx;
-	ck_assert(!out.continue_user_stream(f.hosts, 100, fx));
-	// not sent yet: erased; then its index goes to a user of the same bucket
-	uint32_t gone = want.back();
-	f.users.erase(f.users.find(gone, 0));
-	uint32_t newcomer = gone + (1u << (32 - bits)) / 2; // same top bits
-	ck_assert(buckets.contains_user(newcomer) && f.users.find(newcomer, 0) == no_user);
-	f.users.insert(newcomer, 0, f.host, 1);
-	int batches = 1;
-	while (!out.continue_user_stream(f.hosts, 100, fx))
-		ck_assert_int_lt(++batches, 10);
-	want.pop_back();
-	ck_assert(users_sent_in_order(fx) == want);
-	ck_assert(!out.sending_users());
 }
 END_TEST
 
 // A resend stream sends the users marked resend, oldest first, and clears the
-// mark of each one it sent.
+// mark of each one it sent: picked beforehand when few are marked, by walking
+// the expiry list when the whole table is (after a full join).
 START_TEST(test_ring_link_resend_stream_sends_marked_users)
 {
-	Fixture f;
-	f.add_users(1, 20000, 1000);
-	std::vector<uint32_t> marked;
-	for (uint32_t h = 19999; h >= 1; h -= 7) {
-		f.users.set_resend(f.users.find(h, 0), true);
-		marked.push_back(h);
+	for (uint32_t step : {7u, 1u}) {
+		Fixture f;
+		f.add_users(1, 20000, 1000);
+		f.users.sort_by_timestamp();
+		std::vector<uint32_t> marked;
+		for (uint32_t h = 1; h <= 20000; h += step) {
+			f.users.set_resend(f.users.find(h, 0), true);
+			marked.push_back(h);
+		}
+		RingLink out(1, false, IpAddr::v4(127, 0, 0, 2), 100);
+		out.set_connected(100);
+		out.set_handshaked();
+		out.start_resend_stream(f.users);
+		ck_assert_uint_eq(f.users.open_cursors(), step == 1 ? 1 : 0);
+		Effects fx;
+		while (!out.continue_user_stream(f.hosts, 100, fx))
+			;
+		auto sent = users_sent_in_order(fx);
+		ck_assert_uint_eq(sent.size(), marked.size());
+		ck_assert(std::multiset<uint32_t>(sent.begin(), sent.end()) ==
+			  std::multiset<uint32_t>(marked.begin(), marked.end()));
+		for (size_t i = 1; i < sent.size(); i++)
+			ck_assert(f.users.timestamp(f.users.find(sent[i - 1], 0)) <=
+				  f.users.timestamp(f.users.find(sent[i], 0)));
+		for (uint32_t h : marked)
+			ck_assert(!f.users.resend(f.users.find(h, 0)));
 	}
-	RingLink out(1, false, IpAddr::v4(127, 0, 0, 2), 100);
-	out.set_connected(100);
-	out.set_handshaked();
-	out.start_resend_stream(f.users);
-	Effects fx;
-	while (!out.continue_user_stream(f.hosts, 100, fx))
-		;
-	auto sent = users_sent_in_order(fx);
-	ck_assert_uint_eq(sent.size(), marked.size());
-	ck_assert(std::multiset<uint32_t>(sent.begin(), sent.end()) ==
-		  std::multiset<uint32_t>(marked.begin(), marked.end()));
-	for (size_t i = 1; i < sent.size(); i++)
-		ck_assert(f.users.timestamp(f.users.find(sent[i - 1], 0)) <=
-			  f.users.timestamp(f.users.find(sent[i], 0)));
-	for (uint32_t h : marked)
-		ck_assert(!f.users.resend(f.users.find(h, 0)));
 }
 END_TEST
 
