@@ -33,18 +33,19 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A process whose CPU time is sampled around the measured interval.
+// What /proc says of a process at one moment; -1 where unreadable.
+struct ProcSample {
+	long long ticks = -1;    // utime+stime, clock ticks (/proc/<pid>/stat)
+	long long minflt = -1;   // minor page faults (the same file)
+	long long sched_ns = -1; // on-CPU nanoseconds (/proc/<pid>/schedstat)
+	long long slices = -1;   // times scheduled in (the same file)
+};
+
+// A process sampled around the measured interval.
 struct CpuProbe {
 	std::string label;
 	int pid = 0;
-	long long stat_ticks_before = -1; // utime+stime from /proc/<pid>/stat
-	long long stat_ticks_after = -1;
-	long long minflt_before = -1; // minor page faults from /proc/<pid>/stat
-	long long minflt_after = -1;
-	long long sched_ns_before = -1; // on-CPU ns from /proc/<pid>/schedstat
-	long long sched_ns_after = -1;
-	long long slices_before = -1; // times scheduled in, from the same file
-	long long slices_after = -1;
+	ProcSample before, after;
 };
 
 struct Options {
@@ -194,54 +195,40 @@ bool parse_args(int argc, char **argv, Options &opt)
 	return true;
 }
 
-// utime+stime in clock ticks and minor page faults from /proc/<pid>/stat;
-// -1 where unreadable.
-struct StatSample {
-	long long ticks = -1;
-	long long minflt = -1;
-};
-
-StatSample read_stat(int pid)
+ProcSample read_sample(int pid)
 {
+	ProcSample res;
 	std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
 	std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-	StatSample res;
 	size_t rp = s.rfind(')');
-	if (rp == std::string::npos)
-		return res;
-	std::istringstream is(s.substr(rp + 2));
-	std::string field;
-	// fields after comm: state(3) ppid pgrp session tty tpgid flags minflt(10)
-	// cminflt majflt cmajflt utime(14) stime(15)
-	long long utime = -1, stime = -1;
-	for (int n = 3; n <= 15 && (is >> field); n++) {
-		if (n == 10)
-			res.minflt = std::atoll(field.c_str());
-		else if (n == 14)
-			utime = std::atoll(field.c_str());
-		else if (n == 15)
-			stime = std::atoll(field.c_str());
+	if (rp != std::string::npos) {
+		std::istringstream is(s.substr(rp + 2));
+		std::string field;
+		// fields after comm: state(3) ppid pgrp session tty tpgid flags minflt(10)
+		// cminflt majflt cmajflt utime(14) stime(15)
+		long long utime = -1, stime = -1;
+		for (int n = 3; n <= 15 && (is >> field); n++) {
+			if (n == 10)
+				res.minflt = std::atoll(field.c_str());
+			else if (n == 14)
+				utime = std::atoll(field.c_str());
+			else if (n == 15)
+				stime = std::atoll(field.c_str());
+		}
+		if (utime >= 0 && stime >= 0)
+			res.ticks = utime + stime;
 	}
-	if (utime >= 0 && stime >= 0)
-		res.ticks = utime + stime;
+	std::ifstream sf("/proc/" + std::to_string(pid) + "/schedstat");
+	long long wait_ns = 0;
+	if (!(sf >> res.sched_ns >> wait_ns >> res.slices))
+		res.slices = -1;
 	return res;
 }
 
-// On-CPU nanoseconds and the number of times the process was scheduled in,
-// from /proc/<pid>/schedstat; -1 where absent.
-struct SchedSample {
-	long long ns = -1;
-	long long slices = -1;
-};
-
-SchedSample read_sched(int pid)
+// after - before of one field, or -1 when either is unknown.
+long long growth(long long before, long long after)
 {
-	std::ifstream f("/proc/" + std::to_string(pid) + "/schedstat");
-	SchedSample res;
-	long long wait_ns = 0;
-	if (!(f >> res.ns >> wait_ns >> res.slices))
-		res.slices = -1;
-	return res;
+	return before < 0 || after < 0 ? -1 : after - before;
 }
 
 std::string base64(const std::string &in)
@@ -310,14 +297,8 @@ public:
 		if (!wait_handshakes(hard_deadline))
 			return 1;
 
-		for (auto &p : opt_.probes) {
-			StatSample st = read_stat(p.pid);
-			p.stat_ticks_before = st.ticks;
-			p.minflt_before = st.minflt;
-			SchedSample sc = read_sched(p.pid);
-			p.sched_ns_before = sc.ns;
-			p.slices_before = sc.slices;
-		}
+		for (auto &p : opt_.probes)
+			p.before = read_sample(p.pid);
 		start_ = Clock::now();
 		if (opt_.duration_secs > 0)
 			stop_sending_at_ = start_ + std::chrono::duration_cast<Clock::duration>(
@@ -328,14 +309,8 @@ public:
 			fill(c);
 		bool timed_out = !loop(hard_deadline);
 		end_ = Clock::now();
-		for (auto &p : opt_.probes) {
-			StatSample st = read_stat(p.pid);
-			p.stat_ticks_after = st.ticks;
-			p.minflt_after = st.minflt;
-			SchedSample sc = read_sched(p.pid);
-			p.sched_ns_after = sc.ns;
-			p.slices_after = sc.slices;
-		}
+		for (auto &p : opt_.probes)
+			p.after = read_sample(p.pid);
 		report(timed_out);
 		for (auto &c : conns_)
 			if (c.fd >= 0)
@@ -601,30 +576,30 @@ private:
 			    opt_.inflight, done, totals_.ok, totals_.fail, totals_.ok_with_host, secs,
 			    secs > 0 ? static_cast<double>(done) / secs : 0.0, mean, p50, p99);
 		for (const auto &p : opt_.probes) {
-			if (p.stat_ticks_before < 0 || p.stat_ticks_after < 0 || done == 0) {
+			long long ticks = growth(p.before.ticks, p.after.ticks);
+			if (ticks < 0 || done == 0) {
 				std::printf(" %s_pid=%d %s_cpu_us_per_lookup=NA", p.label.c_str(), p.pid,
 					    p.label.c_str());
 				continue;
 			}
-			double stat_us = static_cast<double>(p.stat_ticks_after - p.stat_ticks_before) *
-					 1e6 / static_cast<double>(tck);
-			std::printf(" %s_pid=%d %s_cpu_us=%.0f %s_cpu_us_per_lookup=%.2f", p.label.c_str(),
-				    p.pid, p.label.c_str(), stat_us, p.label.c_str(),
-				    stat_us / static_cast<double>(done));
-			if (p.sched_ns_before >= 0 && p.sched_ns_after >= 0) {
-				double ns = static_cast<double>(p.sched_ns_after - p.sched_ns_before);
-				std::printf(" %s_sched_us_per_lookup=%.2f %s_cpu_util=%.3f", p.label.c_str(),
-					    ns / 1e3 / static_cast<double>(done), p.label.c_str(),
-					    secs > 0 ? ns / 1e9 / secs : 0.0);
-			}
-			if (p.slices_before >= 0 && p.slices_after >= 0)
-				std::printf(" %s_slices_per_klookup=%.1f", p.label.c_str(),
-					    static_cast<double>(p.slices_after - p.slices_before) * 1e3 /
-						    static_cast<double>(done));
-			if (p.minflt_before >= 0 && p.minflt_after >= 0)
-				std::printf(" %s_minflt_per_klookup=%.2f", p.label.c_str(),
-					    static_cast<double>(p.minflt_after - p.minflt_before) * 1e3 /
-						    static_cast<double>(done));
+			double n = static_cast<double>(done);
+			const char *l = p.label.c_str();
+			double stat_us = static_cast<double>(ticks) * 1e6 / static_cast<double>(tck);
+			std::printf(" %s_pid=%d %s_cpu_us=%.0f %s_cpu_us_per_lookup=%.2f", l, p.pid, l,
+				    stat_us, l, stat_us / n);
+			long long ns = growth(p.before.sched_ns, p.after.sched_ns);
+			if (ns >= 0)
+				std::printf(" %s_sched_us_per_lookup=%.2f %s_cpu_util=%.3f", l,
+					    static_cast<double>(ns) / 1e3 / n, l,
+					    secs > 0 ? static_cast<double>(ns) / 1e9 / secs : 0.0);
+			long long slices = growth(p.before.slices, p.after.slices);
+			if (slices >= 0)
+				std::printf(" %s_slices_per_klookup=%.1f", l,
+					    static_cast<double>(slices) * 1e3 / n);
+			long long minflt = growth(p.before.minflt, p.after.minflt);
+			if (minflt >= 0)
+				std::printf(" %s_minflt_per_klookup=%.2f", l,
+					    static_cast<double>(minflt) * 1e3 / n);
 		}
 		if (timed_out)
 			std::printf(" timed_out=1");

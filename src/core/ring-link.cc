@@ -98,11 +98,10 @@ void RingLink::start_user_stream(UserTable &users)
 void RingLink::start_user_stream(UserTable &users, const UserDigestBuckets &buckets)
 {
 	std::vector<Listed> list;
-	if (buckets.count() == 0) { // a restored director meeting a running ring
-		start_listed_stream_(users, std::move(list));
-	} else if (pick_users_(users,
-			       [&](UserIndex u) { return buckets.contains_user(users.user_hash(u)); },
-			       list)) {
+	// No buckets (a restored director meeting a running ring): nothing to pick.
+	if (buckets.count() == 0 ||
+	    pick_users_(users, [&](UserIndex u) { return buckets.contains_user(users.user_hash(u)); },
+			list)) {
 		start_listed_stream_(users, std::move(list));
 	} else {
 		start_user_stream(users);

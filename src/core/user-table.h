@@ -111,8 +111,7 @@ public:
 	// and its number handed out again).
 	bool live(UserIndex u) const
 	{
-		return u < slab_used_ &&
-		       (chunks_[u >> chunk_bits_][u & (chunk_entries_ - 1)].tag_flags & flag_used_) != 0;
+		return u < slab_used_ && (raw_entry_(u).tag_flags & flag_used_) != 0;
 	}
 	uint32_t user_hash(UserIndex u) const { return entry_(u).user_hash; }
 	TagId tag(UserIndex u) const { return entry_(u).tag_flags & tag_mask_; }
@@ -231,12 +230,9 @@ private:
 
 	const Entry &entry_(UserIndex u) const
 	{
-		if (u >= slab_used_)
+		if (!live(u))
 			invalid_index_(u);
-		const Entry &e = chunks_[u >> chunk_bits_][u & (chunk_entries_ - 1)];
-		if ((e.tag_flags & flag_used_) == 0)
-			invalid_index_(u);
-		return e;
+		return raw_entry_(u);
 	}
 	Entry &entry_(UserIndex u)
 	{
