@@ -1,6 +1,7 @@
 // Stream: istream/ostream over an fd with an io watch.
 #include "adapter/stream.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -13,8 +14,10 @@ extern "C" {
 
 namespace director::adapter {
 
-Stream::Stream(int fd, size_t max_input_bytes, Framing framing)
-	: fd_(fd), input_(i_stream_create_fd(fd, max_input_bytes)),
+Stream::Stream(int fd, size_t max_input_bytes, Framing framing, size_t read_bytes)
+	: fd_(fd), input_(i_stream_create_fd(fd, framing == Framing::raw
+							 ? max_input_bytes
+							 : std::max(max_input_bytes, read_bytes))),
 	  output_(o_stream_create_fd(fd, SIZE_MAX))
 {
 	if (framing != Framing::raw) {

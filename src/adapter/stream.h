@@ -30,8 +30,12 @@ public:
 	// with at most max_input_bytes buffered.
 	enum class Framing { lines, lines_skip_overlong, raw };
 
-	// Takes ownership of `fd`.
-	Stream(int fd, size_t max_input_bytes, Framing framing = Framing::lines);
+	// Takes ownership of `fd`. `read_bytes` (framed streams only): the most
+	// one read() takes, when more than max_input_bytes; a ring connection
+	// that receives a million users reads them 64 KiB at a time instead of
+	// one line limit (1 KiB) at a time.
+	Stream(int fd, size_t max_input_bytes, Framing framing = Framing::lines,
+	       size_t read_bytes = 0);
 	~Stream();
 	Stream(const Stream &) = delete;
 	Stream &operator=(const Stream &) = delete;

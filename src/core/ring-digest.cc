@@ -10,6 +10,21 @@
 
 namespace director::core {
 
+namespace {
+
+// One send of `lines` on `c`, each ended by LF.
+void send_lines(const RingLink &c, const std::vector<std::string> &lines, Effects &fx)
+{
+	std::string out;
+	for (const std::string &l : lines) {
+		out += l;
+		out += '\n';
+	}
+	fx.ring_sends.push_back({c.id(), std::move(out)});
+}
+
+} // namespace
+
 // Acceptor: once the connector's VERSION offered digests (and it proved the
 // ring secret, if we have one).
 void Ring::send_user_digests(RingLink &c, Effects &fx)
@@ -23,13 +38,8 @@ void Ring::send_user_digests(RingLink &c, Effects &fx)
 	std::vector<uint64_t> digests;
 	if (bits != 0)
 		digests = user_table_digests(users_, hosts_, bits);
-	std::string out;
-	for (const std::string &l :
-	     format_user_digests(bits, users_.size(), digests, ring_handshaked_)) {
-		out += l;
-		out += '\n';
-	}
-	fx.ring_sends.push_back({c.id(), std::move(out)});
+	c.digest_bits_sent = bits;
+	send_lines(c, format_user_digests(bits, users_.size(), digests, ring_handshaked_), fx);
 }
 
 void Ring::digest_line(RingLink &c, std::string_view line, Now now, Effects &fx)
@@ -52,18 +62,28 @@ void Ring::digest_line(RingLink &c, std::string_view line, Now now, Effects &fx)
 	}
 	if (!*r)
 		return;
-	UserDigestReader::Kind kind = c.digest_in.kind();
-	if (c.incoming() != (kind == UserDigestReader::Kind::full ||
-			     kind == UserDigestReader::Kind::delta)) {
-		std::string msg = "USER-DIGEST block from the wrong side";
-		log_.peer(LogLevel::error, c.who(), msg);
-		close_conn(c, msg, now, fx, true);
+	using Kind = UserDigestReader::Kind;
+	Kind kind = c.digest_in.kind();
+	std::string wrong;
+	if (c.incoming() != (kind == Kind::full || kind == Kind::delta || kind == Kind::refine))
+		wrong = "USER-DIGEST block from the wrong side";
+	else if (kind == Kind::refine && (c.sub_sent || !c.digest_peer_refine ||
+					  c.digest_in.bits() != c.digest_bits_sent))
+		wrong = "USER-DIGEST REFINE of digests we did not send";
+	else if (!c.incoming() && (kind == Kind::sub) == c.refined.empty())
+		wrong = kind == Kind::sub ? "USER-DIGEST SUB that we did not ask for"
+					  : "USER-DIGEST block where a SUB was due";
+	if (!wrong.empty()) {
+		log_.peer(LogLevel::error, c.who(), wrong);
+		close_conn(c, wrong, now, fx, true);
 		return;
 	}
 	if (c.incoming()) {
-		if (kind == UserDigestReader::Kind::delta)
+		if (kind == Kind::refine)
+			send_sub_digests(c, fx);
+		else if (kind == Kind::delta)
 			c.delta_buckets = c.digest_in.buckets().count();
-		return; // used when its HOST-HAND-START is applied (at DONE)
+		return; // a DELTA is used when its HOST-HAND-START is applied (at DONE)
 	}
 	if (c.digest_in.peer_ring_running() && restart_signal_pending_) {
 		// We restored a table, and our right says the ring kept running:
@@ -89,6 +109,47 @@ void Ring::digest_line(RingLink &c, std::string_view line, Now now, Effects &fx)
 	}
 }
 
+// Acceptor: the sub-bucket digests of the buckets the connector's REFINE named.
+void Ring::send_sub_digests(RingLink &c, Effects &fx)
+{
+	const UserDigestBuckets &named = c.digest_in.buckets();
+	send_lines(c,
+		   format_user_digest_sub(named, users_.size(),
+					  user_table_sub_digests(users_, hosts_, named)),
+		   fx);
+	c.sub_sent = true;
+	c.digest_in = UserDigestReader(); // the DELTA comes next
+}
+
+// Connector, once the SUB arrived: the sub-buckets that differ. The SUB must
+// carry exactly the sub-buckets of the buckets our REFINE named.
+std::optional<UserDigestBuckets> Ring::refined_diff(RingLink &c)
+{
+	const UserDigestReader &in = c.digest_in;
+	const UserDigestBuckets &got = in.buckets();
+	if (got.bits() != c.refined.bits() + user_digest_refine_bits)
+		return std::nullopt;
+	// Both packed in sub-bucket order.
+	std::vector<uint64_t> own = user_table_sub_digests(users_, hosts_, c.refined);
+	const std::vector<uint64_t> &theirs = in.digests();
+	if (own.size() != theirs.size())
+		return std::nullopt;
+	UserDigestBuckets diff(got.bits());
+	size_t next = 0;
+	for (size_t f = 0; f < got.buckets(); f++) {
+		auto sub = uint32_t(f);
+		bool named = c.refined.contains(sub >> user_digest_refine_bits);
+		if (got.contains(sub) != named)
+			return std::nullopt;
+		if (!named)
+			continue;
+		if (own[next] != theirs[next])
+			diff.add(sub);
+		next++;
+	}
+	return diff;
+}
+
 // Connector: starts the handshake user stream unless a state restore holds it or
 // the acceptor's digests are still on their way; with digests, names the
 // buckets that differ and sends only their users.
@@ -106,29 +167,51 @@ void Ring::start_handshake_users(RingLink &c, Now now, Effects &fx)
 		const UserDigestReader &in = c.digest_in;
 		std::vector<std::string> lines;
 		UserDigestBuckets diff;
+		size_t refined = 0; // buckets of the first round that differed
 		if (c.send_no_users) {
 			diff = UserDigestBuckets(in.bits() != 0 ? in.bits() : user_digest_min_bits);
 			lines = format_user_digest_delta(diff);
+		} else if (in.kind() == UserDigestReader::Kind::sub) {
+			auto d = refined_diff(c);
+			if (!d) {
+				std::string msg = "USER-DIGEST SUB does not match our REFINE";
+				log_.peer(LogLevel::error, c.who(), msg);
+				close_conn(c, msg, now, fx, true);
+				return;
+			}
+			diff = std::move(*d);
+			refined = c.refined.count();
+			c.refined = UserDigestBuckets();
+			lines = format_user_digest_delta(diff, true);
 		} else if (in.bits() != 0 && users_.size() != 0) {
+			bool refine = c.digest_peer_refine;
 			diff = user_digest_diff(user_table_digests(users_, hosts_, in.bits()),
 						in.digests(), in.bits());
-			lines = format_user_digest_delta(diff);
+			size_t n = diff.count();
+			if (refine && n != 0 && n * user_digest_refine_max_share <= diff.buckets()) {
+				// Ask for the sub-buckets' digests; the DELTA follows the SUB.
+				send_lines(c, format_user_digest_refine(diff), fx);
+				c.refined = std::move(diff);
+				c.digest_in = UserDigestReader();
+				c.awaiting_digests = true;
+				return;
+			}
+			lines = format_user_digest_delta(diff, refine);
 		} else {
 			lines.push_back(format_user_digest_full());
 		}
-		std::string out;
-		for (const std::string &l : lines) {
-			out += l;
-			out += '\n';
-		}
-		fx.ring_sends.push_back({c.id(), std::move(out)});
+		send_lines(c, lines, fx);
 		if (!diff.empty()) {
 			c.delta_buckets = diff.count();
 			if (!c.send_no_users)
 				log_.peer(LogLevel::info, c.who(), "Sending the users of " +
 					std::to_string(diff.count()) + " of " +
 					std::to_string(diff.buckets()) +
-					" user buckets that differ (the peer has " +
+					" user buckets that differ (" +
+					(refined != 0 ? "refined from " + std::to_string(refined) +
+						" of " + std::to_string(diff.buckets() >>
+							user_digest_refine_bits) + "; " : "") +
+					"the peer has " +
 					std::to_string(in.peer_users()) + " users, we have " +
 					std::to_string(users_.size()) + ")");
 			c.start_user_stream(users_, diff);
@@ -204,13 +287,10 @@ void Ring::check_left_digests(Now now, Effects &fx)
 	check.host_erasures = users_.host_erasures();
 	check.buckets = size_t{1} << bits;
 	left->check = check;
-	std::string out;
-	for (const std::string &l : format_user_digest_check(
-		     bits, users_.size(), user_table_digests(users_, hosts_, bits))) {
-		out += l;
-		out += '\n';
-	}
-	fx.ring_sends.push_back({left->id(), std::move(out)});
+	send_lines(*left,
+		   format_user_digest_check(bits, users_.size(),
+					    user_table_digests(users_, hosts_, bits)),
+		   fx);
 }
 
 void Ring::digest_check_line(RingLink &c, std::string_view line, Now now, Effects &fx)

@@ -79,10 +79,18 @@ bool RingLink::pong(Now now)
 void RingLink::start_resend_stream(UserTable &users)
 {
 	std::vector<Listed> list;
-	if (pick_users_(users, [&users](UserIndex u) { return users.resend(u); }, list))
+	if (const std::vector<UserIndex> *marked = users.resend_marked()) {
+		// The table listed them: no walk.
+		for (UserIndex u : *marked) {
+			if (users.live(u) && users.resend(u))
+				list.push_back({u, users.user_hash(u), users.tag(u)});
+		}
 		start_listed_stream_(users, std::move(list));
-	else
+	} else if (pick_users_(users, [&users](UserIndex u) { return users.resend(u); }, list)) {
+		start_listed_stream_(users, std::move(list));
+	} else {
 		start_user_stream(users);
+	}
 	resend_ = true;
 	stream_as_updates_ = true;
 }
@@ -138,6 +146,11 @@ void RingLink::start_listed_stream_(UserTable &users, std::vector<Listed> list)
 		uint32_t ta = users.timestamp(a.u), tb = users.timestamp(b.u);
 		return ta != tb ? ta < tb : a.u < b.u;
 	});
+	// A user the table listed twice (marked, erased, its entry reused and
+	// marked again) goes once.
+	list.erase(std::unique(list.begin(), list.end(),
+			       [](const Listed &a, const Listed &b) { return a.u == b.u; }),
+		   list.end());
 	stream_users_ = &users;
 	stream_listed_ = true;
 	stream_list_ = std::move(list);

@@ -72,8 +72,9 @@ public:
 	// Like the handshake stream, but after the handshake: only users marked resend,
 	// as USER commands, which peers refresh and pass on only when new to them.
 	// Few of them are picked beforehand, as for a delta stream (a user marked or
-	// changed later goes round as any ring update does); after a full join,
-	// when the whole table is marked, the expiry list is walked.
+	// changed later goes round as any ring update does), from the table's list
+	// of them (UserTable::resend_marked()) without a walk of the slab; after a
+	// full join, when the whole table is marked, the expiry list is walked.
 	void start_resend_stream(UserTable &users);
 	bool resending() const { return resend_; }
 	// The same stream on a handshaked link, as plain USER updates (with timestamps),
@@ -155,11 +156,15 @@ public:
 	// User-table digests (user-digest.h), only with a peer that offered them.
 	bool digest_peer = false;      // its VERSION offered USER-DIGEST
 	bool digest_peer_restored = false; // ... and USER-DIGEST-RESTORED
+	bool digest_peer_refine = false;   // ... and USER-DIGEST-REFINE
 	bool digests_sent = false;     // acceptor: our bucket digests went out
 	bool awaiting_digests = false; // connector: the user stream waits for them
 	bool stream_held = false;      // connector: held by a state restore (ring.h)
 	bool send_no_users = false;    // connector: restored, and the peer's ring kept running
-	UserDigestReader digest_in;    // what the peer sent
+	UserDigestReader digest_in;    // what the peer sent (its current block)
+	unsigned digest_bits_sent = 0; // acceptor: the bits of our BEGIN
+	bool sub_sent = false;         // acceptor: answered a REFINE
+	UserDigestBuckets refined;     // connector: our REFINE, until the SUB answers it
 	size_t delta_buckets = 0;      // buckets a delta join replaced or sent
 	size_t delta_kept = 0;         // acceptor: users of equal buckets kept
 	bool delta_joined = false;     // acceptor: joined the connector's ring with a delta

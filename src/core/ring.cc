@@ -50,6 +50,8 @@ void Ring::send_version_me(RingLink &c, Now now, Effects &fx)
 	line += user_digest_offer;
 	line += "\t";
 	line += user_digest_check_offer;
+	line += "\t";
+	line += user_digest_refine_offer;
 	if (!c.incoming() && restart_signal_pending_) {
 		line += "\t";
 		line += user_digest_restored_offer;
@@ -343,6 +345,8 @@ void Ring::line(RingConnId id, std::string_view line, Now now, Effects &fx)
 			c->digest_peer && ring_version_offers(line, user_digest_check_offer);
 		c->digest_peer_restored =
 			c->digest_peer && ring_version_offers(line, user_digest_restored_offer);
+		c->digest_peer_refine =
+			c->digest_peer && ring_version_offers(line, user_digest_refine_offer);
 	}
 	if (!c->auth && !c->pctx.version_received && ring_mode_ &&
 	    line.substr(0, line.find('\t')) == "VERSION") {

@@ -181,6 +181,8 @@ private:
 	// ring-digest.cc
 	void send_user_digests(RingLink &c, Effects &fx);
 	void digest_line(RingLink &c, std::string_view line, Now now, Effects &fx);
+	void send_sub_digests(RingLink &c, Effects &fx);
+	std::optional<UserDigestBuckets> refined_diff(RingLink &c);
 	void start_handshake_users(RingLink &c, Now now, Effects &fx);
 	bool delta_join(RingLink &c, Now now);
 	void log_delta_join(RingLink &c);

@@ -469,6 +469,34 @@ size_t UserTable::memory_bytes() const
 	       index_slots * sizeof(uint32_t) + host_users_.capacity() * sizeof(uint32_t);
 }
 
+void UserTable::set_resend(UserIndex u, bool on)
+{
+	if (resend(u) == on)
+		return;
+	set_flag_(u, flag_resend_, on);
+	if (!on) {
+		resend_mark_gone_();
+		return;
+	}
+	resend_count_++;
+	if (!resend_list_ok_)
+		return;
+	if (resend_list_.size() < std::max(resend_list_min_cap_, count_ / resend_list_max_share_)) {
+		resend_list_.push_back(u);
+	} else {
+		resend_list_ok_ = false;
+		std::vector<UserIndex>().swap(resend_list_);
+	}
+}
+
+void UserTable::resend_mark_gone_()
+{
+	if (--resend_count_ != 0)
+		return;
+	resend_list_.clear();
+	resend_list_ok_ = true;
+}
+
 void UserTable::set_flag_(UserIndex u, uint16_t flag, bool on)
 {
 	Entry &e = entry_(u);
@@ -547,6 +575,8 @@ void UserTable::release_(UserIndex u)
 	Entry &e = raw_entry_(u);
 	unlink_(u);
 	host_remove_(e.host);
+	if ((e.tag_flags & flag_resend_) != 0)
+		resend_mark_gone_();
 	e.tag_flags = 0;
 	e.prev = no_user;
 	e.next = free_head_;

@@ -126,7 +126,16 @@ public:
 	void set_kill_pending(UserIndex u, bool pending) { set_flag_(u, flag_kill_, pending); }
 	// Resend: learned from a handshake and not yet passed on to our right side.
 	bool resend(UserIndex u) const { return (entry_(u).tag_flags & flag_resend_) != 0; }
-	void set_resend(UserIndex u, bool on) { set_flag_(u, flag_resend_, on); }
+	void set_resend(UserIndex u, bool on);
+	// While few users are marked resend, the table lists them, so that passing
+	// them on needs no walk of the slab: every entry marked since the last time
+	// none was (some may have been cleared or erased since, or name another
+	// user now, some twice: check resend()). nullptr once more than an eighth of
+	// the table (and 4096) were marked, until none is marked again.
+	const std::vector<UserIndex> *resend_marked() const
+	{
+		return resend_list_ok_ ? &resend_list_ : nullptr;
+	}
 
 	// The expiry list, oldest first: for (u = oldest(); u != no_user; u = newer(u)).
 	// refresh() during a walk moves the entry to the newest end, where the walk meets it
@@ -288,6 +297,12 @@ private:
 	std::vector<UserIndex> cursors_;
 	size_t open_cursors_ = 0;
 	uint64_t host_erasures_ = 0;
+	size_t resend_count_ = 0; // entries marked resend
+	std::vector<UserIndex> resend_list_;
+	bool resend_list_ok_ = true;
+	static constexpr size_t resend_list_min_cap_ = 4096;
+	static constexpr size_t resend_list_max_share_ = 8;
+	void resend_mark_gone_();
 	bool sort_pending_ = false;
 	bool loading_ = false; // between load_begin() and load_end()
 	void not_loading_(const char *what) const

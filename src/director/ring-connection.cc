@@ -15,6 +15,9 @@ namespace {
 
 // The stock line limit (core/line-reader.h, which splits the lines).
 using core::ring_max_line_bytes;
+// What one read() of a ring connection takes at most (the lines in it are
+// still held to the line limit).
+constexpr size_t ring_read_bytes = 64 * 1024;
 // Handshake users are sent in batches; the next batch waits until the
 // output buffer is below this.
 constexpr size_t ring_output_low_water_bytes = 128 * 1024;
@@ -22,7 +25,8 @@ constexpr size_t ring_output_low_water_bytes = 128 * 1024;
 class RingConnection : public Connection, public RingTransport {
 public:
 	RingConnection(DirectorService &service, int fd, core::RingConnId ring_id, bool outgoing)
-		: Connection(service), ring_id_(ring_id), stream_(fd, ring_max_line_bytes)
+		: Connection(service), ring_id_(ring_id), stream_(fd, ring_max_line_bytes, adapter::Stream::Framing::lines,
+					  ring_read_bytes)
 	{
 		counted_as_client_ = !outgoing;
 		outgoing_ = outgoing;

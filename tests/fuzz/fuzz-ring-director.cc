@@ -236,14 +236,60 @@ struct Harness : Ledger {
 		return std::string(b & 1 ? "D" : "U") + std::to_string(b < 128 ? 0 : now - (b & 63));
 	}
 
+	// A USER-DIGEST line at the fewest bits (16 buckets; sub-buckets: 128).
+	std::string digest_line(Bytes &in)
+	{
+		auto digests = [&in](size_t n) {
+			std::string out;
+			uint8_t seed = in.u8();
+			for (size_t i = 0; i < n; i++) {
+				char hex[17];
+				snprintf(hex, sizeof hex, "%016llx",
+					 (unsigned long long)(seed * 0x9e3779b97f4a7c15ULL * (i + 1)));
+				out += '\t';
+				out += hex;
+			}
+			return out;
+		};
+		const std::string p = "USER-DIGEST\t";
+		switch (in.pick(8)) {
+		case 0:
+			return p + "BEGIN\t4\t" + std::to_string(in.pick(40)) + "\t" +
+			       std::to_string(in.bit());
+		case 1:
+			return p + "D\t0" + digests(16);
+		case 2:
+			return p + "END";
+		case 3:
+			return p + (in.bit() ? "REFINE" : "DELTA") + "\t4\t1";
+		case 4: {
+			char hex[17];
+			snprintf(hex, sizeof hex, "%016llx", 1ULL << in.pick(16));
+			return p + "B\t0\t" + hex;
+		}
+		case 5:
+			return p + "SUB\t7\t" + std::to_string(in.pick(40));
+		case 6:
+			return p + "D\t" + std::to_string(8 * in.pick(16)) + digests(8);
+		default:
+			return p + "FULL";
+		}
+	}
+
 	// A ring line from a template with fuzzed fields.
 	std::string template_line(Bytes &in, const Conn &c)
 	{
 		const char *peer = peer_ips[c.peer];
 		std::string host = host_ips[in.pick(8)];
 		switch (in.u8() % 28) {
-		case 0:
-			return "VERSION\tdirector\t1\t" + std::to_string(minor_choices[in.pick(8)]);
+		case 0: {
+			std::string v = "VERSION\tdirector\t1\t" +
+					std::to_string(minor_choices[in.pick(8)]);
+			// half the time one of ours, with the USER-DIGEST offers
+			if (in.bit())
+				v += "\tUSER-DIGEST\tUSER-DIGEST-CHECK\tUSER-DIGEST-REFINE";
+			return v;
+		}
 		case 1: {
 			const char *me = in.u8() < 224 ? peer : peer_ips[in.pick(4)];
 			return std::string("ME\t") + me + "\t9090\t" + std::to_string(now + in.pick(4) - 1);
@@ -263,6 +309,8 @@ struct Harness : Ledger {
 			return "U\t" + hash_field(in) + "\t" + host + "\t" +
 			       std::to_string(now - in.pick(2000)) + (in.bit() ? "\tw" : "");
 		case 8:
+			if (in.bit())
+				return digest_line(in);
 			return "OPTIONS\tconsistent-hashing";
 		case 9:
 			return "DONE";

@@ -40,6 +40,22 @@ void check_round_trip(const UserDigestReader &r)
 	case UserDigestReader::Kind::check:
 		lines = format_user_digest_check(r.bits(), r.peer_users(), r.digests());
 		break;
+	case UserDigestReader::Kind::refine:
+		lines = format_user_digest_refine(r.buckets());
+		break;
+	case UserDigestReader::Kind::sub: {
+		// Formats back only when it carries whole buckets (a ring drops a
+		// SUB that does not).
+		UserDigestBuckets named(r.bits() - user_digest_refine_bits);
+		for (size_t f = 0; f < r.buckets().buckets(); f++) {
+			if (r.buckets().contains(uint32_t(f)))
+				named.add(uint32_t(f >> user_digest_refine_bits));
+		}
+		if (named.count() << user_digest_refine_bits != r.buckets().count())
+			return;
+		lines = format_user_digest_sub(named, r.peer_users(), r.digests());
+		break;
+	}
 	case UserDigestReader::Kind::none:
 		fail("done without a kind", "");
 	}
@@ -103,6 +119,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)is_user_digest_line(line);
 		(void)is_user_digest_check_line(line);
 		(void)ring_version_offers(line, user_digest_check_offer);
+		(void)ring_version_offers(line, user_digest_refine_offer);
 		check_answer(line);
 		bool was_done = r.done();
 		auto res = r.line(line);

@@ -316,8 +316,9 @@ REJOIN_CHANGED = 10
 
 def test_rejoin_with_a_state_file_sends_only_what_changed(make_cluster):
     """A director of ours restarted with its file rejoins its left (ours) with
-    bucket digests: the left sends only the users of the buckets that differ,
-    the restarted director keeps the rest, and afterwards every director maps
+    bucket digests: the left asks for the sub-bucket digests of the buckets
+    that differ and sends only the users of the sub-buckets that differ, the
+    restarted director keeps the rest, and afterwards every director maps
     every user hash to the same backend."""
     c = make_cluster(nbackends=3, nusers=REJOIN_USERS + REJOIN_CHANGED + 50)
     r = ringrig.Ring(c, ["ours", "ours", "ours"])
@@ -361,11 +362,15 @@ def test_rejoin_with_a_state_file_sends_only_what_changed(make_cluster):
                    % re.escape(left.ip), offset)
     kept, buckets, received = (int(x) for x in m.groups())
     s = left.wait_log(r"director\(%s:\d+\): Sending the users of (\d+) of (\d+) user buckets "
-                      r"that differ" % re.escape(d.ip), left_offset)
+                      r"that differ \(refined from (\d+) of (\d+);" % re.escape(d.ip),
+                      left_offset)
     assert int(s.group(1)) == buckets, (s.group(0), m.group(0))
-    # Each changed user costs its bucket (about 32 users), not the table.
-    assert buckets <= 2 * REJOIN_CHANGED, m.group(0)
-    assert received < REJOIN_USERS // 4, m.group(0)
+    # Each changed user costs its sub-bucket (about 4 users), not its bucket
+    # (about 32) or the table.
+    changed = 2 * REJOIN_CHANGED
+    assert buckets <= changed and int(s.group(3)) <= changed, s.group(0)
+    assert int(s.group(2)) == 8 * int(s.group(4)), s.group(0)
+    assert received <= 8 * changed, m.group(0)
     assert kept + received == REJOIN_USERS + len(new), m.group(0)
     h = d.wait_log(r"director\(%s:\d+\): Handshake finished in \d+ secs \(users received=(\d+)\)"
                    % re.escape(left.ip), offset)

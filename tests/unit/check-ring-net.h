@@ -39,9 +39,7 @@ public:
 		for (size_t i = 0; i < n; i++) {
 			logs.push_back(std::make_unique<RecordingLog>());
 			dirs.push_back(std::make_unique<Director>(cfg, *logs.back()));
-			dirs[i]->add_config_host(ip("10.0.0.1"), "", "");
-			dirs[i]->add_config_host(ip("10.0.0.2"), "", "");
-			dirs[i]->add_config_host(ip("10.0.0.3"), "", "");
+			add_hosts_(*dirs[i]);
 			fxs.emplace_back();
 			up.push_back(true);
 			wall_offset.push_back(0);
@@ -51,6 +49,44 @@ public:
 			if (i < together_from || i + 1 == n)
 				settle();
 		}
+		cfg_ = cfg;
+	}
+
+	// Director i's process ends: its connections close (its peers read EOF)
+	// and it is down until start(i).
+	void stop(size_t i)
+	{
+		std::vector<std::pair<std::pair<size_t, RingConnId>, End>> ends;
+		for (const auto &[from, to] : links_) {
+			if (from.first == i)
+				ends.push_back({from, to});
+		}
+		for (const auto &[from, to] : ends) {
+			links_.erase(from);
+			links_.erase({to.dir, to.conn});
+			if (to.conn != 0 && to.dir != i && up[to.dir])
+				dirs[to.dir]->ring_closed(to.conn, "EOF", at(to.dir), fxs[to.dir]);
+		}
+		up[i] = false;
+		settle();
+	}
+
+	// A new process for director i: `prepare` runs on it before it joins the
+	// ring (a state restore, say).
+	void start(size_t i, const std::function<void(Director &)> &prepare = nullptr)
+	{
+		logs[i] = std::make_unique<RecordingLog>();
+		dirs[i] = std::make_unique<Director>(cfg_, *logs[i]);
+		add_hosts_(*dirs[i]);
+		fxs[i] = Effects();
+		up[i] = true;
+		if (prepare)
+			prepare(*dirs[i]);
+		std::vector<RingDirectorConfig> list;
+		for (size_t j = 0; j < dirs.size(); j++)
+			list.push_back({addr(j), 9090});
+		dirs[i]->ring_start(list, addr(i), 9090, at(i), fxs[i]);
+		settle();
 	}
 
 	static IpAddr addr(size_t i) { return IpAddr::v4(127, 0, 0, uint8_t(i + 1)); }
@@ -136,6 +172,13 @@ public:
 	Now at(size_t i) const { return Now(now + wall_offset[i], now); }
 
 private:
+	DirectorConfig cfg_;
+	static void add_hosts_(Director &d)
+	{
+		d.add_config_host(ip("10.0.0.1"), "", "");
+		d.add_config_host(ip("10.0.0.2"), "", "");
+		d.add_config_host(ip("10.0.0.3"), "", "");
+	}
 	struct End {
 		size_t dir;
 		RingConnId conn;

@@ -38,6 +38,23 @@ struct NullLog : LogSink {
 
 const int64_t t0 = 1700000000;
 
+// A director's state file as it would write it at `now`.
+std::string snapshot_of(Director &dir, int64_t now)
+{
+	auto snap = dir.state_snapshot(state_fingerprint(), now);
+	std::string out;
+	for (int i = 0; i < 1000000 && !snap->next_chunk(out, 1000); i++) {
+	}
+	return out;
+}
+
+void restore_into(Director &dir, const std::string &file, int64_t now)
+{
+	auto parsed = StateFile::parse(file, state_fingerprint());
+	ck_assert(parsed.ok());
+	dir.restore_state(*parsed, now);
+}
+
 struct Node {
 	NullLog log;
 	Director dir;
@@ -47,20 +64,8 @@ struct Node {
 		dir.add_config_host(ip("10.0.0.1"), "", "");
 		dir.add_config_host(ip("10.0.0.2"), "", "");
 	}
-	std::string snapshot(int64_t now)
-	{
-		auto snap = dir.state_snapshot(state_fingerprint(), now);
-		std::string out;
-		for (int i = 0; i < 1000000 && !snap->next_chunk(out, 1000); i++) {
-		}
-		return out;
-	}
-	void restore(const std::string &file, int64_t now)
-	{
-		auto parsed = StateFile::parse(file, state_fingerprint());
-		ck_assert(parsed.ok());
-		dir.restore_state(*parsed, now);
-	}
+	std::string snapshot(int64_t now) { return snapshot_of(dir, now); }
+	void restore(const std::string &file, int64_t now) { restore_into(dir, file, now); }
 };
 
 using Users = std::map<uint32_t, std::string>;
@@ -246,6 +251,107 @@ START_TEST(test_bad_digest_lines_are_errors)
 		"VERSION\tdirector\t1\t9\tAUTH-HMAC-SHA256\t00\tUSER-DIGEST"));
 	ck_assert(!user_digest_version_offered("VERSION\tdirector\t1\t9"));
 	ck_assert(!user_digest_version_offered("ME\t1\t2\t3\tUSER-DIGEST"));
+}
+END_TEST
+
+// The refinement's two blocks: a sparse REFINE bitmap, and SUB digests for
+// exactly the sub-buckets of the named buckets.
+START_TEST(test_refine_and_sub_blocks_round_trip)
+{
+	UserDigestBuckets named(15);
+	for (uint32_t b : {5u, 6u, 20000u})
+		named.add(b);
+	auto refine = format_user_digest_refine(named);
+	// the header, one B line for buckets 0-2047 and one for 18432-20479, END
+	ck_assert_uint_eq(refine.size(), 4);
+	UserDigestReader r;
+	for (const auto &l : refine)
+		ck_assert(r.line(l).ok());
+	ck_assert(r.done() && r.kind() == UserDigestReader::Kind::refine);
+	ck_assert_uint_eq(r.bits(), 15);
+	ck_assert_uint_eq(r.buckets().count(), 3);
+	ck_assert(r.buckets().contains(20000) && !r.buckets().contains(7));
+
+	const unsigned fine_bits = 15 + user_digest_refine_bits;
+	const size_t per = size_t{1} << user_digest_refine_bits;
+	std::vector<uint64_t> packed(3 * per);
+	for (size_t i = 0; i < packed.size(); i++)
+		packed[i] = 0x9e3779b97f4a7c15ULL * (i + 1);
+	auto sub = format_user_digest_sub(named, 777, packed);
+	ck_assert_uint_eq(sub.size(), 2 + 3);
+	UserDigestReader s;
+	for (const auto &l : sub)
+		ck_assert(s.line(l).ok());
+	ck_assert(s.done() && s.kind() == UserDigestReader::Kind::sub);
+	ck_assert_uint_eq(s.bits(), fine_bits);
+	ck_assert_uint_eq(s.peer_users(), 777);
+	ck_assert_uint_eq(s.buckets().count(), 3 * per);
+	for (uint32_t b : {5u, 6u, 20000u}) {
+		for (size_t k = 0; k < per; k++)
+			ck_assert(s.buckets().contains(uint32_t(b * per + k)));
+	}
+	ck_assert(s.digests() == packed);
+	ck_assert(!s.buckets().contains(uint32_t(7 * per)));
+
+	// a DELTA at the refined bits, sparse
+	UserDigestBuckets fine_diff(fine_bits);
+	fine_diff.add(200000);
+	auto delta = format_user_digest_delta(fine_diff, true);
+	ck_assert_uint_eq(delta.size(), 3);
+	UserDigestReader d;
+	for (const auto &l : delta)
+		ck_assert(d.line(l).ok());
+	ck_assert(d.done() && d.buckets().count() == 1 && d.buckets().contains(200000));
+
+	const std::string zero(16, '0');
+	const std::vector<std::vector<std::string>> bad = {
+		{"USER-DIGEST\tREFINE\t19\t1"},  // past the first round's bits
+		{"USER-DIGEST\tSUB\t6\t1"},	    // below the least a SUB can have
+		{"USER-DIGEST\tSUB\t22\t1"},
+		{"USER-DIGEST\tDELTA\t22\t1"},
+		{"USER-DIGEST\tSUB\t7\t1", "USER-DIGEST\tD\t8\t" + zero,
+		 "USER-DIGEST\tD\t0\t" + zero},  // backwards
+		{"USER-DIGEST\tREFINE\t8\t1", "USER-DIGEST\tB\t65\t0000000000000001"},
+		{"USER-DIGEST\tREFINE\t8\t2", "USER-DIGEST\tB\t64\t0000000000000001",
+		 "USER-DIGEST\tEND"},	    // names fewer than announced
+		{"USER-DIGEST\tREFINE\t8\t1", "USER-DIGEST\tD\t0\t" + zero},
+		{"USER-DIGEST\tSUB\t7\t1", "USER-DIGEST\tB\t0\t" + zero},
+	};
+	for (const auto &seq : bad) {
+		UserDigestReader x;
+		bool failed = false;
+		for (const auto &l : seq)
+			failed |= !x.line(l).ok();
+		ck_assert_msg(failed, "accepted: %s", seq.back().c_str());
+	}
+}
+END_TEST
+
+// Sub-bucket digests of the named buckets only, packed: the same as a full
+// pass at those bits gives them.
+START_TEST(test_digests_of_named_buckets_only)
+{
+	HostList hosts;
+	HostId a = *hosts.add(ip("10.0.0.1"), "");
+	HostId b = *hosts.add(ip("10.0.0.2"), "");
+	UserTable users;
+	for (uint32_t i = 0; i < 5000; i++)
+		users.insert(i * 2654435761u, 0, i % 2 ? a : b, 1000);
+	const unsigned bits = 7, fine_bits = bits + user_digest_refine_bits;
+	UserDigestBuckets named(bits);
+	named.add(3);
+	named.add(100);
+	auto all = user_table_digests(users, hosts, fine_bits);
+	auto sub = user_table_sub_digests(users, hosts, named);
+	const size_t per = size_t{1} << user_digest_refine_bits;
+	ck_assert_uint_eq(sub.size(), 2 * per);
+	size_t nonzero = 0;
+	for (size_t k = 0; k < per; k++) {
+		ck_assert(sub[k] == all[3 * per + k]);
+		ck_assert(sub[per + k] == all[100 * per + k]);
+		nonzero += (sub[k] != 0) + (sub[per + k] != 0);
+	}
+	ck_assert_uint_gt(nonzero, 8);
 }
 END_TEST
 
@@ -456,7 +562,8 @@ START_TEST(test_restored_connector_says_so_in_its_version)
 		auto lines = lines_to(fx, out);
 		ck_assert_uint_eq(count_prefix(lines, "VERSION\t"), 1);
 		ck_assert_uint_eq(count_prefix(lines, "VERSION\tdirector\t1\t9\tUSER-DIGEST\t"
-							"USER-DIGEST-CHECK\tUSER-DIGEST-RESTORED"),
+							"USER-DIGEST-CHECK\tUSER-DIGEST-REFINE\t"
+							"USER-DIGEST-RESTORED"),
 				  restored ? 1 : 0);
 	}
 }
@@ -642,6 +749,67 @@ START_TEST(test_connector_sends_only_differing_buckets)
 }
 END_TEST
 
+// A director of a ring of three ours restarts with a state file written before
+// the ring moved a few users. Its left asks for the sub-bucket digests of the
+// buckets that differ and sends only the users of the sub-buckets that differ;
+// afterwards all three map every user alike.
+START_TEST(test_rejoin_refines_the_buckets_that_differ)
+{
+	ring_net::Net net(3);
+	const size_t n = 3000;
+	for (unsigned i = 0; i < n; i++)
+		net.dirs[0]->lookup(RequestId(i + 1), "user" + std::to_string(i), "", net.at(0),
+				    net.fxs[0]);
+	net.settle();
+	ck_assert(net.all_synced());
+	std::string file = snapshot_of(*net.dirs[2], net.at(2).wall);
+	Users before = users_of(*net.dirs[2]);
+	ck_assert_uint_eq(before.size(), n);
+
+	net.stop(2);
+	net.tick(2);
+	ck_assert(net.dirs[0]->ring_synced());
+	std::vector<uint32_t> hashes;
+	for (const auto &[h, host] : before)
+		hashes.push_back(h);
+	const std::vector<size_t> moved = {11, 700, 1500, 2222, 2999};
+	for (size_t i : moved) {
+		uint32_t h = hashes[i];
+		std::string to = before[h] == "10.0.0.1" ? "10.0.0.2" : "10.0.0.1";
+		AdminReply r = net.dirs[0]->user_move(h, ip(to.c_str()), net.at(0), net.fxs[0]);
+		ck_assert(r.result == AdminResult::ok);
+	}
+	net.settle();
+	net.tick(1);
+
+	net.start(2, [&](Director &d) { restore_into(d, file, net.at(2).wall); });
+	net.tick(3);
+	ck_assert(net.all_synced());
+	Users truth = users_of(*net.dirs[0]);
+	for (size_t i : moved)
+		ck_assert_str_ne(truth[hashes[i]].c_str(), before[hashes[i]].c_str());
+	for (size_t d = 1; d < 3; d++)
+		ck_assert_msg(users_of(*net.dirs[d]) == truth, "director %zu differs", d);
+
+	// Its left (127.0.0.2) refined: about 4 users a sub-bucket, not 32 a bucket.
+	unsigned bits = user_digest_bits_for(n);
+	ck_assert_msg(net.logs[1]->has("user buckets that differ (refined from " +
+				       std::to_string(moved.size()) + " of " +
+				       std::to_string(size_t{1} << bits) + ";"),
+		      "no refinement logged");
+	size_t received = 0;
+	for (const auto &l : net.logs[2]->lines) {
+		auto at = l.find(" buckets replaced by ");
+		if (l.find("Delta join: kept") != std::string::npos && at != std::string::npos)
+			received = std::stoul(l.substr(at + 21));
+	}
+	ck_assert_uint_ge(received, moved.size());
+	ck_assert_msg(received <= 4 * moved.size() * (n >> (bits + user_digest_refine_bits)) +
+					   moved.size(),
+		      "%zu users received for %zu moved", received, moved.size());
+}
+END_TEST
+
 int main()
 {
 	Suite *s = suite_create("user-digest");
@@ -651,6 +819,9 @@ int main()
 	tcase_add_test(tc, test_digest_block_round_trip);
 	tcase_add_test(tc, test_bad_digest_lines_are_errors);
 	tcase_add_test(tc, test_check_block_and_answers);
+	tcase_add_test(tc, test_refine_and_sub_blocks_round_trip);
+	tcase_add_test(tc, test_digests_of_named_buckets_only);
+	tcase_add_test(tc, test_rejoin_refines_the_buckets_that_differ);
 	tcase_add_test(tc, test_acceptor_keeps_equal_buckets_and_takes_the_rest);
 	tcase_add_test(tc, test_acceptor_full_join_replaces_the_table);
 	tcase_add_test(tc, test_connector_sends_only_differing_buckets);

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -1035,6 +1036,51 @@ START_TEST(test_user_table_erase_host_keeps_cursors_valid)
 }
 END_TEST
 
+// The table lists the users marked resend while they are few: every marked one
+// is in the list (some twice, some no longer marked), the list empties once
+// none is marked, and past its cap it gives way to a walk until then.
+START_TEST(test_user_table_lists_the_users_marked_resend)
+{
+	UserTable t;
+	std::vector<UserIndex> u;
+	for (uint32_t i = 0; i < 40000; i++)
+		u.push_back(t.insert(i, 0, HostId(i % 3), 1000));
+	auto marked = [&t]() {
+		std::set<UserIndex> set;
+		for (UserIndex x : *t.resend_marked()) {
+			if (t.live(x) && t.resend(x))
+				set.insert(x);
+		}
+		return set;
+	};
+	ck_assert(t.resend_marked() != nullptr && t.resend_marked()->empty());
+	t.set_resend(u[1], true);
+	t.set_resend(u[2], true);
+	t.set_resend(u[2], true); // already marked: listed once
+	ck_assert_uint_eq(t.resend_marked()->size(), 2);
+	t.set_resend(u[1], false);
+	ck_assert(marked() == std::set<UserIndex>{u[2]});
+	// erased, its entry handed to a new user, marked again
+	t.erase(u[2]);
+	ck_assert(t.resend_marked()->empty()); // none marked any more
+	t.set_resend(u[3], true);
+	t.erase(u[3]);
+	UserIndex again = t.insert(90000, 0, HostId(0), 1001);
+	ck_assert_uint_eq(again, u[3]);
+	t.set_resend(again, true);
+	ck_assert(marked() == std::set<UserIndex>{again});
+	// over the cap (4096, or an eighth of the table: 4999): no list
+	for (uint32_t i = 10; i < 6000; i++)
+		t.set_resend(u[i], true);
+	ck_assert(t.resend_marked() == nullptr);
+	for (uint32_t i = 10; i < 6000; i++)
+		t.set_resend(u[i], false);
+	ck_assert(t.resend_marked() == nullptr); // `again` is still marked
+	t.set_resend(again, false);
+	ck_assert(t.resend_marked() != nullptr && t.resend_marked()->empty());
+}
+END_TEST
+
 static Suite *user_table_suite()
 {
 	Suite *s = suite_create("user-table");
@@ -1097,6 +1143,7 @@ static Suite *user_table_suite()
 	tcase_add_test(tc, test_user_table_cursor_steps_over_erased_and_refreshed_entries);
 	tcase_add_test(tc, test_user_table_sort_waits_for_open_cursors);
 	tcase_add_test(tc, test_user_table_erase_host_keeps_cursors_valid);
+	tcase_add_test(tc, test_user_table_lists_the_users_marked_resend);
 	suite_add_tcase(s, tc);
 	return s;
 }
