@@ -50,14 +50,12 @@ void Ring::digest_line(RingLink &c, std::string_view line, Now now, Effects &fx)
 	}
 	if (c.handshaked()) {
 		std::string msg = "USER-DIGEST after the handshake";
-		log_.peer(LogLevel::error, c.who(), msg);
-		close_conn(c, msg, now, fx, true);
+		refuse_peer(c, msg, now, fx);
 		return;
 	}
 	auto r = c.digest_in.line(line);
 	if (!r.ok()) {
-		log_.peer(LogLevel::error, c.who(), r.error());
-		close_conn(c, r.error(), now, fx, true);
+		refuse_peer(c, r.error(), now, fx);
 		return;
 	}
 	if (!*r)
@@ -74,8 +72,7 @@ void Ring::digest_line(RingLink &c, std::string_view line, Now now, Effects &fx)
 		wrong = kind == Kind::sub ? "USER-DIGEST SUB that we did not ask for"
 					  : "USER-DIGEST block where a SUB was due";
 	if (!wrong.empty()) {
-		log_.peer(LogLevel::error, c.who(), wrong);
-		close_conn(c, wrong, now, fx, true);
+		refuse_peer(c, wrong, now, fx);
 		return;
 	}
 	if (c.incoming()) {
@@ -175,8 +172,7 @@ void Ring::start_handshake_users(RingLink &c, Now now, Effects &fx)
 			auto d = refined_diff(c);
 			if (!d) {
 				std::string msg = "USER-DIGEST SUB does not match our REFINE";
-				log_.peer(LogLevel::error, c.who(), msg);
-				close_conn(c, msg, now, fx, true);
+				refuse_peer(c, msg, now, fx);
 				return;
 			}
 			diff = std::move(*d);
@@ -306,8 +302,7 @@ void Ring::digest_check_line(RingLink &c, std::string_view line, Now now, Effect
 	if (r.ok() && *r && c.check_in.kind() != UserDigestReader::Kind::check)
 		r = make_error("USER-DIGEST block after the handshake is not a CHECK");
 	if (!r.ok()) {
-		log_.peer(LogLevel::error, c.who(), r.error());
-		close_conn(c, r.error(), now, fx, true);
+		refuse_peer(c, r.error(), now, fx);
 		return;
 	}
 	if (*r)
@@ -351,8 +346,7 @@ void Ring::digest_check_answer(RingLink &c, std::string_view line, Now now, Effe
 						  r->kind == UserDigestReply::Kind::repaired))
 		r = make_error("USER-DIGEST answer out of order");
 	if (!r.ok()) {
-		log_.peer(LogLevel::error, c.who(), r.error());
-		close_conn(c, r.error(), now, fx, true);
+		refuse_peer(c, r.error(), now, fx);
 		return;
 	}
 	RingLink::DigestCheck &check = *c.check;

@@ -151,8 +151,7 @@ bool Ring::defer_before_handshake(RingLink &c, const RingCommand &cmd, Now now, 
 	}
 	if (c.deferred.size() >= ring_max_deferred_commands) {
 		std::string msg = "Too many ring changes before the handshake finished";
-		log_.peer(LogLevel::error, c.who(), msg);
-		close_conn(c, msg, now, fx, true);
+		refuse_peer(c, msg, now, fx);
 		return true;
 	}
 	c.deferred.push_back({cmd, c.deferred_users.size()});
@@ -164,8 +163,7 @@ void Ring::defer_user(RingLink &c, uint32_t hash, const IpAddr &ip, uint32_t tim
 {
 	if (c.deferred_users.size() >= ring_max_deferred_users) {
 		std::string msg = "Too many users in the handshake";
-		log_.peer(LogLevel::error, c.who(), msg);
-		close_conn(c, msg, now, fx, true);
+		refuse_peer(c, msg, now, fx);
 		return;
 	}
 	// Few distinct hosts: a linear search, starting with the last one used.
@@ -178,8 +176,7 @@ void Ring::defer_user(RingLink &c, uint32_t hash, const IpAddr &ip, uint32_t tim
 		if (idx == c.deferred_user_ips.size()) {
 			if (idx >= 65535) { // the host id space
 				std::string msg = "Too many distinct hosts in handshake users";
-				log_.peer(LogLevel::error, c.who(), msg);
-				close_conn(c, msg, now, fx, true);
+				refuse_peer(c, msg, now, fx);
 				return;
 			}
 			c.deferred_user_ips.push_back(ip);
@@ -228,8 +225,7 @@ void Ring::apply_deferred_handshake(RingLink &c, Now now, Effects &fx)
 				c.users_received++;
 				std::string msg = "USER used unknown host " + ip.to_string() +
 						  " in handshake";
-				log_.peer(LogLevel::error, c.who(), msg);
-				close_conn(c, msg, now, fx, true);
+				refuse_peer(c, msg, now, fx);
 				return;
 			}
 			handler_.ring_handshake_user(c, u.user_hash, host, u.timestamp, u.weak, now, fx);

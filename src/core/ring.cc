@@ -236,6 +236,12 @@ void Ring::connected(RingConnId id, Now now, Effects &fx)
 		send_director_list(*c, fx);
 }
 
+void Ring::refuse_peer(RingLink &c, const std::string &why, Now now, Effects &fx)
+{
+	log_.peer(LogLevel::error, c.who(), why);
+	close_conn(c, why, now, fx, true);
+}
+
 void Ring::close_conn(RingLink &c, const std::string &reason, Now now, Effects &fx,
 			  bool protocol_failure)
 {

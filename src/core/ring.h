@@ -137,6 +137,9 @@ private:
 	void send_version_me(RingLink &c, Now now, Effects &fx);
 	void connect_right(Now now, Effects &fx);
 	bool connect_to(DirectorHost *h, Now now, Effects &fx);
+	// A peer that broke the protocol: `why` logged as an error, and the
+	// connection closed with it as the reason.
+	void refuse_peer(RingLink &c, const std::string &why, Now now, Effects &fx);
 	void close_conn(RingLink &c, const std::string &reason, Now now, Effects &fx,
 			bool protocol_failure = false);
 	void conn_gone(RingConnId id, Now now, Effects &fx);
