@@ -125,14 +125,14 @@ bool auth_reply_needs_host(const AuthReply &reply)
 	       reply.username.has_value();
 }
 
-std::string auth_reply_hash_name(const AuthReply &reply, std::string_view master_user_separator)
+std::string_view auth_reply_hash_name(const AuthReply &reply,
+				      std::string_view master_user_separator)
 {
-	std::string name = reply.username.value_or("");
-	if (!master_user_separator.empty()) {
-		size_t pos = name.find(master_user_separator[0]);
-		if (pos != std::string::npos)
-			name.resize(pos);
-	}
+	if (!reply.username)
+		return {};
+	std::string_view name = *reply.username;
+	if (!master_user_separator.empty())
+		name = name.substr(0, name.find(master_user_separator[0]));
 	return name;
 }
 
@@ -148,19 +148,21 @@ std::string format_auth_reply_with_host(const AuthReply &reply, std::string_view
 					uint32_t proxy_refresh_secs, const IpAddr &host_ip,
 					std::string_view hostname)
 {
-	std::string out(original_line.substr(0, original_line.find('\0')));
+	std::string_view kept = original_line.substr(0, original_line.find('\0'));
+	std::string out;
+	// Room for the fields below and a caller's LF: one allocation.
+	out.reserve(kept.size() + 80 + hostname.size());
+	out += kept;
 	if (reply.proxy_maybe && auth_reply_host_is_self(reply, host_ip))
 		return out;
 	out += "\tproxy_refresh=";
 	out += std::to_string(proxy_refresh_secs);
 	out += "\thost=";
-	if (hostname.empty()) {
-		out += host_ip.to_string();
-	} else {
+	if (!hostname.empty()) {
 		tab_escape_append(out, hostname);
 		out += "\thostip=";
-		out += host_ip.to_string();
 	}
+	host_ip.append_to(out);
 	return out;
 }
 

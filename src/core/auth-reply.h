@@ -58,8 +58,10 @@ bool auth_reply_needs_host(const AuthReply &reply);
 
 // The user name to hash: reply.username, cut before the first occurrence of the first
 // character of `master_user_separator` (stock uses only that one character); unchanged
-// when the separator is empty. Call only when auth_reply_needs_host().
-std::string auth_reply_hash_name(const AuthReply &reply, std::string_view master_user_separator);
+// when the separator is empty. A view into reply.username, valid while `reply` is
+// alive and unchanged. Call only when auth_reply_needs_host().
+std::string_view auth_reply_hash_name(const AuthReply &reply,
+				      std::string_view master_user_separator);
 
 // Stock's proxy-maybe self check: the chosen host is this server if its IP equals lip
 // and, when both port and lport are non-zero, they are equal.

@@ -43,9 +43,31 @@ std::optional<IpAddr> IpAddr::parse(std::string_view text)
 
 std::string IpAddr::to_string() const
 {
+	std::string out;
+	append_to(out);
+	return out;
+}
+
+void IpAddr::append_to(std::string &out) const
+{
+	if (is_v4()) {
+		char buf[16]; // "255.255.255.255"
+		char *p = buf;
+		for (size_t i = 0; i < 4; i++) {
+			unsigned v = bytes_[i];
+			if (v >= 100)
+				*p++ = char('0' + v / 100);
+			if (v >= 10)
+				*p++ = char('0' + v / 10 % 10);
+			*p++ = char('0' + v % 10);
+			*p++ = '.';
+		}
+		out.append(buf, size_t(p - buf) - 1);
+		return;
+	}
 	char buf[INET6_ADDRSTRLEN];
-	const char *s = inet_ntop(is_v4() ? AF_INET : AF_INET6, bytes_.data(), buf, sizeof(buf));
-	return s == nullptr ? std::string() : std::string(s);
+	if (inet_ntop(AF_INET6, bytes_.data(), buf, sizeof(buf)) != nullptr)
+		out += buf;
 }
 
 uint32_t IpAddr::stock_hash() const

@@ -23,6 +23,9 @@ public:
 
 	// Canonical text as Dovecot prints it (inet_ntop form).
 	std::string to_string() const;
+	// The same text appended to `out`: IPv4 without going through
+	// inet_ntop's sprintf (it is printed once per login answered).
+	void append_to(std::string &out) const;
 
 	Family family() const { return family_; }
 	bool is_v4() const { return family_ == Family::v4; }

@@ -93,8 +93,10 @@ public:
 								result.host->ip,
 								result.host->hostname);
 		} else {
+			std::string_view name = core::auth_reply_hash_name(
+				p.reply, service_.settings().master_user_separator);
 			e_error(event_, "director: User %s host lookup failed: %s",
-				core::quote_for_log(p.name).c_str(), result.error.c_str());
+				core::quote_for_log(name).c_str(), result.error.c_str());
 			out = core::format_auth_reply_fail(p.line);
 		}
 		out += '\n';
@@ -140,7 +142,6 @@ private:
 	struct Pending {
 		std::string line;
 		core::AuthReply reply;
-		std::string name;
 	};
 
 	void client_input()
@@ -232,12 +233,13 @@ private:
 		}
 		for (const std::string &w : reply.warnings)
 			e_error(event_, "%s", w.c_str());
-		std::string name = core::auth_reply_hash_name(
-			reply, service_.settings().master_user_separator);
-		std::string tag = reply.tag;
 		core::RequestId id = service_.new_request_id();
-		pending_.emplace(id, Pending{std::string(line), std::move(reply), name});
-		service_.start_lookup(this->id(), id, name, tag, fx);
+		auto it = pending_.emplace(id, Pending{std::string(line), std::move(reply)}).first;
+		const core::AuthReply &held = it->second.reply;
+		service_.start_lookup(
+			this->id(), id,
+			core::auth_reply_hash_name(held, service_.settings().master_user_separator),
+			held.tag, fx);
 	}
 
 	void disconnect(const char *reason)

@@ -176,7 +176,7 @@ void DirectorService::client_connected(master_service_connection *conn, Listener
 	connections_.emplace(id, std::move(c));
 }
 
-void DirectorService::start_lookup(uint64_t owner, core::RequestId id, const std::string &name,
+void DirectorService::start_lookup(uint64_t owner, core::RequestId id, std::string_view name,
 				   const std::string &tag, core::Effects &fx)
 {
 	lookup_owners_[id] = LookupInfo{owner, tag, now_usecs()};
@@ -210,6 +210,8 @@ int64_t DirectorService::now_usecs()
 void DirectorService::lookup_finished_event(const LookupInfo &info,
 					    const core::Effects::LookupDone &done)
 {
+	if (!adapter::debug_events_possible(event_))
+		return; // nobody counts or logs it: not worth building
 	auto src = lookup_sources_.find(info.owner);
 	const char *source = src == lookup_sources_.end() ? "login" : src->second;
 	std::string result = done.host ? "ok"

@@ -81,7 +81,7 @@ public:
 
 	// Starts a core lookup whose answer goes to connection `owner`. The
 	// caller runs `fx` (once per batch of lines, not per lookup).
-	void start_lookup(uint64_t owner, core::RequestId id, const std::string &name,
+	void start_lookup(uint64_t owner, core::RequestId id, std::string_view name,
 			  const std::string &tag, core::Effects &fx);
 	// The owner of lookup `id` went away before the answer: the core
 	// forgets the lookup and so does the service.

@@ -51,7 +51,7 @@ void check_socket(std::string_view line, AuthReplySocket socket, const IpAddr &h
 
 	if (!auth_reply_needs_host(reply))
 		return;
-	std::string name = auth_reply_hash_name(reply, "*");
+	std::string name(auth_reply_hash_name(reply, "*"));
 	if (!starts_with(*reply.username, name))
 		fail("hash name is not a prefix of the user name", line, name);
 

@@ -411,6 +411,22 @@ def test_counters_count_lookups_and_every_error(stats_cluster):
                   errors_before + 3, "3 more director errors counted")
 
 
+def test_lookup_event_logged_with_log_debug_and_no_metrics(make_cluster):
+    """With no metric configured the per-login event is not built at all
+    (nothing would count it), but a log_debug filter naming it still gets
+    its line: the shortcut looks at every global filter."""
+    c = make_cluster(nbackends=2, nusers=4)
+    d = c.add_director(extra_conf="log_debug = event=director_lookup_finished\n")
+    quiet = c.add_director()
+    c.start()
+    for u in c.users[:2]:
+        b, _ = rig.imap_roundtrip(d, u)
+        d.wait_log(r"Lookup finished: result=ok host=%s source=login delay=\d+ ms" %
+                   re.escape(b), 0)
+        rig.imap_roundtrip(quiet, u)
+    assert "Lookup finished" not in quiet.read_log()
+
+
 def test_counters_follow_a_move_a_kick_and_host_changes(stats_cluster):
     c, d = stats_cluster
     user = c.users[0]

@@ -152,9 +152,9 @@ END_TEST
 START_TEST(test_auth_reply_master_user_separator_cuts_name)
 {
 	AuthReply r = inspect_auth_reply("OK\t1\tuser=alice*admin\tproxy", AuthReplySocket::login);
-	CK_STR_EQ(auth_reply_hash_name(r, "*").c_str(), "alice");
-	CK_STR_EQ(auth_reply_hash_name(r, "").c_str(), "alice*admin");
-	CK_STR_EQ(auth_reply_hash_name(r, "+*").c_str(), "alice*admin"); // first char only
+	CK_STR_EQ(std::string(auth_reply_hash_name(r, "*")).c_str(), "alice");
+	CK_STR_EQ(std::string(auth_reply_hash_name(r, "")).c_str(), "alice*admin");
+	CK_STR_EQ(std::string(auth_reply_hash_name(r, "+*")).c_str(), "alice*admin"); // first char only
 }
 END_TEST
 

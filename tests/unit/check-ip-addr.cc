@@ -1,5 +1,6 @@
 // Check suite for core/ip-addr: parsing, canonical printing, stock ordering
 // and the stock net_ip_hash() value.
+#include <arpa/inet.h>
 #include <cstdlib>
 #include <string>
 
@@ -26,6 +27,27 @@ START_TEST(test_ip_addr_parses_and_prints_canonical_forms)
 		ck_assert_msg(ip.has_value(), "%s", r.in);
 		std::string text = ip->to_string();
 		ck_assert_str_eq(text.c_str(), r.out);
+	}
+}
+END_TEST
+
+// IPv4 is printed without inet_ntop: every octet value in every position
+// must come out as inet_ntop prints it, and append_to() must append.
+START_TEST(test_ip_addr_prints_ipv4_as_inet_ntop)
+{
+	for (unsigned v = 0; v < 256; v++) {
+		for (unsigned pos = 0; pos < 4; pos++) {
+			uint8_t b[4] = {1, 20, 255, 0};
+			b[pos] = uint8_t(v);
+			IpAddr ip = IpAddr::v4(b[0], b[1], b[2], b[3]);
+			char want[INET_ADDRSTRLEN];
+			ck_assert_ptr_nonnull(inet_ntop(AF_INET, b, want, sizeof(want)));
+			ck_assert_str_eq(ip.to_string().c_str(), want);
+			std::string out = "host=";
+			ip.append_to(out);
+			std::string expected = std::string("host=") + want;
+			ck_assert_str_eq(out.c_str(), expected.c_str());
+		}
 	}
 }
 END_TEST
@@ -64,6 +86,7 @@ int main()
 	Suite *s = suite_create("ip-addr");
 	TCase *tc = tcase_create("parse");
 	tcase_add_test(tc, test_ip_addr_parses_and_prints_canonical_forms);
+	tcase_add_test(tc, test_ip_addr_prints_ipv4_as_inet_ntop);
 	tcase_add_test(tc, test_ip_addr_rejects_names_ports_and_garbage);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("order-and-hash");
