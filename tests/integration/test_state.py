@@ -139,9 +139,16 @@ def test_flush_force_file_removed_starts_from_configuration(make_cluster):
     os.unlink(state_path(d))
     offset = d.log_size()
     c.start(only=[d])
-    d.wait_log(r"state file \S+: none yet, starting empty", offset)
     assert ringrig.user_count(d) == 0
     assert ringrig.host_rows(d)[b1.ip][1] == 100
+    try:
+        d.wait_log(r"state file \S+: none yet, starting empty", offset)
+    except TimeoutError:
+        # Seen once in CI (the director had started empty, as its file
+        # written at the end showed, but its log had no line of it): say
+        # which processes ran, for the next time.
+        raise AssertionError("no start line; director pid %s, processes %s, log since start:\n%s"
+                             % (d.director_pid(), rig.instance_pids(d), d.log_since(offset)))
 
 
 # --- bad files -------------------------------------------------------------------

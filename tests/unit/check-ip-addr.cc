@@ -42,7 +42,8 @@ START_TEST(test_ip_addr_prints_ipv4_as_inet_ntop)
 			IpAddr ip = IpAddr::v4(b[0], b[1], b[2], b[3]);
 			char want[INET_ADDRSTRLEN];
 			ck_assert_ptr_nonnull(inet_ntop(AF_INET, b, want, sizeof(want)));
-			ck_assert_str_eq(ip.to_string().c_str(), want);
+			std::string text = ip.to_string();
+			ck_assert_str_eq(text.c_str(), want);
 			std::string out = "host=";
 			ip.append_to(out);
 			std::string expected = std::string("host=") + want;
