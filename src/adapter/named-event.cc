@@ -76,8 +76,6 @@ void send_named_debug_event(struct event *parent, const char *name,
 			    std::initializer_list<EventField> fields,
 			    const std::function<std::string()> &message)
 {
-	if (!debug_events_possible(parent))
-		return;
 	struct event *e = create_named_event(parent, name, fields);
 	if (event_want_debug(e)) {
 		std::string text = message();

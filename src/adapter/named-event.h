@@ -33,13 +33,14 @@ void send_named_event(struct event *parent, const char *name,
 // filter (log_debug), the core log filter (log_core_filter) and the send
 // filter (the metrics the stats process asked for) are each absent or match
 // nothing, and debug logging is not forced on `parent`. Events sent once per
-// request are then not built at all; send_named_debug_event() checks this
-// first too.
+// request are then not built at all: callers of send_named_debug_event() ask
+// this before building the fields.
 bool debug_events_possible(struct event *parent);
 
 // The same at debug level for events sent once per request: `message` is
 // called only when the event is wanted (a metric or debug filter matches
-// it), so a busy director does not format text nobody reads.
+// it), so a busy director does not format text nobody reads. The caller has
+// checked debug_events_possible(parent) before building `fields`.
 void send_named_debug_event(struct event *parent, const char *name,
 			    std::initializer_list<EventField> fields,
 			    const std::function<std::string()> &message);
