@@ -718,6 +718,27 @@ def instance_pids(inst):
     return found
 
 
+def instance_pipes(inst):
+    """For diagnosing lost log lines: {pid: (process title, its stderr)} of
+    one instance's processes, and for its log process the pipes it reads
+    ("fd:pipe:[inode]"; a process's stderr should be one of them)."""
+    found = {}
+    for pid in instance_pids(inst):
+        with contextlib.suppress(OSError):
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                title = f.read().split(b"\0")[0].decode(errors="replace")
+            if title.endswith("/log"):
+                fds = sorted(os.listdir("/proc/%d/fd" % pid), key=int)
+                links = []
+                for fd in fds:
+                    with contextlib.suppress(OSError):
+                        links.append("%s:%s" % (fd, os.readlink("/proc/%d/fd/%s" % (pid, fd))))
+                found[pid] = (title, " ".join(x for x in links if ":pipe:" in x))
+            else:
+                found[pid] = (title, os.readlink("/proc/%d/fd/2" % pid))
+    return found
+
+
 def pid_alive(pid):
     if not pid:
         return False

@@ -144,11 +144,14 @@ def test_flush_force_file_removed_starts_from_configuration(make_cluster):
     try:
         d.wait_log(r"state file \S+: none yet, starting empty", offset)
     except TimeoutError:
-        # Seen once in CI (the director had started empty, as its file
-        # written at the end showed, but its log had no line of it): say
-        # which processes ran, for the next time.
-        raise AssertionError("no start line; director pid %s, processes %s, log since start:\n%s"
-                             % (d.director_pid(), rig.instance_pids(d), d.log_since(offset)))
+        # Seen once in CI and once in 40 runs under full CPU load: the
+        # director had started empty (its file written at the end showed
+        # it) but the log had no line of it, nor any other line of the new
+        # director. Say which processes ran and which pipes they hold (is
+        # the director's stderr read by this instance's log process?).
+        raise AssertionError("no start line; director pid %s, processes and their pipes %s, "
+                             "log since start:\n%s"
+                             % (d.director_pid(), rig.instance_pipes(d), d.log_since(offset)))
 
 
 # --- bad files -------------------------------------------------------------------
