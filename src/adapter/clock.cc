@@ -48,7 +48,7 @@ int64_t mono_usecs()
 
 core::Now now()
 {
-	return core::Now(int64_t(ioloop_time), mono_usecs() / 1000000);
+	return core::Now::at_msecs(int64_t(ioloop_time), mono_usecs() / 1000);
 }
 
 int64_t mono_msecs()

@@ -78,6 +78,13 @@ public:
 	// Expires users, times out lookups and moves, ends kick delays. Call
 	// about once a second.
 	void tick(Now now, Effects &fx);
+	// When the first running director_user_kick_delay ends (Now::mono_msecs),
+	// if one runs: kick delays are kept to the millisecond, as stock keeps
+	// them, not rounded to the once-a-second tick.
+	std::optional<int64_t> kick_delay_end_msecs() { return moves_.next_delay_end_msecs(); }
+	// Ends the kick delays that are over (tick() does it too), and what waited
+	// for them: delayed logins of those users, flush jobs' next moves.
+	void end_kick_delays(Now now, Effects &fx) { moves_.end_delays(now, fx); }
 	void kick_done(JobId id, bool ok, const std::string &error, Now now, Effects &fx);
 	void flush_done(JobId id, bool ok, Now now, Effects &fx);
 

@@ -36,7 +36,7 @@ void UserMoves::tick(Now now, Effects &fx)
 {
 	std::vector<uint64_t> done;
 	for (auto &[key, kill] : kills_) {
-		if (kill.state == KillState::delay && kill.delay_until <= now.mono) {
+		if (kill.state == KillState::delay && kill.delay_until_msecs <= now.mono_msecs) {
 			done.push_back(key);
 		} else if (kill.state != KillState::delay &&
 			   kill.started + user_move_timeout_secs <= now.mono) {
@@ -255,7 +255,33 @@ void UserMoves::finish_kill_delayed(uint64_t key, bool skip_delay, Now now, Effe
 	}
 	KillContext &kill = kills_[key];
 	kill.state = KillState::delay;
-	kill.delay_until = now.mono + config_.user_kick_delay_secs;
+	kill.delay_until_msecs = now.mono_msecs + int64_t{config_.user_kick_delay_secs} * 1000;
+	delay_ends_.emplace_back(kill.delay_until_msecs, key);
+}
+
+std::optional<int64_t> UserMoves::next_delay_end_msecs()
+{
+	while (!delay_ends_.empty()) {
+		auto [at, key] = delay_ends_.front();
+		auto it = kills_.find(key);
+		if (it != kills_.end() && it->second.state == KillState::delay &&
+		    it->second.delay_until_msecs == at)
+			return at;
+		delay_ends_.pop_front();
+	}
+	return std::nullopt;
+}
+
+void UserMoves::end_delays(Now now, Effects &fx)
+{
+	for (;;) {
+		std::optional<int64_t> at = next_delay_end_msecs();
+		if (!at || *at > now.mono_msecs)
+			return;
+		uint64_t key = delay_ends_.front().second;
+		delay_ends_.pop_front();
+		free_kill(key, now, fx);
+	}
 }
 
 void UserMoves::free_kill(uint64_t key, Now now, Effects &fx)

@@ -61,6 +61,12 @@ public:
 	void flush_done(JobId id, bool ok, Now now, Effects &fx);
 	// Ends kick delays and times out stuck moves.
 	void tick(Now now, Effects &fx);
+	// When the first running kick delay ends (Now::mono_msecs), if one runs:
+	// end_delays() should run then, not at the next tick. O(1) amortized.
+	std::optional<int64_t> next_delay_end_msecs();
+	// Ends the kick delays that are over, in O(delays ended) (tick() looks at
+	// every move, once a second).
+	void end_delays(Now now, Effects &fx);
 
 	// USER-KICK / USER-KICK-ALT from an admin.
 	AdminReply user_kick(JobId job, std::string_view kick_field, std::string_view value,
@@ -79,8 +85,8 @@ private:
 		std::optional<IpAddr> old_host_ip;
 		bool old_host_down = false;
 		unsigned old_host_vhosts = 0;
-		int64_t started = 0; // Now::mono, as is delay_until
-		int64_t delay_until = 0;
+		int64_t started = 0; // Now::mono
+		int64_t delay_until_msecs = 0; // Now::mono_msecs
 		JobId job = 0; // the running ipc kick or flush program
 	};
 	enum class JobKind { kill_kick, admin_kick, flush };
@@ -124,6 +130,10 @@ private:
 	RingPort &ring_;
 	Owner &owner_;
 	std::unordered_map<uint64_t, KillContext> kills_;
+	// (delay end, user key) of each kick delay in the order they started:
+	// every delay is equally long, so also in the order they end. Entries
+	// whose kill ended or was restarted meanwhile are dropped when met.
+	std::deque<std::pair<int64_t, uint64_t>> delay_ends_;
 	std::unordered_map<JobId, Job> jobs_;
 	JobId next_job_ = 1;
 	size_t kicking_ = 0;

@@ -64,6 +64,7 @@ DirectorService::~DirectorService()
 	stopping_ = true;
 	kicks_.reset();
 	tick_timer_.reset();
+	kick_delay_timer_.reset();
 	graveyard_timer_.reset();
 	connections_.clear();
 	flushes_.clear();
@@ -237,6 +238,23 @@ void DirectorService::run_effects(core::Effects &fx)
 {
 	run_effects_batch(fx);
 	observe_state();
+	arm_kick_delay_timer();
+}
+
+// director_user_kick_delay is kept to the millisecond, as stock keeps it: the
+// once-a-second tick alone would end a 2 s delay after anything from 1 to 3 s.
+void DirectorService::arm_kick_delay_timer()
+{
+	std::optional<int64_t> at = core_.kick_delay_end_msecs();
+	if (!at || (kick_delay_timer_.active() && kick_delay_at_msecs_ <= *at))
+		return;
+	kick_delay_at_msecs_ = *at;
+	int64_t wait = std::max<int64_t>(0, *at - adapter::mono_msecs());
+	kick_delay_timer_.once(unsigned(wait), [this]() {
+		core::Effects fx;
+		core_.end_kick_delays(now(), fx);
+		run_effects(fx);
+	});
 }
 
 void DirectorService::run_effects_batch(core::Effects &fx)

@@ -132,6 +132,8 @@ public:
 
 private:
 	void tick();
+	// Keeps kick_delay_timer_ set for the core's first kick delay end.
+	void arm_kick_delay_timer();
 	void run_effects_batch(core::Effects &fx);
 	void start_ring_connect(const core::Effects::RingConnect &rc);
 	void schedule_reap();
@@ -155,6 +157,10 @@ private:
 	std::vector<std::unique_ptr<Connection>> graveyard_;
 	adapter::TimeoutHandle graveyard_timer_;
 	adapter::TimeoutHandle tick_timer_;
+	// Fires when the first running kick delay ends (kick_delay_at_msecs_, on
+	// adapter::mono_msecs()); inactive when none runs.
+	adapter::TimeoutHandle kick_delay_timer_;
+	int64_t kick_delay_at_msecs_ = 0;
 	// A lookup in the core: who asked, for the director_lookup_finished
 	// event what and since when.
 	struct LookupInfo {

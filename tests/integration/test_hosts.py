@@ -164,10 +164,13 @@ def test_flush_max_parallel_moves_users_off_zeroed_host(cluster1):
     rc, out, err = d.doveadm("director", "flush", "--max-parallel", "2", b0.ip, timeout=90)
     assert (rc, out, err) == (0, "", "")
     took = time.monotonic() - t0
-    # each move holds its slot for director_user_kick_delay (2 s), so with two
-    # slots the flush needs about ceil(n/2) rounds: proof the limit is honoured
+    # each move holds its slot for director_user_kick_delay (2 s, kept to the
+    # millisecond as stock keeps it), so with two slots the flush needs
+    # ceil(n/2) rounds: proof the limit is honoured. The 0.1 s is for the
+    # clock readings, not for the delay (a whole-second timer once ended
+    # it after 1 to 3 s, and 8 users took 5.4 s).
     rounds = (len(on_b0) + 1) // 2
-    assert took >= (rounds - 1) * 2 * 0.9, (took, len(on_b0))
+    assert took >= (rounds - 1) * 2 - 0.1, (took, len(on_b0))
     table = rig.host_table(d)
     assert table[b0.ip]["users"] == 0
     assert sum(t["users"] for t in table.values()) == len(users)

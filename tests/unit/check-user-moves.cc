@@ -95,6 +95,50 @@ START_TEST(test_user_moves_move_kicks_then_waits_the_kick_delay)
 }
 END_TEST
 
+// A kick delay is kept to the millisecond: one started at x.9 s is not over at
+// the second x+2 (a whole-second clock would end a 2 s delay after 1.1 s), and
+// next_delay_end_msecs() names its end so the adapter can wake for it and
+// end_delays() then (tick() ends it too).
+START_TEST(test_user_moves_kick_delay_is_kept_to_the_millisecond)
+{
+	Fixture f;
+	const int64_t ms0 = t0 * 1000;
+	const int64_t delay_ms = int64_t{f.config.user_kick_delay_secs} * 1000;
+	f.users.insert(42, 0, f.a, uint32_t(t0));
+	f.users.insert(43, 0, f.a, uint32_t(t0));
+	Effects fx;
+	ck_assert(!f.moves.next_delay_end_msecs());
+	f.moves.move(nullptr, std::nullopt, 42, f.b, Effects::MoveReason::ring, t0, fx);
+	f.moves.move(nullptr, std::nullopt, 43, f.b, Effects::MoveReason::ring, t0, fx);
+	ck_assert_uint_eq(fx.kicks.size(), 2);
+	ck_assert(!f.moves.next_delay_end_msecs()); // kicking, no delay yet
+	f.moves.kick_done(fx.kicks[0].id, true, "", Now::at_msecs(t0, ms0 + 900), fx);
+	f.moves.kick_done(fx.kicks[1].id, true, "", Now::at_msecs(t0 + 1, ms0 + 1200), fx);
+	auto first = f.moves.next_delay_end_msecs();
+	ck_assert(first.has_value());
+	ck_assert_int_eq(*first, ms0 + 900 + delay_ms);
+
+	f.moves.tick(Now::at_msecs(t0 + 2, ms0 + delay_ms), fx);
+	ck_assert(f.moves.moving(42, 0));
+	f.moves.tick(Now::at_msecs(t0 + 2, ms0 + 900 + delay_ms - 1), fx);
+	ck_assert(f.moves.moving(42, 0));
+	f.moves.tick(Now::at_msecs(t0 + 2, ms0 + 900 + delay_ms), fx);
+	ck_assert(!f.moves.moving(42, 0));
+	ck_assert(f.moves.moving(43, 0));
+	ck_assert_uint_eq(f.owner.ended, 1);
+	first = f.moves.next_delay_end_msecs();
+	ck_assert(first.has_value());
+	ck_assert_int_eq(*first, ms0 + 1200 + delay_ms);
+
+	f.moves.end_delays(Now::at_msecs(t0 + 3, ms0 + 1200 + delay_ms - 1), fx);
+	ck_assert(f.moves.moving(43, 0));
+	f.moves.end_delays(Now::at_msecs(t0 + 3, ms0 + 1200 + delay_ms), fx);
+	ck_assert(!f.moves.moving(43, 0));
+	ck_assert_uint_eq(f.owner.ended, 2);
+	ck_assert(!f.moves.next_delay_end_msecs());
+}
+END_TEST
+
 START_TEST(test_user_moves_flush_program_runs_after_the_kill)
 {
 	DirectorConfig cfg;
@@ -155,6 +199,7 @@ int main()
 	Suite *s = suite_create("user-moves");
 	TCase *tc = tcase_create("moves");
 	tcase_add_test(tc, test_user_moves_move_kicks_then_waits_the_kick_delay);
+	tcase_add_test(tc, test_user_moves_kick_delay_is_kept_to_the_millisecond);
 	tcase_add_test(tc, test_user_moves_flush_program_runs_after_the_kill);
 	tcase_add_test(tc, test_user_moves_stuck_move_times_out);
 	tcase_add_test(tc, test_user_moves_admin_kicks_queue_over_the_limit);
