@@ -34,12 +34,11 @@ UserMoves::UserMoves(const DirectorConfig &config, LogSink &log, UserTable &user
 
 void UserMoves::tick(Now now, Effects &fx)
 {
+	end_delays(now, fx);
 	std::vector<uint64_t> done;
 	for (auto &[key, kill] : kills_) {
-		if (kill.state == KillState::delay && kill.delay_until_msecs <= now.mono_msecs) {
-			done.push_back(key);
-		} else if (kill.state != KillState::delay &&
-			   kill.started + user_move_timeout_secs <= now.mono) {
+		if (kill.state != KillState::delay &&
+		    kill.started + user_move_timeout_secs <= now.mono) {
 			log_.log_with(LogLevel::error,
 				      "Finishing user " + std::to_string(uint32_t(key)) +
 					      " move timed out, its state may now be inconsistent "

@@ -64,8 +64,8 @@ public:
 	// When the first running kick delay ends (Now::mono_msecs), if one runs:
 	// end_delays() should run then, not at the next tick. O(1) amortized.
 	std::optional<int64_t> next_delay_end_msecs();
-	// Ends the kick delays that are over, in O(delays ended) (tick() looks at
-	// every move, once a second).
+	// Ends the kick delays that are over, in O(delays ended); tick() starts
+	// with it.
 	void end_delays(Now now, Effects &fx);
 
 	// USER-KICK / USER-KICK-ALT from an admin.
