@@ -28,7 +28,12 @@ differ.
 It starts and stops only the Dovecot masters it brought up (rig.py). Every wait
 has a deadline. Needs root (the rig binds 127.X.Y.Z and runs Dovecot).
 
-usage: rejoin-bench.py [--ours BIN] [--users N] [--changes K] [--keep]
+Both measurements are repeated --rounds times (default 3; each rejoin moves
+another K users) and the table gives the median of each figure and, for each
+ratio, the median and the range of the per-round ratios: the full join's time
+moves by 20-40 % between rounds on a shared 2-core machine.
+
+usage: rejoin-bench.py [--ours BIN] [--users N] [--changes K] [--rounds R] [--keep]
 """
 
 import argparse
@@ -36,6 +41,7 @@ import datetime
 import importlib.util
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -157,6 +163,17 @@ def measure_join(c, d, left, want_users, deadline_secs):
             "handshaked": handshaked, "bytes_in": rx, "bytes_out": tx}
 
 
+def new_host(hosts, user):
+    """Where a changed user is moved: the host after its usual one."""
+    return hosts[(int(user[4:user.index("@")]) + 1) % len(hosts)]
+
+
+def figure(m, key):
+    if key == "bytes":
+        return m["bytes_in"] + m["bytes_out"]
+    return m[key]
+
+
 def tables(ds):
     return [{h: ip for h, (ip, _) in rb_user_list(d).items()} for d in ds]
 
@@ -172,6 +189,8 @@ def main():
     ap.add_argument("--users", type=int, default=1_000_000)
     ap.add_argument("--changes", type=int, default=1000,
                     help="users moved while the director is down (default 1000)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="full joins and rejoins measured, alternating (default 3)")
     ap.add_argument("--deadline", type=float, default=180.0)
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
@@ -219,31 +238,37 @@ def main():
                 a.close()
             say("ring converged at %d users" % want)
 
-            # 1. full join
-            c.stop(only=[d1])
-            os.unlink(state_path(d1))
-            res["full"] = measure_join(c, d1, d0, want, args.deadline)
-            say("full join: %r" % res["full"])
+            res["full"], res["rejoin"], res["load_ms"], res["delta_log"] = [], [], [], []
+            changed = []
+            for r in range(args.rounds):
+                # 1. full join
+                c.stop(only=[d1])
+                os.unlink(state_path(d1))
+                m = measure_join(c, d1, d0, want, args.deadline)
+                res["full"].append(m)
+                say("round %d: full join: %r" % (r + 1, m))
 
-            # 2. rejoin with the state file, K users moved meanwhile
-            t_stop = time.monotonic()
-            c.stop(only=[d1])
-            assert os.path.exists(state_path(d1)), "no state file after a clean stop"
-            changed = ["user%d@example.com" % i for i in range(1, args.changes + 1)]
-            bad = move(d0, changed,
-                       lambda u: hosts[(int(u[4:u.index("@")]) + 1) % len(hosts)])
-            down = time.monotonic() - t_stop
-            say("d1 down for %.1fs; moved %d users on d0 (%d not OK)"
-                % (down, len(changed), bad))
-            res["rejoin"] = measure_join(c, d1, d0, want, args.deadline)
-            res["rejoin"]["down_secs"] = down
-            say("rejoin: %r" % res["rejoin"])
-            log = d1.read_log()
-            m = re.findall(r"Delta join: kept (\d+) users .*, (\d+) buckets replaced by "
-                           r"(\d+) users received", log)
-            res["delta_log"] = m[-1] if m else None
-            m = re.findall(r"restored \d+ users .*, loaded in (\d+) ms", log)
-            res["load_ms"] = int(m[-1]) if m else None
+                # 2. rejoin with the state file, K other users moved meanwhile
+                t_stop = time.monotonic()
+                c.stop(only=[d1])
+                assert os.path.exists(state_path(d1)), "no state file after a clean stop"
+                moved = ["user%d@example.com" % i
+                         for i in range(r * args.changes + 1, (r + 1) * args.changes + 1)]
+                bad = move(d0, moved, lambda u: new_host(hosts, u))
+                changed += moved
+                down = time.monotonic() - t_stop
+                say("round %d: d1 down for %.1fs; moved %d users on d0 (%d not OK)"
+                    % (r + 1, down, len(moved), bad))
+                m = measure_join(c, d1, d0, want, args.deadline)
+                m["down_secs"] = down
+                res["rejoin"].append(m)
+                say("round %d: rejoin: %r" % (r + 1, m))
+                log = d1.read_log()
+                found = re.findall(r"Delta join: kept (\d+) users .*, (\d+) buckets replaced by "
+                                   r"(\d+) users received", log)
+                res["delta_log"].append(found[-1] if found else None)
+                found = re.findall(r"restored \d+ users .*, loaded in (\d+) ms", log)
+                res["load_ms"].append(int(found[-1]) if found else None)
 
             # 3. the same hash -> backend on every director
             t = time.monotonic()
@@ -258,8 +283,7 @@ def main():
             res["compare"] = {"users": len(maps[0]), "diffs": diffs,
                               "secs": time.monotonic() - t}
             moved_ok = sum(1 for u in changed
-                           if maps[1].get(rb.user_hash(u)) ==
-                           hosts[(int(u[4:u.index("@")]) + 1) % len(hosts)])
+                           if maps[1].get(rb.user_hash(u)) == new_host(hosts, u))
             res["compare"]["moved_seen_on_d1"] = moved_ok
             c.stop(only=ds)
     except BaseException as e:
@@ -273,35 +297,40 @@ def main():
     c.cleanup()
     full, rej = res["full"], res["rejoin"]
     out = sys.stdout
-    out.write("%-34s %14s %14s %8s\n" % ("metric (d1, ours)", "full join", "rejoin", "ratio"))
+    out.write("%d rounds; medians, and the range of the per-round ratios\n" % len(full))
+    out.write("%-34s %12s %12s %7s  %s\n" % ("metric (d1, ours)", "full join", "rejoin", "ratio",
+                                             "rounds"))
     for key, label in (("secs", "time to synced + all users (s)"),
                        ("from_proc", "  of it after director start (s)"),
                        ("after_admin", "  of it after admin answered (s)"),
                        ("exchange", "  of it after first ring connect (s)"),
                        ("handshaked", "ring connect -> handshaked (s)"),
                        ("bytes_in", "ring bytes received"),
-                       ("bytes_out", "ring bytes sent")):
-        a, b = full[key], rej[key]
-        if a is None or b is None:
-            out.write("%-34s %14s %14s %8s\n" % (label, "-", "-", "-"))
+                       ("bytes_out", "ring bytes sent"),
+                       ("bytes", "ring bytes, both ways")):
+        pairs = [(figure(f, key), figure(j, key)) for f, j in zip(full, rej)]
+        pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+        if not pairs:
+            out.write("%-34s %12s %12s %7s\n" % (label, "-", "-", "-"))
             continue
+        a = statistics.median(p[0] for p in pairs)
+        b = statistics.median(p[1] for p in pairs)
+        ratios = [q / p for p, q in pairs if p]
         secs = key in ("secs", "from_proc", "after_admin", "exchange", "handshaked")
-        out.write("%-34s %14s %14s %8s\n" % (label, "%.2f" % a if secs else a,
-                                            "%.2f" % b if secs else b,
-                                            "%.3f" % (b / a) if a else "-"))
-    tb_full = full["bytes_in"] + full["bytes_out"]
-    tb_rej = rej["bytes_in"] + rej["bytes_out"]
-    out.write("%-34s %14d %14d %8s\n" % ("ring bytes, both ways", tb_full, tb_rej,
-                                          "%.3f" % (tb_rej / tb_full) if tb_full else "-"))
-    out.write("state file load on the restarted director (its log): %s ms\n"
-              % (res["load_ms"] if res["load_ms"] is not None else "-"))
-    out.write("users %d, moved while down %d (down %.1fs); delta log (kept, buckets, "
-              "received): %s\n" % (res["compare"]["users"], args.changes,
-                                   rej["down_secs"], res["delta_log"]))
+        out.write("%-34s %12s %12s %7s  %s\n" % (
+            label, "%.3f" % a if secs else "%d" % a, "%.3f" % b if secs else "%d" % b,
+            "%.3f" % statistics.median(ratios) if ratios else "-",
+            "%.3f-%.3f" % (min(ratios), max(ratios)) if ratios else "-"))
+    out.write("state file load on the restarted director (its log), ms: %s\n"
+              % ", ".join("-" if x is None else str(x) for x in res["load_ms"]))
+    out.write("users %d, moved while down %d per round (down %s s); delta log (kept, "
+              "buckets, received): %s\n"
+              % (res["compare"]["users"], args.changes,
+                 ", ".join("%.1f" % j["down_secs"] for j in rej), res["delta_log"]))
     out.write("hash -> backend compared for every user: %s; moved users seen on d1 at "
               "their new host: %d/%d\n"
               % (", ".join("%s vs d0: %d differ, %d extra" % x for x in res["compare"]["diffs"]),
-                 res["compare"]["moved_seen_on_d1"], args.changes))
+                 res["compare"]["moved_seen_on_d1"], len(full) * args.changes))
     return 1 if failed else 0
 
 

@@ -13,6 +13,9 @@ Director::Director(DirectorConfig config, LogSink &log)
 	: config_(std::move(config)), log_(log), users_(config_.max_users), ring_(config_, log_, hosts_, users_, *this),
 	  moves_(config_, log_, users_, hosts_, ring_, *this)
 {
+	// Ring handshakes and checks then read the digests instead of adding up
+	// every user (user-digest.h).
+	users_.maintain_digests([this](HostId host) { return user_digest_host_key(hosts_.get(host).ip); });
 }
 
 void Director::add_config_host(const IpAddr &ip, std::string_view hostname, std::string_view tag)

@@ -11,17 +11,6 @@ namespace director::core {
 
 namespace {
 
-uint64_t mix64(uint64_t x)
-{
-	// splitmix64's finaliser: every input bit reaches every output bit.
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
-
 // Lower-case hex digit values, 16 for anything else.
 constexpr std::array<uint8_t, 256> hex_values = [] {
 	std::array<uint8_t, 256> t{};
@@ -59,6 +48,14 @@ void append_hex64(std::string &out, uint64_t v)
 
 } // namespace
 
+// A table keeps its digests at the bits of its handshakes' sub-buckets, at most
+// at the most bits a handshake uses.
+static_assert(UserTable::digest_max_bits == user_digest_max_bits &&
+		      UserTable::digest_min_bits == user_digest_min_bits + user_digest_refine_bits &&
+		      UserTable::digest_users_per_bucket << user_digest_refine_bits ==
+			      user_digest_users_per_bucket,
+	      "the table's digests follow the handshake's buckets");
+
 unsigned user_digest_bits_for(size_t users)
 {
 	unsigned bits = user_digest_min_bits;
@@ -79,13 +76,7 @@ uint64_t user_digest_host_key(const IpAddr &ip)
 	add(uint8_t(ip.family()));
 	for (size_t i = 0; i < ip.size(); i++)
 		add(ip.bytes()[i]);
-	return mix64(h);
-}
-
-uint64_t user_digest_entry(uint32_t user_hash, uint64_t host_key, bool weak)
-{
-	return mix64((uint64_t(user_hash) << 1 | (weak ? 1 : 0)) ^ host_key) ^
-	       mix64(host_key + user_hash);
+	return user_digest_mix64(h);
 }
 
 namespace {
@@ -108,10 +99,53 @@ void for_each_digest_entry(const UserTable &users, const HostList &hosts, Want &
 	});
 }
 
+// The sum of the table's kept digests [first, first + n).
+uint64_t fine_digest_sum(const uint64_t *fine, size_t first, size_t n)
+{
+	uint64_t sum = 0;
+	for (size_t i = first; i < first + n; i++)
+		sum += fine[i];
+	return sum;
+}
+
 } // namespace
 
 std::vector<uint64_t> user_table_digests(const UserTable &users, const HostList &hosts,
 					 unsigned bits)
+{
+	const uint64_t *fine = users.fine_digests();
+	if (fine == nullptr || bits > users.digest_bits())
+		return user_table_digests_walked(users, hosts, bits);
+	const size_t span = size_t{1} << (users.digest_bits() - bits);
+	std::vector<uint64_t> digests(size_t{1} << bits);
+	for (size_t b = 0; b < digests.size(); b++)
+		digests[b] = fine_digest_sum(fine, b * span, span);
+	return digests;
+}
+
+std::vector<uint64_t> user_table_sub_digests(const UserTable &users, const HostList &hosts,
+					     const UserDigestBuckets &named)
+{
+	const uint64_t *fine = users.fine_digests();
+	const unsigned sub_bits = named.bits() + user_digest_refine_bits;
+	if (fine == nullptr || sub_bits > users.digest_bits())
+		return user_table_sub_digests_walked(users, hosts, named);
+	const size_t per_bucket = size_t{1} << user_digest_refine_bits;
+	const size_t span = size_t{1} << (users.digest_bits() - sub_bits);
+	std::vector<uint64_t> sub;
+	sub.reserve(named.count() * per_bucket);
+	for (size_t w = 0; w < named.words().size(); w++) {
+		for (uint64_t bits = named.words()[w]; bits != 0; bits &= bits - 1) {
+			size_t b = w * 64 + size_t(__builtin_ctzll(bits));
+			for (size_t i = 0; i < per_bucket; i++)
+				sub.push_back(fine_digest_sum(fine, (b * per_bucket + i) * span, span));
+		}
+	}
+	return sub;
+}
+
+std::vector<uint64_t> user_table_digests_walked(const UserTable &users, const HostList &hosts,
+						unsigned bits)
 {
 	std::vector<uint64_t> digests(size_t{1} << bits, 0);
 	for_each_digest_entry(
@@ -120,8 +154,8 @@ std::vector<uint64_t> user_table_digests(const UserTable &users, const HostList 
 	return digests;
 }
 
-std::vector<uint64_t> user_table_sub_digests(const UserTable &users, const HostList &hosts,
-					     const UserDigestBuckets &named)
+std::vector<uint64_t> user_table_sub_digests_walked(const UserTable &users, const HostList &hosts,
+						    const UserDigestBuckets &named)
 {
 	// A named bucket's rank: the named buckets before it.
 	const std::vector<uint64_t> &words = named.words();

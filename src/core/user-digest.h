@@ -58,12 +58,14 @@
 //
 // and the connector answers with a DELTA at bits + 3 (sparse like REFINE),
 // then streams the users of the sub-buckets that differ. The SUB block must
-// carry exactly the sub-buckets of the named buckets. Each side makes the
-// sub-bucket digests when they are due, in a pass over its table that adds up
-// only the users of the named buckets: at 1 M users about 3 ms, where digests
-// of every sub-bucket in the first pass would cost 5-10 ms more on each side
-// (an 8 times bigger array, added to at random). A connector asks only when
-// at most a quarter of the buckets differ.
+// carry exactly the sub-buckets of the named buckets. A director's table keeps
+// its digests at the sub-buckets' bits as users change
+// (UserTable::maintain_digests(), up to user_digest_max_bits), so both the
+// bucket digests and the sub-bucket ones are sums of kept digests, with no
+// pass over the users (at 1 M users such a pass cost 4-13 ms on each side for
+// each of the two rounds); past the kept bits they come from a pass that adds
+// up only the users of the named buckets. A connector asks only when at most a
+// quarter of the buckets differ.
 //
 // Checks after the handshake, only with a peer whose VERSION also offered
 // `USER-DIGEST-CHECK`. A director checks its table against its left's: a line
@@ -99,6 +101,7 @@
 #include "host-list.h"
 #include "ip-addr.h"
 #include "result.h"
+#include "user-digest-entry.h"
 #include "user-table.h"
 
 namespace director::core {
@@ -134,17 +137,22 @@ inline uint32_t user_digest_bucket(uint32_t user_hash, unsigned bits)
 }
 
 uint64_t user_digest_host_key(const IpAddr &ip);
-uint64_t user_digest_entry(uint32_t user_hash, uint64_t host_key, bool weak);
 
-// Every bucket's digest of `users` (hosts resolved through `hosts`).
+// Every bucket's digest of `users` (hosts resolved through `hosts`): sums of the
+// digests the table keeps (UserTable::maintain_digests()) when it keeps them at
+// no fewer bits, else a pass over every user (user_table_digests_walked()).
 std::vector<uint64_t> user_table_digests(const UserTable &users, const HostList &hosts,
 					 unsigned bits);
 // The sub-bucket digests (at named.bits() + user_digest_refine_bits) of the
 // named buckets only, packed: the k-th named bucket's 8 sub-buckets at
-// [8k, 8k + 8). Not an array of every sub-bucket: at 1 M users that would be
-// 2 MiB of fresh memory, which costs more here than the pass itself.
+// [8k, 8k + 8); from the table's kept digests as above.
 std::vector<uint64_t> user_table_sub_digests(const UserTable &users, const HostList &hosts,
 					     const UserDigestBuckets &named);
+// The same two from a pass over every user, whatever the table keeps.
+std::vector<uint64_t> user_table_digests_walked(const UserTable &users, const HostList &hosts,
+						unsigned bits);
+std::vector<uint64_t> user_table_sub_digests_walked(const UserTable &users, const HostList &hosts,
+						    const UserDigestBuckets &named);
 
 // A set of buckets.
 class UserDigestBuckets {

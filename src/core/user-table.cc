@@ -135,6 +135,10 @@ UserIndex UserTable::insert(uint32_t user_hash, TagId tag, HostId host, uint32_t
 	index_[pos] = fp | u;
 	count_++;
 	host_add_(host);
+	digest_update_(e, true);
+	if (digests_ && count_ > digest_users_per_bucket << digest_bits_ &&
+	    digest_bits_ < digest_max_bits)
+		digest_rebuild_(count_);
 	link_in_order_(u);
 	return u;
 }
@@ -150,6 +154,7 @@ void UserTable::load_begin(size_t expected)
 	head_ = tail_ = no_user;
 	sorted_ = true;
 	std::fill(host_users_.begin(), host_users_.end(), 0);
+	digests_.reset(); // added up at load_end()
 	size_t n = std::min(expected, limit_);
 	chunks_.reserve((n + chunk_entries_ - 1) / chunk_entries_);
 	loading_ = true;
@@ -256,6 +261,8 @@ size_t UserTable::load_end()
 	}
 	for (UserIndex v : dropped)
 		release_(v);
+	if (host_key_)
+		digest_rebuild_(count_);
 	if (count_ == 0)
 		sorted_ = true;
 	if (!sorted_)
@@ -290,9 +297,11 @@ void UserTable::set_host(UserIndex u, HostId host)
 	if (host == invalid_host)
 		invariant_failed_("set_host to invalid_host");
 	Entry &e = entry_(u);
+	digest_update_(e, false);
 	host_remove_(e.host);
 	host_add_(host);
 	e.host = host;
+	digest_update_(e, true);
 }
 
 void UserTable::erase(UserIndex u)
@@ -466,7 +475,8 @@ size_t UserTable::memory_bytes() const
 	size_t slab = singles * chunk_bytes_ + (in_blocks + huge - 1) / huge * huge;
 	return sizeof(*this) + chunks_.capacity() * sizeof(chunks_[0]) +
 	       slab_memory_.capacity() * sizeof(slab_memory_[0]) + slab +
-	       index_slots * sizeof(uint32_t) + host_users_.capacity() * sizeof(uint32_t);
+	       index_slots * sizeof(uint32_t) + host_users_.capacity() * sizeof(uint32_t) +
+	       host_keys_.capacity() * sizeof(uint64_t) + digests_.size() * sizeof(uint64_t);
 }
 
 void UserTable::set_resend(UserIndex u, bool on)
@@ -574,6 +584,7 @@ void UserTable::release_(UserIndex u)
 {
 	Entry &e = raw_entry_(u);
 	unlink_(u);
+	digest_update_(e, false);
 	host_remove_(e.host);
 	if ((e.tag_flags & flag_resend_) != 0)
 		resend_mark_gone_();
@@ -602,7 +613,43 @@ void UserTable::host_add_(HostId host)
 {
 	if (host >= host_users_.size())
 		host_users_.resize(size_t{host} + 1, 0);
-	host_users_[host]++;
+	if (host_users_[host]++ == 0 && host_key_) {
+		if (host >= host_keys_.size())
+			host_keys_.resize(size_t{host} + 1, 0);
+		host_keys_[host] = host_key_(host);
+	}
+}
+
+void UserTable::maintain_digests(std::function<uint64_t(HostId)> host_key)
+{
+	not_loading_("maintain_digests() during a bulk load");
+	host_key_ = std::move(host_key);
+	host_keys_.assign(host_users_.size(), 0);
+	for (size_t h = 0; h < host_users_.size(); h++) {
+		if (host_users_[h] != 0)
+			host_keys_[h] = host_key_(static_cast<HostId>(h));
+	}
+	digest_rebuild_(count_);
+}
+
+void UserTable::digest_rebuild_(size_t users)
+{
+	unsigned bits = std::max(digest_bits_, digest_min_bits);
+	while (bits < digest_max_bits && digest_users_per_bucket << bits < users)
+		bits++;
+	digest_bits_ = bits;
+	digests_ = PageArray<uint64_t>(size_t{1} << bits);
+	for_each([this](UserIndex u) { digest_update_(raw_entry_(u), true); });
+}
+
+void UserTable::set_weak(UserIndex u, bool weak)
+{
+	Entry &e = entry_(u);
+	if (((e.tag_flags & flag_weak_) != 0) == weak)
+		return;
+	digest_update_(e, false);
+	set_flag_(u, flag_weak_, weak);
+	digest_update_(e, true);
 }
 
 void UserTable::host_remove_(HostId host)

@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "ids.h"
 #include "page-array.h"
+#include "user-digest-entry.h"
 
 namespace director::core {
 
@@ -120,7 +122,7 @@ public:
 
 	// Weak: the user's host is being renegotiated on the ring (USER-WEAK).
 	bool weak(UserIndex u) const { return (entry_(u).tag_flags & flag_weak_) != 0; }
-	void set_weak(UserIndex u, bool weak) { set_flag_(u, flag_weak_, weak); }
+	void set_weak(UserIndex u, bool weak);
 	// Kill pending: a move/kick of the user is in progress; its state lives with the caller.
 	bool kill_pending(UserIndex u) const { return (entry_(u).tag_flags & flag_kill_) != 0; }
 	void set_kill_pending(UserIndex u, bool pending) { set_flag_(u, flag_kill_, pending); }
@@ -200,6 +202,26 @@ public:
 	// the caller is expected to sort anyway, and this keeps a handshake O(1) per user.
 	bool sorted() const { return sorted_; }
 
+	// Bucket digests kept up to date (user-digest.h). Once maintain_digests() said
+	// where host keys come from, every change to a user's presence, host or weak
+	// flag adds to or takes from the digest of its bucket at digest_bits() top
+	// bits of the user hash; a digest at fewer bits is the sum of a range of
+	// these, so a ring handshake or check gets its digests in O(buckets) instead of
+	// a pass over every user. The bits grow with the table (about 4 users a
+	// bucket, from digest_min_bits to digest_max_bits, 2 MiB at 1 M users), each
+	// step adding the users up again, as the index grows; a bulk load adds them up
+	// once at load_end(). `host_key` is asked for a host's key
+	// (user_digest_host_key() of its IP) when the host gets its first user, and
+	// the key is kept while it has users: a host's IP does not change while users
+	// are on it. The table's current users are added up at once.
+	static constexpr unsigned digest_min_bits = 7;
+	static constexpr unsigned digest_max_bits = 18;
+	static constexpr size_t digest_users_per_bucket = 4;
+	void maintain_digests(std::function<uint64_t(HostId)> host_key);
+	// The 2^digest_bits() digests, or nullptr while they are not maintained.
+	const uint64_t *fine_digests() const { return digests_ ? digests_.get() : nullptr; }
+	unsigned digest_bits() const { return digest_bits_; }
+
 	// Every byte the table has allocated and uses (slab chunks, counting the huge pages
 	// the chunks in use reach in a block that is not full yet, index, per-host
 	// counters, this object).
@@ -264,6 +286,16 @@ private:
 	void release_(UserIndex u);
 	void host_add_(HostId host);
 	void host_remove_(HostId host);
+	// Adds e's digest entry to its bucket (or takes it away) when digests are kept.
+	void digest_update_(const Entry &e, bool add)
+	{
+		if (!digests_)
+			return;
+		uint64_t d = user_digest_entry(e.user_hash, host_keys_[e.host],
+					       (e.tag_flags & flag_weak_) != 0);
+		uint64_t &bucket = digests_[e.user_hash >> (32 - digest_bits_)];
+		bucket = add ? bucket + d : bucket - d;
+	}
 	void index_grow_();
 	void index_rebuild_(size_t capacity);
 	// Empties the first `capacity` (a power of two) slots of index_ and sets the
@@ -291,6 +323,15 @@ private:
 	bool sorted_ = true;
 
 	std::vector<uint32_t> host_users_;
+	// Digests (maintain_digests()): the key source (set: they are kept), each
+	// host's key (valid while the host has users), the digests and their bits
+	// (none during a bulk load).
+	std::function<uint64_t(HostId)> host_key_;
+	std::vector<uint64_t> host_keys_;
+	PageArray<uint64_t> digests_;
+	unsigned digest_bits_ = 0;
+	// Sizes the digests for `users` (never fewer bits than now) and adds up every user.
+	void digest_rebuild_(size_t users);
 
 	// Cursor positions by cursor number; free slots hold closed_cursor_.
 	static constexpr UserIndex closed_cursor_ = UINT32_MAX - 1;

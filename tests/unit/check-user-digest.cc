@@ -355,6 +355,114 @@ START_TEST(test_digests_of_named_buckets_only)
 }
 END_TEST
 
+// The digests a table keeps as it changes equal a pass over its users, at every
+// bucket count and for sub-buckets: through inserts, erases, moves, weak flags,
+// a host's users dropped and its id handed to another IP, and a bulk load with
+// duplicates.
+START_TEST(test_kept_digests_match_a_walk)
+{
+	HostList hosts;
+	std::vector<HostId> ids;
+	for (const char *a : {"10.0.0.1", "10.0.0.2", "10.0.0.3"})
+		ids.push_back(*hosts.add(ip(a), ""));
+	auto key = [&hosts](HostId h) { return user_digest_host_key(hosts.get(h).ip); };
+	UserTable users;
+	ck_assert(users.fine_digests() == nullptr);
+	users.maintain_digests(key);
+	ck_assert(users.fine_digests() != nullptr);
+
+	uint64_t x = 88172645463325252ULL;
+	auto rnd = [&x]() {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		return x;
+	};
+	std::vector<std::pair<uint32_t, TagId>> keys;
+	auto same = [&](const char *when) {
+		// 20,000 users keep 13 bits (4 a bucket): the first two are sums of
+		// kept digests, the others walks whatever the table keeps.
+		ck_assert_uint_eq(users.digest_bits(), 13);
+		for (unsigned bits : {4u, 13u, 15u, 18u})
+			ck_assert_msg(user_table_digests(users, hosts, bits) ==
+					      user_table_digests_walked(users, hosts, bits),
+				      "%s: digests at %u bits differ from a walk", when, bits);
+		for (unsigned bits : {4u, 10u, 12u}) {
+			UserDigestBuckets named(bits);
+			for (int i = 0; i < 40; i++)
+				named.add(uint32_t(rnd() % named.buckets()));
+			ck_assert_msg(user_table_sub_digests(users, hosts, named) ==
+					      user_table_sub_digests_walked(users, hosts, named),
+				      "%s: sub-digests of %u-bit buckets differ", when, bits);
+		}
+	};
+	for (int i = 0; i < 20000; i++) {
+		auto hash = uint32_t(rnd());
+		TagId tag = TagId(rnd() % 2);
+		if (users.find(hash, tag) == no_user) {
+			users.insert(hash, tag, ids[rnd() % ids.size()], 1000 + uint32_t(i));
+			keys.push_back({hash, tag});
+		}
+	}
+	same("after inserts");
+	for (int i = 0; i < 6000; i++) {
+		auto [hash, tag] = keys[rnd() % keys.size()];
+		UserIndex u = users.find(hash, tag);
+		if (u == no_user)
+			continue;
+		switch (rnd() % 3) {
+		case 0:
+			users.erase(u);
+			break;
+		case 1:
+			users.set_host(u, ids[rnd() % ids.size()]);
+			break;
+		default:
+			users.set_weak(u, !users.weak(u));
+		}
+	}
+	same("after erases, moves and weak flags");
+	ck_assert_uint_gt(users.erase_host(ids[1]), 0);
+	hosts.remove(ids[1]);
+	HostId reused = *hosts.add(ip("10.9.9.9"), "");
+	for (int i = 0; i < 3000; i++) {
+		auto [hash, tag] = keys[rnd() % keys.size()];
+		UserIndex u = users.find(hash, tag);
+		if (u != no_user)
+			users.set_host(u, reused);
+	}
+	same("after a host's id went to another IP");
+
+	// A bulk load, with some users twice, into the emptied table.
+	for (auto [hash, tag] : keys) {
+		UserIndex u = users.find(hash, tag);
+		if (u != no_user)
+			users.erase(u);
+	}
+	same("emptied");
+	users.load_begin(keys.size());
+	for (size_t i = 0; i < keys.size(); i += 2)
+		users.load_add(keys[i].first, keys[i].second, ids[i % 3 == 1 ? 0 : i % 3],
+			       uint32_t(500 + i % 7));
+	for (size_t i = 0; i < keys.size(); i += 10)
+		users.load_add(keys[i].first, keys[i].second, reused, uint32_t(500 + i % 5));
+	ck_assert_uint_gt(users.load_end(), 0);
+	same("after a bulk load with duplicates");
+
+	ck_assert_uint_eq(users.digest_bits(), 13); // a load keeps the bits the table had
+
+	// Digests kept from the start of a table that already has users.
+	UserTable late;
+	for (size_t i = 0; i < keys.size(); i += 3)
+		late.insert(keys[i].first, keys[i].second, reused, 1000);
+	late.maintain_digests(key);
+	ck_assert_uint_eq(late.digest_bits(), 11); // 6,667 users
+	for (unsigned bits : {4u, 11u})
+		ck_assert(user_table_digests(late, hosts, bits) ==
+			  user_table_digests_walked(late, hosts, bits));
+}
+END_TEST
+
 // The check after the handshake: a CHECK block (as BEGIN, at most 16 bits) and the
 // left's answers.
 START_TEST(test_check_block_and_answers)
@@ -821,6 +929,7 @@ int main()
 	tcase_add_test(tc, test_check_block_and_answers);
 	tcase_add_test(tc, test_refine_and_sub_blocks_round_trip);
 	tcase_add_test(tc, test_digests_of_named_buckets_only);
+	tcase_add_test(tc, test_kept_digests_match_a_walk);
 	tcase_add_test(tc, test_rejoin_refines_the_buckets_that_differ);
 	tcase_add_test(tc, test_acceptor_keeps_equal_buckets_and_takes_the_rest);
 	tcase_add_test(tc, test_acceptor_full_join_replaces_the_table);
