@@ -9,8 +9,9 @@
 //    retry waits, SYNC resends, admin waits) is measured on it, so setting the
 //    wall clock back neither freezes them nor does setting it forward fire them.
 //    mono_msecs is the same clock in milliseconds, for the one wait that whole
-//    seconds would cut short: director_user_kick_delay (a 2 s wait started at
-//    x.9 s ends by the second count at x+2 s, 1.1 s later).
+//    seconds would cut short, director_user_kick_delay (a 2 s wait started at
+//    x.9 s ends by the second count at x+2 s, 1.1 s later), and for the one
+//    elapsed time stock logs to the millisecond, a flush's "Moved N users".
 // The two are never compared with each other. The adapter starts mono at the wall
 // time of its start, so both look alike until the wall clock is set.
 #pragma once

@@ -418,7 +418,7 @@ AdminReply UserMoves::reset_users(JobId job, std::optional<IpAddr> ip, unsigned 
 	ResetJob reset;
 	reset.admin_job = job;
 	reset.max_parallel = max_parallel;
-	reset.started = now.mono;
+	reset.started_msecs = now.mono_msecs;
 	for (HostId id : hosts_.sorted_ids()) {
 		if (!ip || hosts_.get(id).ip == *ip)
 			reset.hosts.push_back(hosts_.get(id).ip);
@@ -487,9 +487,12 @@ bool UserMoves::run_reset_job(ResetJob &job, Now now, Effects &fx)
 		job.host_idx++;
 		job.snapshot_taken = false;
 	}
+	// Seconds to the millisecond, as stock logs them.
+	int64_t msecs = now.mono_msecs - job.started_msecs;
+	std::string millis = std::to_string(1000 + msecs % 1000).substr(1);
 	log_.log(LogLevel::info, "Moved " + std::to_string(job.moved) + " users in " +
 					 std::to_string(job.hosts.size()) + " hosts in " +
-					 std::to_string(now.mono - job.started) +
+					 std::to_string(msecs / 1000) + "." + millis +
 					 " secs (max parallel=" + std::to_string(job.max_parallel) +
 					 ")");
 	return true;

@@ -109,7 +109,7 @@ private:
 		bool users_killed = false;
 		unsigned max_parallel;
 		unsigned moved = 0;
-		int64_t started; // Now::mono
+		int64_t started_msecs; // Now::mono_msecs
 	};
 
 	static const char *kill_state_name(KillState state);

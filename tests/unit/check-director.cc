@@ -349,7 +349,8 @@ START_TEST(test_director_reset_users_moves_with_max_parallel)
 	}
 	ck_assert_int_gt(on_a, 1);
 	f.dir.host_set(0, ip("10.0.0.1"), "", 0, true, t0, f.fx);
-	AdminReply r = f.dir.host_reset_users(77, ip("10.0.0.1"), 1, t0, f.fx);
+	AdminReply r = f.dir.host_reset_users(77, ip("10.0.0.1"), 1,
+					      Now::at_msecs(t0, t0 * 1000 + 250), f.fx);
 	ck_assert(r.later);
 	int kicks = 0;
 	for (int round = 0; round < 100 && f.fx.admin.empty(); round++) {
@@ -373,7 +374,10 @@ START_TEST(test_director_reset_users_moves_with_max_parallel)
 		if (h.ip.to_string() == "10.0.0.1")
 			ck_assert_uint_eq(h.user_count, 0);
 	}
-	ck_assert(f.log.has("Moved " + std::to_string(on_a) + " users in 1 hosts"));
+	// The time to the millisecond, as stock logs it: started at t0 + 0.250 s,
+	// ended on a whole-second tick.
+	ck_assert(f.log.has("Moved " + std::to_string(on_a) + " users in 1 hosts in "));
+	ck_assert(f.log.has(".750 secs (max parallel=1)"));
 }
 END_TEST
 
