@@ -390,8 +390,8 @@ size_t Director::ring_joining_delta(const std::vector<const RingCommand *> &host
 	// Our users of the buckets that differ go; theirs come in the handshake.
 	// Found in one pass over the slab, erased after it.
 	std::vector<UserIndex> stale;
-	users_.for_each([&](UserIndex u) {
-		if (replace.contains_user(users_.user_hash(u)))
+	users_.for_each_hash([&](UserIndex u, uint32_t hash) {
+		if (replace.contains_user(hash))
 			stale.push_back(u);
 	});
 	for (UserIndex u : stale)

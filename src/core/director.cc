@@ -198,6 +198,7 @@ void Director::notify_alive(std::string_view username, Now now, Effects &fx)
 
 void Director::tick(Now now, Effects &fx)
 {
+	run_idle_work(); // expiry goes oldest first
 	// Expire users from the oldest. Users being moved are kept until their
 	// move finishes, weak ones a while longer (then the weakness is stuck).
 	for (UserIndex u = users_.oldest(); u != no_user;) {

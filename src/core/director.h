@@ -86,6 +86,12 @@ public:
 	// for them: delayed logins of those users, flush jobs' next moves.
 	void end_kick_delays(Now now, Effects &fx) { moves_.end_delays(now, fx); }
 	void kick_done(JobId id, bool ok, const std::string &error, Now now, Effects &fx);
+	// Work left for when the event loop is idle: the expiry list's sort after a
+	// ring handshake, put off so that the handshake's own lines go out first
+	// (its SYNC then travels the ring while we sort). Anything that walks the
+	// list in order sorts first; tick() does too. Nothing to send comes of it.
+	bool idle_work_due() const { return users_.sort_due(); }
+	void run_idle_work() { users_.sort_if_due(); }
 	void flush_done(JobId id, bool ok, Now now, Effects &fx);
 
 	// --- admin (director-admin) -----------------------------------------

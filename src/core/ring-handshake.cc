@@ -308,7 +308,7 @@ void Ring::handshake_done(RingLink &c, Now now, Effects &fx)
 		return;
 	fx.ring_handshakes.push_back({c.id(), {c.users_sent, c.users_received}});
 	if (c.users_unsorted) {
-		users_.sort_by_timestamp();
+		users_.sort_later(); // Director::run_idle_work()
 		c.users_unsorted = false;
 	}
 	if (c.host != nullptr)

@@ -86,7 +86,8 @@ void RingLink::start_resend_stream(UserTable &users)
 				list.push_back({u, users.user_hash(u), users.tag(u)});
 		}
 		start_listed_stream_(users, std::move(list));
-	} else if (pick_users_(users, [&users](UserIndex u) { return users.resend(u); }, list)) {
+	} else if (pick_users_(users, [&users](UserIndex u, uint32_t) { return users.resend(u); },
+			       list)) {
 		start_listed_stream_(users, std::move(list));
 	} else {
 		start_user_stream(users);
@@ -108,7 +109,7 @@ void RingLink::start_user_stream(UserTable &users, const UserDigestBuckets &buck
 	std::vector<Listed> list;
 	// No buckets (a restored director meeting a running ring): nothing to pick.
 	if (buckets.count() == 0 ||
-	    pick_users_(users, [&](UserIndex u) { return buckets.contains_user(users.user_hash(u)); },
+	    pick_users_(users, [&](UserIndex, uint32_t hash) { return buckets.contains_user(hash); },
 			list)) {
 		start_listed_stream_(users, std::move(list));
 	} else {
@@ -122,14 +123,14 @@ bool RingLink::pick_users_(const UserTable &users, Pick &&pick, std::vector<List
 {
 	size_t max = std::max(listed_stream_min_cap, users.size() / listed_stream_max_share);
 	bool fits = true;
-	users.for_each([&](UserIndex u) {
-		if (!fits || !pick(u))
+	users.for_each_hash([&](UserIndex u, uint32_t hash) {
+		if (!fits || !pick(u, hash))
 			return;
 		if (list.size() == max) {
 			fits = false;
 			return;
 		}
-		list.push_back({u, users.user_hash(u), users.tag(u)});
+		list.push_back({u, hash, users.tag(u)});
 	});
 	if (!fits)
 		std::vector<Listed>().swap(list);

@@ -206,7 +206,7 @@ private:
 	// table (and always for up to listed_stream_min_cap users).
 	static constexpr size_t listed_stream_max_share = 8;
 	static constexpr size_t listed_stream_min_cap = 4096;
-	// The users `pick` accepts into `list`, or false (and `list` empty) when
+	// The users `pick(user, its hash)` accepts into `list`, or false (and `list` empty) when
 	// they are too many for a picked stream.
 	template <typename Pick>
 	static bool pick_users_(const UserTable &users, Pick &&pick, std::vector<Listed> &list);

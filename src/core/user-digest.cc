@@ -86,8 +86,7 @@ template <typename Want, typename Add>
 void for_each_digest_entry(const UserTable &users, const HostList &hosts, Want &&want, Add &&add)
 {
 	std::vector<std::optional<uint64_t>> keys;
-	users.for_each([&](UserIndex u) {
-		uint32_t hash = users.user_hash(u);
+	users.for_each_hash([&](UserIndex u, uint32_t hash) {
 		if (!want(hash))
 			return;
 		HostId host = users.host(u);

@@ -353,6 +353,8 @@ size_t UserTable::erase_host(HostId host)
 UserTable::Cursor UserTable::open_cursor()
 {
 	not_loading_("open_cursor() during a bulk load");
+	// A cursor walks the list oldest first: a sort left for later runs now.
+	sort_if_due();
 	Cursor c = 0;
 	while (c < cursors_.size() && cursors_[c] != closed_cursor_)
 		c++;
@@ -399,6 +401,11 @@ void UserTable::sort_by_timestamp()
 		return;
 	}
 	sort_now_();
+}
+
+void UserTable::sort_later()
+{
+	sort_pending_ = true;
 }
 
 // The list is nearly always close to sorted already: a handshake's users arrive in the

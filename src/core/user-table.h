@@ -153,6 +153,12 @@ public:
 	// erase afterwards). f must not change the table.
 	template <typename F> void for_each(F &&f) const
 	{
+		for_each_hash([&f](UserIndex u, uint32_t) { f(u); });
+	}
+	// The same with each user's hash at hand, read in the same pass: picking the
+	// users of some hash buckets costs no lookup per user.
+	template <typename F> void for_each_hash(F &&f) const
+	{
 		for (size_t c = 0; c < chunks_.size(); c++) {
 			const Entry *chunk = chunks_[c];
 			auto base = static_cast<UserIndex>(c << chunk_bits_);
@@ -161,7 +167,7 @@ public:
 			uint32_t n = std::min<uint32_t>(chunk_entries_, slab_used_ - base);
 			for (uint32_t i = 0; i < n; i++) {
 				if ((chunk[i].tag_flags & flag_used_) != 0)
-					f(base + i);
+					f(base + i, chunk[i].user_hash);
 			}
 		}
 	}
@@ -197,6 +203,18 @@ public:
 	// nearly always close to sorted), with 8 bytes of temporary memory for each
 	// of those k.
 	void sort_by_timestamp();
+	// The same, left for later: the sort runs at the next sort_if_due() or
+	// open_cursor(), or when the last cursor closes. Until then the list stays
+	// approximately ordered (inserts append). A handshake's end defers its sort
+	// this way, so that what it sends goes out before a pass over the table.
+	void sort_later();
+	// True when a sort was left for later and no cursor holds it back.
+	bool sort_due() const { return sort_pending_ && open_cursors_ == 0; }
+	void sort_if_due()
+	{
+		if (sort_due())
+			sort_now_();
+	}
 	// False once a bounded insert could not place an entry in order, until the next sort.
 	// While false, out-of-order entries are appended at the newest end without walking:
 	// the caller is expected to sort anyway, and this keeps a handshake O(1) per user.

@@ -239,6 +239,14 @@ void DirectorService::run_effects(core::Effects &fx)
 	run_effects_batch(fx);
 	observe_state();
 	arm_kick_delay_timer();
+	arm_idle_work_timer();
+}
+
+void DirectorService::arm_idle_work_timer()
+{
+	if (!core_.idle_work_due() || idle_work_timer_.active())
+		return;
+	idle_work_timer_.once(0, [this]() { core_.run_idle_work(); });
 }
 
 // director_user_kick_delay is kept to the millisecond, as stock keeps it: the

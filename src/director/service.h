@@ -134,6 +134,9 @@ private:
 	void tick();
 	// Keeps kick_delay_timer_ set for the core's first kick delay end.
 	void arm_kick_delay_timer();
+	// Keeps idle_work_timer_ set while the core has idle work
+	// (core::Director::run_idle_work()).
+	void arm_idle_work_timer();
 	void run_effects_batch(core::Effects &fx);
 	void start_ring_connect(const core::Effects::RingConnect &rc);
 	void schedule_reap();
@@ -161,6 +164,8 @@ private:
 	// adapter::mono_msecs()); inactive when none runs.
 	adapter::TimeoutHandle kick_delay_timer_;
 	int64_t kick_delay_at_msecs_ = 0;
+	// Zero-delay: runs once the current event-loop pass has done its I/O.
+	adapter::TimeoutHandle idle_work_timer_;
 	// A lookup in the core: who asked, for the director_lookup_finished
 	// event what and since when.
 	struct LookupInfo {

@@ -637,6 +637,52 @@ START_TEST(test_ring_handshakes_report_users_sent_and_received)
 }
 END_TEST
 
+// A handshake whose users had to be appended out of order leaves the expiry
+// list's sort for when the event loop is idle (Director::run_idle_work()), so its
+// own lines go out first; tick() sorts before it expires anything.
+START_TEST(test_ring_handshake_sorts_the_expiry_list_when_idle)
+{
+	for (bool by_tick : {false, true}) {
+		RecordingLog log;
+		Director d(DirectorConfig(), log);
+		Effects fx;
+		const int64_t now = t0 + 1000;
+		d.add_config_host(ip("10.0.0.1"), "", "");
+		d.ring_start({{ip("127.0.0.1"), 9090}, {ip("127.0.0.2"), 9090}},
+			     ip("127.0.0.2"), 9090, now, fx);
+		RingConnId in = d.ring_accept(ip("127.0.0.1"), now, fx);
+		for (const char *line :
+		     {"VERSION\tdirector\t1\t9", "ME\t127.0.0.1\t9090\t1700001000",
+		      "HOST-HAND-START\t0", "HOST\t10.0.0.1\t100\t\tU0\t", "HOST-HAND-END\t0"})
+			d.ring_line(in, line, now, fx);
+		// Newest first: past the bounded walk, the older ones are appended.
+		for (unsigned i = 0; i < 300; i++)
+			d.ring_line(in, "U\t" + std::to_string(100 + i) + "\t10.0.0.1\t" +
+						std::to_string(now - 10 - i),
+				    now, fx);
+		ck_assert(!d.idle_work_due());
+		d.ring_line(in, "DONE", now, fx);
+		ck_assert_uint_eq(fx.ring_handshakes.size(), 1);
+		ck_assert(d.idle_work_due());
+		auto in_order = [&d]() {
+			std::vector<UserListEntry> l = d.user_list(std::nullopt);
+			for (size_t i = 1; i < l.size(); i++) {
+				if (l[i - 1].expire_time > l[i].expire_time)
+					return false;
+			}
+			return l.size() == 300;
+		};
+		ck_assert(!in_order());
+		if (by_tick)
+			d.tick(now + 1, fx);
+		else
+			d.run_idle_work();
+		ck_assert(!d.idle_work_due());
+		ck_assert(in_order());
+	}
+}
+END_TEST
+
 int main()
 {
 	Suite *s = suite_create("director-ring");
@@ -660,6 +706,7 @@ int main()
 	tcase_add_test(tc, test_ring_director_lines_are_capped);
 	tcase_add_test(tc, test_ring_users_from_a_late_left_handshake_are_passed_right);
 	tcase_add_test(tc, test_ring_handshakes_report_users_sent_and_received);
+	tcase_add_test(tc, test_ring_handshake_sorts_the_expiry_list_when_idle);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

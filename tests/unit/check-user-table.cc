@@ -460,6 +460,45 @@ START_TEST(test_user_table_far_out_of_order_timestamps_are_fixed_by_sort)
 }
 END_TEST
 
+// A sort left for later (a ring handshake's end) runs at sort_if_due(), or before a
+// cursor starts its walk, or when the last open cursor closes; never earlier.
+START_TEST(test_user_table_sort_left_for_later_runs_before_any_ordered_walk)
+{
+	UserTable t;
+	for (uint32_t i = 0; i < 500; i++)
+		t.insert(i, 0, 0, 10000 + i);
+	t.insert(1000, 0, 0, 5); // too old for the bounded walk
+	ck_assert(!t.sorted());
+	ck_assert(!t.sort_due());
+
+	t.sort_later();
+	ck_assert(t.sort_due());
+	ck_assert(!t.sorted()); // nothing ran yet
+	t.sort_if_due();
+	ck_assert(t.sorted() && !t.sort_due());
+	verify_list(t);
+	ck_assert_uint_eq(t.timestamp(t.oldest()), 5);
+
+	// A cursor opened while the sort is due starts on the sorted list.
+	t.insert(1001, 0, 0, 4);
+	t.sort_later();
+	UserTable::Cursor c = t.open_cursor();
+	ck_assert(t.sorted() && !t.sort_due());
+	ck_assert_uint_eq(t.cursor_next(c), t.find(1001, 0));
+
+	// One left for later while a cursor is open waits for it to close.
+	t.insert(1002, 0, 0, 3);
+	t.sort_later();
+	ck_assert(!t.sort_due());
+	t.sort_if_due();
+	ck_assert(!t.sorted());
+	t.close_cursor(c);
+	ck_assert(t.sorted() && !t.sort_due());
+	verify_list(t);
+	ck_assert_uint_eq(t.timestamp(t.oldest()), 3);
+}
+END_TEST
+
 START_TEST(test_user_table_expiring_from_the_oldest_end_while_walking)
 {
 	UserTable t;
@@ -894,6 +933,14 @@ START_TEST(test_user_table_for_each_visits_every_user_once)
 		wrong += seen[h] != (live ? 1 : 0) ? 1 : 0;
 	}
 	ck_assert_uint_eq(wrong, 0);
+	// for_each_hash() visits the same users with their hashes.
+	size_t hash_visits = 0, hash_wrong = 0;
+	t.for_each_hash([&](UserIndex v, uint32_t hash) {
+		hash_visits++;
+		hash_wrong += hash != t.user_hash(v) ? 1 : 0;
+	});
+	ck_assert_uint_eq(hash_visits, visits);
+	ck_assert_uint_eq(hash_wrong, 0);
 
 	UserIndex u;
 	while ((u = t.oldest()) != no_user)
@@ -1106,6 +1153,7 @@ static Suite *user_table_suite()
 	tcase_add_test(tc, test_user_table_timestamp_in_place_keeps_list_position);
 	tcase_add_test(tc, test_user_table_older_timestamp_is_placed_in_order);
 	tcase_add_test(tc, test_user_table_far_out_of_order_timestamps_are_fixed_by_sort);
+	tcase_add_test(tc, test_user_table_sort_left_for_later_runs_before_any_ordered_walk);
 	tcase_add_test(tc, test_user_table_expiring_from_the_oldest_end_while_walking);
 	suite_add_tcase(s, tc);
 
