@@ -396,16 +396,8 @@ void UserTable::cursors_step_over_(UserIndex u)
 
 void UserTable::sort_by_timestamp()
 {
-	if (open_cursors_ > 0) {
-		sort_pending_ = true;
-		return;
-	}
-	sort_now_();
-}
-
-void UserTable::sort_later()
-{
-	sort_pending_ = true;
+	sort_later();
+	sort_if_due(); // at once, unless a cursor holds it back
 }
 
 // The list is nearly always close to sorted already: a handshake's users arrive in the

@@ -207,7 +207,7 @@ public:
 	// open_cursor(), or when the last cursor closes. Until then the list stays
 	// approximately ordered (inserts append). A handshake's end defers its sort
 	// this way, so that what it sends goes out before a pass over the table.
-	void sort_later();
+	void sort_later() { sort_pending_ = true; }
 	// True when a sort was left for later and no cursor holds it back.
 	bool sort_due() const { return sort_pending_ && open_cursors_ == 0; }
 	void sort_if_due()

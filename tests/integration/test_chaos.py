@@ -90,7 +90,8 @@ class Chaos:
         self.violations = []        # text
         self.slow_settle = []       # (action, what)
         self.log = []               # (secs since start, action text)
-        self.moves_begun = {}       # user or "flush" -> time.monotonic() of the last one
+        self.last_move = {}         # user -> time.monotonic() of its last move
+        self.last_flush = None      # time.monotonic() of the last safe flush
 
     def rel(self):
         return time.time() - self.t_start
@@ -177,7 +178,7 @@ class Chaos:
             self.doveadm(label, ds[a["d"]], "director", "up", b.ip)
         elif kind == "flush_safe":
             hosts.add(b.ip)
-            self.moves_begun["flush"] = time.monotonic()
+            self.last_flush = time.monotonic()
             self.doveadm(label, via, "director", "flush", b.ip)
         elif kind == "flush_force":
             hosts.add(b.ip)
@@ -199,9 +200,9 @@ class Chaos:
 
     def move(self, label, via, user, b):
         now = time.monotonic()
-        in_flight = any(now - self.moves_begun.get(k, -1e9) < MOVE_IN_FLIGHT_SECS
-                        for k in (user, "flush"))
-        self.moves_begun[user] = now
+        in_flight = any(t is not None and now - t < MOVE_IN_FLIGHT_SECS
+                        for t in (self.last_move.get(user), self.last_flush))
+        self.last_move[user] = now
         self.doveadm(label, via, "director", "move", user, b.ip, moving_excused=in_flight)
 
     def tables(self, among):
