@@ -14,6 +14,19 @@
 # (tests/package/test-package.sh; PACKAGE_TESTS=no skips it).
 # The last line is the total: "tests: N passed, N failed, N skipped".
 set -euo pipefail
+
+# One run at a time on a machine: the tiers share scratch directories under
+# TMPDIR (the sanitizer and fuzz builds, the chroot) and the package tier
+# installs and removes a system package, so a second run waits for the first
+# (at most 90 minutes). flock -o: the lock stays with flock, not with the
+# daemons the tests start.
+lock=${TMPDIR:-/tmp}/dovecot-director-tests.lock
+if [ "${DIRECTOR_TESTS_LOCK:-}" != "$lock" ]; then
+	export DIRECTOR_TESTS_LOCK=$lock
+	flock -n -o "$lock" true ||
+		echo "run-tests.sh: another run holds $lock; waiting for it" >&2
+	exec flock -o -w 5400 "$lock" "$0" "$@"
+fi
 cd "$(dirname "$0")"
 src=$(pwd)
 build=${BUILD_DIR:-$src/_build}
