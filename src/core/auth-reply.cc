@@ -1,6 +1,8 @@
 // Auth reply inspection and rewriting. No I/O here.
 #include "auth-reply.h"
 
+#include <algorithm>
+
 #include "config-values.h"
 #include "tab-escape.h"
 
@@ -185,6 +187,45 @@ Status parse_authreply_handshake(std::string_view line)
 std::string format_authreply_handshake()
 {
 	return "VERSION\tdirector-authreply-server\t1\t0";
+}
+
+void AuthRequestCounter::client_bytes(std::string_view data)
+{
+	size_t pos = 0;
+	while (pos < data.size()) {
+		size_t lf = data.find('\n', pos);
+		if (!head_done_) {
+			size_t line_end = lf == std::string_view::npos ? data.size() : lf;
+			size_t n = std::min(line_end - pos, head_.size() - head_len_);
+			data.copy(head_.data() + head_len_, n, pos);
+			head_len_ += n;
+			pos += n;
+			if (head_len_ < head_.size() && pos == data.size())
+				return; // the line's start goes on in the next chunk
+			count_line_start();
+			head_done_ = true;
+		}
+		if (lf == std::string_view::npos)
+			return;
+		pos = lf + 1;
+		head_len_ = 0;
+		head_done_ = false;
+	}
+}
+
+void AuthRequestCounter::count_line_start()
+{
+	std::string_view head(head_.data(), head_len_);
+	if (head.substr(0, 5) == "AUTH\t")
+		open_++;
+	else if (head.substr(0, 7) == "CANCEL\t" && open_ > 0)
+		open_--;
+}
+
+void AuthRequestCounter::auth_line(std::string_view line)
+{
+	if (open_ > 0 && (line.substr(0, 3) == "OK\t" || line.substr(0, 5) == "FAIL\t"))
+		open_--;
 }
 
 } // namespace director::core

@@ -10,6 +10,7 @@
 // or "FAIL\t<id>\tcode=temp_fail" when the lookup failed.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -87,5 +88,28 @@ std::string format_auth_reply_fail(std::string_view original_line);
 // "VERSION\tdirector-authreply-server\t1\t0".
 Status parse_authreply_handshake(std::string_view line);
 std::string format_authreply_handshake();
+
+// How many requests a login/director connection has open at auth: AUTH lines
+// the client sent, minus its CANCEL lines and the OK and FAIL lines auth sent
+// back (CONT goes both ways and opens or ends nothing). The client's bytes are
+// copied to auth in raw chunks, so the start of a line may arrive split over
+// two chunks. Never below zero: an end without a counted request (a request
+// sent before a reconnect, an unknown id) is ignored.
+class AuthRequestCounter {
+public:
+	void client_bytes(std::string_view data);
+	void auth_line(std::string_view line);
+	unsigned open() const { return open_; }
+
+private:
+	void count_line_start();
+
+	unsigned open_ = 0;
+	// The first bytes of the client's current line, enough to tell
+	// "AUTH\t" and "CANCEL\t" from the rest.
+	std::array<char, 7> head_{};
+	size_t head_len_ = 0;
+	bool head_done_ = false; // head_ was counted; skipping to the LF
+};
 
 } // namespace director::core

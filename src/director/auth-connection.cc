@@ -8,6 +8,8 @@
 // that ask for a proxy without naming a host: for those we look up the user's
 // mail host and append proxy_refresh= and host= (login-and-userdb.md §2-3).
 // An authreply listener has no auth side: the client sends the OK lines.
+// A busy login/director connection reads auth's replies in batches (see
+// auth_batch_min_open below).
 //
 // The connection to auth is made without blocking: while auth refuses (its
 // listener backlog is full, or it is restarting) we retry from a timer for up
@@ -42,6 +44,13 @@ constexpr size_t client_read_bytes = 8192;
 // retry time), and the first pause between attempts (doubled each time).
 constexpr unsigned auth_connect_retry_msecs = 1000;
 constexpr unsigned auth_connect_first_pause_msecs = 10;
+// Replies from auth are read in batches while a login connection keeps many
+// requests open at auth: then the read waits this long, and the replies
+// auth writes meanwhile are answered with one wakeup, one read and one write
+// instead of a few each. Below the threshold (a login process with a few
+// logins under way) every reply is read at once, as before.
+constexpr unsigned auth_batch_min_open = 8;
+constexpr unsigned auth_batch_wait_msecs = 1;
 
 class AuthConnection : public Connection, public LookupOwner {
 public:
@@ -155,6 +164,7 @@ private:
 		}
 		std::string_view data = client_.buffered();
 		if (!data.empty()) {
+			requests_.client_bytes(data);
 			auth_->send(data);
 			client_.skip(data.size());
 		}
@@ -198,6 +208,19 @@ private:
 
 	void auth_input()
 	{
+		if (type_ == ListenerType::auth && requests_.open() >= auth_batch_min_open) {
+			auth_->pause();
+			batch_timer_.once(auth_batch_wait_msecs, [this]() {
+				auth_->resume();
+				read_auth();
+			});
+			return;
+		}
+		read_auth();
+	}
+
+	void read_auth()
+	{
 		auto r = auth_->read();
 		if (r == adapter::Stream::ReadResult::read_full) {
 			e_error(service_.event(), "BUG: Auth server sent us more than %zu bytes",
@@ -211,8 +234,10 @@ private:
 			core::Effects fx;
 			service_.run_batch(fx, [&]() {
 				std::string_view line;
-				while (!closed() && auth_->next_line(line))
+				while (!closed() && auth_->next_line(line)) {
+					requests_.auth_line(line);
 					reply_line(line, client_, fx);
+				}
 			});
 		}
 		if (r == adapter::Stream::ReadResult::eof || r == adapter::Stream::ReadResult::error) {
@@ -254,6 +279,8 @@ private:
 	ListenerType type_;
 	const char *auth_path_ = nullptr;
 	adapter::TimeoutHandle connect_timer_;
+	core::AuthRequestCounter requests_;
+	adapter::TimeoutHandle batch_timer_;
 	int64_t connect_started_msecs_ = 0; // adapter::mono_msecs()
 	unsigned next_pause_msecs_ = auth_connect_first_pause_msecs;
 	core::AuthReplySocket socket_;

@@ -1,7 +1,9 @@
 // libFuzzer target: auth replies passing through the director, on both socket kinds
 // (auth-client "OK" and auth-master "PASS"). The first byte picks the chosen host and
 // host name; the rest is one line. Rewriting must keep the original line (as the C
-// string stock sees) as a prefix and add exactly the host fields.
+// string stock sees) as a prefix and add exactly the host fields. The whole input
+// is also a login client's bytes to AuthRequestCounter, in one chunk and split in
+// two (the first byte picks where): both must count as a line-by-line reference.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -77,6 +79,33 @@ void check_socket(std::string_view line, AuthReplySocket socket, const IpAddr &h
 		fail("rewritten line still needs a host", line, out);
 }
 
+void check_counter(std::string_view bytes, size_t split)
+{
+	AuthRequestCounter whole, parts;
+	whole.client_bytes(bytes);
+	parts.client_bytes(bytes.substr(0, split));
+	parts.client_bytes(bytes.substr(split));
+	// A line counts once its LF or its seventh byte arrived.
+	unsigned expected = 0;
+	for (size_t pos = 0; pos < bytes.size();) {
+		size_t lf = bytes.find('\n', pos);
+		std::string_view line = bytes.substr(pos, lf == std::string_view::npos ? lf : lf - pos);
+		if (lf != std::string_view::npos || line.size() >= 7) {
+			if (starts_with(line, "AUTH\t"))
+				expected++;
+			else if (starts_with(line, "CANCEL\t") && expected > 0)
+				expected--;
+		}
+		if (lf == std::string_view::npos)
+			break;
+		pos = lf + 1;
+	}
+	if (whole.open() != expected || parts.open() != expected)
+		fail("open requests differ from the reference", bytes,
+		     std::to_string(whole.open()) + " whole, " + std::to_string(parts.open()) +
+			     " split, " + std::to_string(expected) + " expected");
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -88,6 +117,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	IpAddr host_ip = *IpAddr::parse(ips[data[0] & 3]);
 	std::string_view hostname = names[(data[0] >> 2) & 3];
 	std::string_view line(reinterpret_cast<const char *>(data) + 1, size - 1);
+	check_counter(line, data[0] * line.size() / 256);
 	// Lines come from a LineReader: never with an LF inside.
 	line = line.substr(0, line.find('\n'));
 

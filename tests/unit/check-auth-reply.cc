@@ -200,6 +200,71 @@ START_TEST(test_auth_reply_lines_byte_at_a_time)
 }
 END_TEST
 
+// login/director's view of how busy a connection is: the client's AUTH lines
+// open a request at auth, its CANCEL lines and auth's OK and FAIL end one.
+START_TEST(test_auth_request_counter_counts_open_requests)
+{
+	AuthRequestCounter c;
+	c.client_bytes("VERSION\t1\t2\nCPID\t4711\n");
+	ck_assert_uint_eq(c.open(), 0);
+	c.client_bytes("AUTH\t1\tPLAIN\tservice=imap\nAUTH\t2\tPLAIN\tservice=imap\n"
+		       "AUTH\t3\tPLAIN\tservice=imap\n");
+	ck_assert_uint_eq(c.open(), 3);
+	// auth's handshake lines and a CONT end nothing.
+	for (const char *line : {"VERSION\t1\t2", "MECH\tPLAIN\tplaintext", "SPID\t1", "CUID\t1",
+				 "COOKIE\tabc", "DONE", "CONT\t2\t"})
+		c.auth_line(line);
+	ck_assert_uint_eq(c.open(), 3);
+	c.client_bytes("CONT\t2\tdGVzdA==\n");
+	ck_assert_uint_eq(c.open(), 3);
+	c.auth_line("OK\t1\tuser=u1\tproxy");
+	c.auth_line("FAIL\t2\tuser=u2");
+	ck_assert_uint_eq(c.open(), 1);
+	c.client_bytes("CANCEL\t3\n");
+	ck_assert_uint_eq(c.open(), 0);
+	// Ends with nothing open are ignored, never below zero.
+	c.auth_line("OK\t9\tuser=u9");
+	c.client_bytes("CANCEL\t9\n");
+	ck_assert_uint_eq(c.open(), 0);
+	// Lines that only look alike open nothing.
+	c.client_bytes("AUTH\nAUTHX\t1\nauth\t1\n AUTH\t1\nCANCEL\nCANCELX\t1\n");
+	ck_assert_uint_eq(c.open(), 0);
+	c.auth_line("OKAY\t1");
+	c.auth_line("FAILED\t1");
+	c.client_bytes("AUTH\t5\tPLAIN\n");
+	ck_assert_uint_eq(c.open(), 1);
+}
+END_TEST
+
+// The client's bytes reach us in chunks of any size: every split of the
+// same bytes counts the same.
+START_TEST(test_auth_request_counter_chunks_split_anywhere)
+{
+	const std::string bytes = "VERSION\t1\t2\nAUTH\t1\tPLAIN\tresp=AUTH\t\nAUTH\t2\tPLAIN\n"
+				  "AUTH\nCANCEL\t1\nCANC\nAUTH\t3\tX\nCANCEL\t2\nAUTH\t4\n";
+	// Open at the end: 1..4 opened, 1 and 2 cancelled.
+	const unsigned expected = 2;
+	AuthRequestCounter whole;
+	whole.client_bytes(bytes);
+	ck_assert_uint_eq(whole.open(), expected);
+	for (size_t a = 0; a <= bytes.size(); a++) {
+		for (size_t b = a; b <= bytes.size(); b += 3) {
+			AuthRequestCounter c;
+			c.client_bytes(std::string_view(bytes).substr(0, a));
+			c.client_bytes(std::string_view(bytes).substr(a, b - a));
+			c.client_bytes(std::string_view(bytes).substr(b));
+			ck_assert_msg(c.open() == expected, "split at %zu and %zu: %u open", a, b,
+				      c.open());
+		}
+	}
+	AuthRequestCounter bytewise;
+	for (char ch : bytes)
+		bytewise.client_bytes(std::string_view(&ch, 1));
+	ck_assert_uint_eq(bytewise.open(), expected);
+}
+END_TEST
+
+
 int main()
 {
 	Suite *s = suite_create("auth-reply");
@@ -217,6 +282,8 @@ int main()
 	tcase_add_test(tc, test_auth_reply_master_user_separator_cuts_name);
 	tcase_add_test(tc, test_auth_reply_fail_line_keeps_raw_id);
 	tcase_add_test(tc, test_auth_reply_authreply_handshake);
+	tcase_add_test(tc, test_auth_request_counter_counts_open_requests);
+	tcase_add_test(tc, test_auth_request_counter_chunks_split_anywhere);
 	suite_add_tcase(s, tc);
 
 	return run_suite(s);
