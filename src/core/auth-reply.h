@@ -93,8 +93,9 @@ std::string format_authreply_handshake();
 // the client sent, minus its CANCEL lines and the OK and FAIL lines auth sent
 // back (CONT goes both ways and opens or ends nothing). The client's bytes are
 // copied to auth in raw chunks, so the start of a line may arrive split over
-// two chunks. Never below zero: an end without a counted request (a request
-// sent before a reconnect, an unknown id) is ignored.
+// two chunks. Ids are not matched: a CANCEL for a request auth already
+// answered ends one too many, so the count can only fall short of the truth
+// (never below zero), and a shortfall only means a batching wait not taken.
 class AuthRequestCounter {
 public:
 	void client_bytes(std::string_view data);

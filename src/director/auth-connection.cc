@@ -164,7 +164,8 @@ private:
 		}
 		std::string_view data = client_.buffered();
 		if (!data.empty()) {
-			requests_.client_bytes(data);
+			if (type_ == ListenerType::auth)
+				requests_.client_bytes(data);
 			auth_->send(data);
 			client_.skip(data.size());
 		}
@@ -279,14 +280,16 @@ private:
 	ListenerType type_;
 	const char *auth_path_ = nullptr;
 	adapter::TimeoutHandle connect_timer_;
-	core::AuthRequestCounter requests_;
-	adapter::TimeoutHandle batch_timer_;
 	int64_t connect_started_msecs_ = 0; // adapter::mono_msecs()
 	unsigned next_pause_msecs_ = auth_connect_first_pause_msecs;
 	core::AuthReplySocket socket_;
 	struct event *event_;
 	adapter::Stream client_;
 	std::optional<adapter::Stream> auth_;
+	// login/director only: the requests open at auth, and the wait before
+	// reading a batch of replies (after auth_: it resumes auth_).
+	core::AuthRequestCounter requests_;
+	adapter::TimeoutHandle batch_timer_;
 	bool handshaked_ = false;
 	std::map<core::RequestId, Pending> pending_;
 };
