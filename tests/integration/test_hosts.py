@@ -40,8 +40,14 @@ def test_vhost_weights_100_0_300(cluster1):
     counts = collections.Counter(where.values())
     assert counts[b1.ip] == 0, "a 0-vhost host got users"
     assert counts[b0.ip] + counts[b2.ip] == len(users)
-    # expected 50 : 150; consistent hashing is lumpy, so a wide band
-    assert 1.8 <= counts[b2.ip] / max(counts[b0.ip], 1) <= 5.5, counts
+    # Expected 50 : 150, but the backends' addresses are new in every run and
+    # the ring is lumpy: b0's share is 0.25 with a standard deviation of 0.0375
+    # (where its 100 points land among 400, and drawing 200 users). 128 : 72
+    # happened (a share of 0.36). The band is a share of 0.10 to 0.39: in a
+    # simulation of 40,000 runs it failed 1 in 10,000, and equal weights (a
+    # share of 0.5) passed it 1.4 % of the time; b1 above gets no user at all,
+    # and test_oracle.py compares every placement with stock's.
+    assert 1.55 <= counts[b2.ip] / max(counts[b0.ip], 1) <= 9.0, counts
     table = rig.host_table(d)
     assert {ip: table[ip]["users"] for ip in table} == {b.ip: counts[b.ip] for b in c.backends}
     # each assignment is what status reports, and what the backend logged
