@@ -49,6 +49,11 @@ if [ -f config.status ] && ! grep -qxF "srcdir='$src'" config.status; then
 	find . -mindepth 1 -delete || exit 2
 fi
 
+# A run that stops before its tests must not leave an earlier run's results
+# to be counted as its own (run-tests.sh tallies these logs).
+rm -f check-unit.log check-adapter.log integration.log tests/unit/*.log tests/unit/*.trs \
+	tests/adapter/*.log tests/adapter/*.trs
+
 # Reconfigure when the compiler changed or configure is newer than the last run.
 if [ ! -f config.status ] || [ "$src/configure" -nt config.status ] ||
    ! grep -q "CXX='$CXX'" config.status 2>/dev/null; then
