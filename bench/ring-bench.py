@@ -45,7 +45,6 @@ import subprocess
 import sys
 import threading
 import time
-import base64
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
@@ -354,13 +353,7 @@ class LookupProbe(threading.Thread):
 
     def open(self):
         s = rig.LineSocket.unix(self.inst.path("login/director"), PROBE_TIMEOUT_SECS)
-        s.send("VERSION\t1\t2\nCPID\t%d\n" % (os.getpid() * 16 + len(self.inst.name) % 16))
-        for _ in range(100):
-            line = s.read_line()
-            if line is None:
-                raise RuntimeError("login/director closed during its handshake")
-            if line == "DONE":
-                break
+        rig.auth_client_handshake(s, os.getpid() * 16 + len(self.inst.name) % 16)
         self.sock = s
 
     def run(self):
@@ -369,7 +362,7 @@ class LookupProbe(threading.Thread):
             while not self.stop_ev.is_set():
                 i += 1
                 user = "user%d@example.com" % (1 + (i * 7919) % self.nusers)
-                resp = base64.b64encode(b"\0" + user.encode() + b"\0pass").decode()
+                resp = rig.auth_plain(user)
                 t = time.monotonic()
                 self.sock.send_line("AUTH\t%d\tPLAIN\tservice=imap\tsecured\tlip=127.0.0.1"
                                     "\trip=127.0.0.1\tresp=%s" % (i, resp))

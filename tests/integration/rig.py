@@ -16,6 +16,7 @@ Command line (demo.sh):
     rig.py demo up | status | stop
 """
 
+import base64
 import contextlib
 import errno
 import imaplib
@@ -938,6 +939,25 @@ def userdb_socket(d, timeout=5.0):
 
 def login_socket(d, timeout=5.0):
     return LineSocket.unix(d.path("login/director"), timeout)
+
+
+def auth_client_handshake(sock, cpid):
+    """The login side of the auth-client handshake on a login/director or
+    auth-login socket; returns after auth's DONE. auth refuses a CPID that
+    another connection uses."""
+    sock.send("VERSION\t1\t2\nCPID\t%d\n" % cpid)
+    for _ in range(100):
+        line = sock.read_line()
+        if line is None:
+            raise RuntimeError("auth closed during the handshake")
+        if line == "DONE":
+            return
+    raise RuntimeError("no DONE in auth's handshake")
+
+
+def auth_plain(user, password=PASSWORD):
+    """SASL PLAIN's initial response for an AUTH line's resp=."""
+    return base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
 
 
 def notify_fifo_write(d, data):

@@ -12,7 +12,6 @@ standalone (director_servers = self, so the ring port has a listed IP: the
 director's own).  Every abuse is bounded in connections, bytes and seconds and
 closes its sockets at the end."""
 
-import base64
 import contextlib
 import os
 import signal
@@ -117,10 +116,6 @@ def close_all(socks):
             s.close()
 
 
-def auth_plain(user):
-    return base64.b64encode(b"\0" + user.encode() + b"\0" + rig.PASSWORD.encode()).decode()
-
-
 # --- abuses: each returns (sockets to close at the end, figures) ---------------
 
 def slow_reader(d, where):
@@ -136,7 +131,7 @@ def slow_reader(d, where):
     else:
         head = b"VERSION\t1\t2\nCPID\t%d\n" % (90000 + os.getpid() % 1000)
         body = b"".join(("AUTH\t%d\tPLAIN\tservice=imap\tresp=%s\n"
-                         % (i, auth_plain("bad%d@example.com" % (i % USERS)))).encode()
+                         % (i, rig.auth_plain("bad%d@example.com" % (i % USERS)))).encode()
                         for i in range(1, 30001))
     sent = push(s, head + body, SLOW_READER_SECS)
     return [s], {"bytes_sent": sent}

@@ -1,7 +1,6 @@
 """(a) IMAP, POP3 and LMTP through the director under test reach the backend
 that `doveadm director status <user>` names as Current."""
 
-import base64
 import statistics
 import time
 
@@ -46,21 +45,8 @@ def test_wrong_password_is_refused_through_director(cluster1):
     assert rig.imap_roundtrip(d, u)[0] == rig.current_host(d, u)
 
 
-def _auth_handshake(sock, cpid):
-    """The login side of the auth-client handshake; returns after auth's DONE.
-    auth refuses a CPID that another connection uses."""
-    sock.send("VERSION\t1\t2\nCPID\t%d\n" % cpid)
-    for _ in range(100):
-        line = sock.read_line()
-        assert line is not None, "auth closed during the handshake"
-        if line == "DONE":
-            return
-    raise AssertionError("no DONE in auth's handshake")
-
-
 def _auth_line(req_id, user):
-    resp = base64.b64encode(b"\0" + user.encode() + b"\0secret").decode()
-    return "AUTH\t%d\tPLAIN\tservice=imap\tresp=%s\n" % (req_id, resp)
+    return "AUTH\t%d\tPLAIN\tservice=imap\tresp=%s\n" % (req_id, rig.auth_plain(user))
 
 
 def _single_lookup_secs(sock, req_id, user):
@@ -84,7 +70,7 @@ def test_pipelined_logins_each_answered_and_single_ones_not_held(cluster1):
     d = c.directors[0]
     users = ["burst%d@example.com" % i for i in range(300)]
     with rig.login_socket(d, timeout=10) as s:
-        _auth_handshake(s, 70001)
+        rig.auth_client_handshake(s, 70001)
         s.send("".join(_auth_line(i + 1, u) for i, u in enumerate(users)))
         replies = {}
         for _ in range(len(users)):
@@ -101,8 +87,8 @@ def test_pipelined_logins_each_answered_and_single_ones_not_held(cluster1):
 
     direct, through = [], []
     with rig.LineSocket.unix(d.path("auth-login"), 5) as a, rig.login_socket(d) as s:
-        _auth_handshake(a, 70002)
-        _auth_handshake(s, 70003)
+        rig.auth_client_handshake(a, 70002)
+        rig.auth_client_handshake(s, 70003)
         for i in range(40):
             user = users[i]
             direct.append(_single_lookup_secs(a, 1000 + i, user)[0])
